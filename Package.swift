@@ -1,0 +1,57 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One list of settings for every Swift target, so the whole package builds under the same rules.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "orchestrate",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "orchestrate", targets: ["orchestrate"]),
+        .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
+        ),
+        .target(
+            name: "OrchestrateSpec",
+            dependencies: ["CLibYAML"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrchestrateCLI",
+            dependencies: [
+                "OrchestrateSpec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "orchestrate",
+            dependencies: ["OrchestrateCLI"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrchestrateSpecTests",
+            dependencies: ["OrchestrateSpec"],
+            exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrchestrateCLITests",
+            dependencies: ["OrchestrateCLI", "OrchestrateSpec"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

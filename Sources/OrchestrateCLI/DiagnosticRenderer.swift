@@ -1,0 +1,150 @@
+import Foundation
+import OrchestrateSpec
+
+/// Formats diagnostics of one or more files as text, JSON or GitHub workflow commands.
+struct DiagnosticRenderer {
+    let format: DiagnosticFormat
+    let useColor: Bool
+    private var output = ""
+    private var records: [JSONDiagnostic] = []
+
+    init(format: DiagnosticFormat, useColor: Bool) {
+        self.format = format
+        self.useColor = useColor && format == .text
+    }
+
+    mutating func add(file: String, source: SpecSource, diagnostics: [Diagnostic], serviceCount: Int?) {
+        switch format {
+        case .text:
+            for diagnostic in diagnostics { output += text(diagnostic, file: file, source: source) }
+            output += summary(file: file, diagnostics: diagnostics, serviceCount: serviceCount)
+        case .json:
+            records += diagnostics.map { JSONDiagnostic(file: file, $0) }
+        case .github:
+            for diagnostic in diagnostics { output += github(diagnostic, file: file) }
+        }
+    }
+
+    /// Everything to print, once every file has been added.
+    func finish() -> String {
+        guard format == .json else { return output }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(records)) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    private func text(_ diagnostic: Diagnostic, file: String, source: SpecSource) -> String {
+        let location = diagnostic.location
+        let severity = diagnostic.severity.rawValue
+        let severityColor = diagnostic.severity == .error ? ANSI.red : ANSI.yellow
+        var line = paint("\(file):\(location.line):\(location.column): ", ANSI.bold)
+        line += paint("\(severity)[\(diagnostic.code)]", ANSI.bold + severityColor) + ": "
+        if !diagnostic.path.isEmpty { line += paint(diagnostic.path, ANSI.bold) + ": " }
+        line += diagnostic.message + "\n"
+        if let sourceLine = source.line(location.line) {
+            let number = String(location.line)
+            let gutter = String(repeating: " ", count: number.count)
+            let shown = sourceLine.replacingOccurrences(of: "\t", with: " ")
+            let prefix = String(repeating: " ", count: max(0, location.column - 1))
+            let underline = "^" + String(repeating: "~", count: max(0, tokenLength(in: shown, at: location.column) - 1))
+            line += paint(" \(number) | ", ANSI.blue) + shown + "\n"
+            line += paint(" \(gutter) | ", ANSI.blue) + prefix + paint(underline, ANSI.bold + severityColor) + "\n"
+        }
+        if let hint = diagnostic.hint { line += paint("  = hint: ", ANSI.cyan) + hint + "\n" }
+        return line
+    }
+
+    /// How many characters of the token starting at `column` to underline: a quoted string whole, otherwise up
+    /// to the next separator.
+    private func tokenLength(in line: String, at column: Int) -> Int {
+        let characters = Array(line)
+        let start = column - 1
+        guard start >= 0, start < characters.count else { return 1 }
+        let first = characters[start]
+        var end = start + 1
+        if first == "\"" || first == "'" {
+            while end < characters.count, characters[end] != first { end += 1 }
+            return min(end + 1, characters.count) - start
+        }
+        while end < characters.count, !",]}#".contains(characters[end]),
+            !(characters[end] == ":" && (end + 1 == characters.count || characters[end + 1] == " "))
+        {
+            end += 1
+        }
+        while end > start + 1, characters[end - 1] == " " { end -= 1 }
+        return end - start
+    }
+
+    private func summary(file: String, diagnostics: [Diagnostic], serviceCount: Int?) -> String {
+        let errors = diagnostics.count { $0.severity == .error }
+        let warnings = diagnostics.count - errors
+        if errors == 0 && warnings == 0 {
+            let services = serviceCount.map { ", \($0) service\($0 == 1 ? "" : "s")" } ?? ""
+            return paint("\(file): valid\(services)", ANSI.green) + "\n"
+        }
+        var parts: [String] = []
+        if errors > 0 { parts.append("\(errors) error\(errors == 1 ? "" : "s")") }
+        if warnings > 0 { parts.append("\(warnings) warning\(warnings == 1 ? "" : "s")") }
+        return paint("\(file): " + parts.joined(separator: ", "), ANSI.bold) + "\n"
+    }
+
+    private func github(_ diagnostic: Diagnostic, file: String) -> String {
+        let command = diagnostic.severity == .error ? "error" : "warning"
+        var message = diagnostic.path.isEmpty ? diagnostic.message : "\(diagnostic.path): \(diagnostic.message)"
+        if let hint = diagnostic.hint { message += "\nhint: " + hint }
+        let properties = [
+            "file=" + Self.escapeProperty(file), "line=\(diagnostic.location.line)",
+            "col=\(diagnostic.location.column)", "title=" + Self.escapeProperty("\(command)[\(diagnostic.code)]"),
+        ]
+        return "::\(command) \(properties.joined(separator: ","))::\(Self.escapeData(message))\n"
+    }
+
+    /// The escaping GitHub's workflow-command parser undoes for a message.
+    static func escapeData(_ text: String) -> String {
+        text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D")
+            .replacingOccurrences(of: "\n", with: "%0A")
+    }
+
+    /// The escaping for a property value, which also may not hold `:` or `,`.
+    static func escapeProperty(_ text: String) -> String {
+        escapeData(text).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
+    }
+
+    private func paint(_ text: String, _ style: String) -> String {
+        useColor ? style + text + ANSI.reset : text
+    }
+}
+
+/// One diagnostic as `--format json` prints it.
+struct JSONDiagnostic: Codable, Equatable {
+    var file: String
+    var line: Int
+    var column: Int
+    var severity: String
+    var code: String
+    var path: String
+    var message: String
+    var hint: String?
+
+    init(file: String, _ diagnostic: Diagnostic) {
+        self.file = file
+        line = diagnostic.location.line
+        column = diagnostic.location.column
+        severity = diagnostic.severity.rawValue
+        code = diagnostic.code.name
+        path = diagnostic.path
+        message = diagnostic.message
+        hint = diagnostic.hint
+    }
+}
+
+enum ANSI {
+    static let reset = "\u{1B}[0m"
+    static let bold = "\u{1B}[1m"
+    static let red = "\u{1B}[31m"
+    static let green = "\u{1B}[32m"
+    static let yellow = "\u{1B}[33m"
+    static let blue = "\u{1B}[34m"
+    static let cyan = "\u{1B}[36m"
+}

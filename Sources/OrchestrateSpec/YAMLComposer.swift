@@ -1,0 +1,311 @@
+internal import CLibYAML
+
+/// Builds a `YAMLNode` tree from libyaml's event stream, keeping the position of every node.
+///
+/// libyaml parses; this type composes. It resolves anchors, aliases and merge keys (`<<`), and reports what
+/// libyaml lets through: duplicate keys, unknown tags, more than one document, aliases whose expansion would
+/// blow up (billion laughs), nesting deep enough to exhaust a stack.
+struct YAMLComposer {
+    /// The most nodes a document may expand to once every alias is followed.
+    static let maximumExpandedNodes = 1_000_000
+    /// The deepest nesting of mappings and sequences a document may have.
+    static let maximumDepth = 128
+
+    struct Result {
+        var root: YAMLNode?
+        var diagnostics: [Diagnostic]
+    }
+
+    private struct Collection {
+        enum Kind { case mapping, sequence }
+        let kind: Kind
+        let anchor: String?
+        let location: SourceLocation
+        var size = 1
+        var items: [YAMLNode] = []
+        var entries: [YAMLMappingEntry] = []
+        /// Where each explicit key of a mapping was written, to report duplicates and let them win over merges.
+        var keys: [String: SourceLocation] = [:]
+        var pendingKey: YAMLScalar?
+        var awaitingValue = false
+        var skipValue = false
+        var pendingKeyIsMerge = false
+        /// Merge sources with the index of the explicit entry they were written before.
+        var merges: [(index: Int, node: YAMLNode, location: SourceLocation)] = []
+
+        init(_ kind: Kind, anchor: String?, location: SourceLocation) {
+            self.kind = kind
+            self.anchor = anchor
+            self.location = location
+        }
+    }
+
+    private var stack: [Collection] = []
+    private var anchors: [String: (node: YAMLNode, size: Int)] = [:]
+    private var expandedNodes = 0
+    private var root: YAMLNode?
+    private var diagnostics: [Diagnostic] = []
+
+    /// Composes the first document of `bytes`, which must already be known to be UTF-8.
+    static func compose(_ bytes: UnsafeBufferPointer<UInt8>) -> Result {
+        var composer = YAMLComposer()
+        composer.run(bytes)
+        return Result(root: composer.root, diagnostics: composer.diagnostics)
+    }
+
+    private mutating func run(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            fail(.yamlSyntax, at: .start, "the YAML parser could not be initialised (out of memory)")
+            return
+        }
+        defer { yaml_parser_delete(&parser) }
+        if let base = bytes.baseAddress {
+            yaml_parser_set_input_string(&parser, base, bytes.count)
+        } else {
+            var empty: UInt8 = 0
+            yaml_parser_set_input_string(&parser, &empty, 0)
+        }
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+
+        var documents = 0
+        var event = yaml_event_t()
+        while true {
+            guard yaml_parser_parse(&parser, &event) == 1 else {
+                reportParserError(parser, bytes)
+                root = nil
+                return
+            }
+            defer { yaml_event_delete(&event) }
+            let location = SourceLocation(line: event.start_mark.line + 1, column: event.start_mark.column + 1)
+            switch event.type {
+            case YAML_STREAM_END_EVENT:
+                return
+            case YAML_DOCUMENT_START_EVENT:
+                documents += 1
+                if documents > 1 {
+                    fail(
+                        .multipleDocuments, at: location,
+                        "the file holds more than one YAML document; a spec is one document",
+                        hint: "remove the `---` and everything after it, or merge the documents into one")
+                    return
+                }
+            case YAML_SCALAR_EVENT:
+                let scalarData = event.data.scalar
+                let tag = string(scalarData.tag)
+                checkTag(tag, at: location)
+                let text = String(
+                    decoding: UnsafeBufferPointer(start: scalarData.value, count: scalarData.length), as: UTF8.self)
+                let style: YAMLScalar.Style
+                switch scalarData.style {
+                case YAML_PLAIN_SCALAR_STYLE: style = .plain
+                case YAML_LITERAL_SCALAR_STYLE, YAML_FOLDED_SCALAR_STYLE: style = .block
+                default: style = .quoted
+                }
+                let node = YAMLNode.scalar(YAMLScalar(text: text, style: style, tag: tag, location: location))
+                guard count(1, at: location) else { return }
+                finish(node, size: 1, anchor: string(scalarData.anchor))
+            case YAML_ALIAS_EVENT:
+                let name = string(event.data.alias.anchor) ?? ""
+                guard let anchored = anchors[name] else {
+                    diagnostics.append(
+                        Diagnostic(
+                            .error, .unknownAlias, path: "", at: location,
+                            "the alias *\(name) refers to no anchor defined before it",
+                            hint: "define `&\(name)` on a node above this line; an alias cannot refer to itself"))
+                    finish(.scalar(YAMLScalar(text: "", style: .plain, tag: nil, location: location)), size: 1)
+                    continue
+                }
+                guard count(anchored.size, at: location) else { return }
+                finish(relocated(anchored.node, to: location), size: anchored.size)
+            case YAML_MAPPING_START_EVENT, YAML_SEQUENCE_START_EVENT:
+                let isMapping = event.type == YAML_MAPPING_START_EVENT
+                let tag = string(isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag)
+                checkTag(tag, at: location)
+                guard stack.count < Self.maximumDepth else {
+                    fail(
+                        .nestingTooDeep, at: location,
+                        "the document nests deeper than \(Self.maximumDepth) levels",
+                        hint: "a spec needs only a few levels; look for unbalanced brackets")
+                    return
+                }
+                guard count(1, at: location) else { return }
+                let anchor = string(isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor)
+                stack.append(Collection(isMapping ? .mapping : .sequence, anchor: anchor, location: location))
+            case YAML_MAPPING_END_EVENT, YAML_SEQUENCE_END_EVENT:
+                let collection = stack.removeLast()
+                let node: YAMLNode
+                switch collection.kind {
+                case .sequence: node = .sequence(collection.items, collection.location)
+                case .mapping: node = .mapping(merged(collection), collection.location)
+                }
+                finish(node, size: collection.size, anchor: collection.anchor)
+            default:
+                break
+            }
+        }
+    }
+
+    /// An alias keeps the anchored node's content but reports its own position for the node itself, so an
+    /// error about the aliased value points at the alias; the nodes inside keep their original positions.
+    private func relocated(_ node: YAMLNode, to location: SourceLocation) -> YAMLNode {
+        switch node {
+        case .scalar(var scalar):
+            scalar.location = location
+            return .scalar(scalar)
+        case .mapping(let entries, _): return .mapping(entries, location)
+        case .sequence(let items, _): return .sequence(items, location)
+        }
+    }
+
+    /// Counts nodes toward the expansion budget; false (with a diagnostic) once the budget is spent.
+    private mutating func count(_ nodes: Int, at location: SourceLocation) -> Bool {
+        expandedNodes += nodes
+        guard expandedNodes > Self.maximumExpandedNodes else { return true }
+        fail(
+            .aliasExpansionLimit, at: location,
+            "expanding aliases would make more than \(Self.maximumExpandedNodes) nodes; the document is refused",
+            hint: "aliases that refer to aliases multiply; share blocks one level deep")
+        return false
+    }
+
+    private mutating func finish(_ node: YAMLNode, size: Int, anchor: String? = nil) {
+        if let anchor { anchors[anchor] = (node, size) }
+        guard !stack.isEmpty else {
+            root = node
+            return
+        }
+        let top = stack.count - 1
+        stack[top].size += size
+        switch stack[top].kind {
+        case .sequence:
+            stack[top].items.append(node)
+        case .mapping:
+            if !stack[top].awaitingValue {
+                stack[top].awaitingValue = true
+                stack[top].skipValue = false
+                guard case .scalar(let key) = node else {
+                    stack[top].skipValue = true
+                    diagnostics.append(
+                        Diagnostic(
+                            .error, .complexKey, path: "", at: node.location,
+                            "a mapping key must be a plain value, not \(node.kindDescription)",
+                            hint: "write the key as text: `name: value`"))
+                    return
+                }
+                stack[top].pendingKey = key
+                stack[top].pendingKeyIsMerge =
+                    (key.text == "<<" && key.style == .plain && key.tag == nil) || key.tag == YAMLTag.prefix + "merge"
+                return
+            }
+            stack[top].awaitingValue = false
+            guard !stack[top].skipValue, let key = stack[top].pendingKey else { return }
+            if stack[top].pendingKeyIsMerge {
+                stack[top].merges.append((stack[top].entries.count, node, key.location))
+                return
+            }
+            if let first = stack[top].keys[key.text] {
+                diagnostics.append(
+                    Diagnostic(
+                        .error, .duplicateKey, path: "", at: key.location,
+                        "the key \"\(key.text)\" is already set at line \(first.line), column \(first.column)",
+                        hint: "remove one of the two; YAML tools disagree on which one wins"))
+                return
+            }
+            stack[top].keys[key.text] = key.location
+            stack[top].entries.append(YAMLMappingEntry(key: key, value: node))
+        }
+    }
+
+    /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of
+    /// several merged mappings the earlier wins (the YAML merge-key rules).
+    private mutating func merged(_ collection: Collection) -> [YAMLMappingEntry] {
+        guard !collection.merges.isEmpty else { return collection.entries }
+        var taken = Set(collection.keys.keys)
+        var inserts: [Int: [YAMLMappingEntry]] = [:]
+        for merge in collection.merges {
+            let sources: [YAMLNode]
+            switch merge.node {
+            case .mapping: sources = [merge.node]
+            case .sequence(let items, _): sources = items
+            case .scalar: sources = [merge.node]
+            }
+            for source in sources {
+                guard case .mapping(let entries, _) = source else {
+                    diagnostics.append(
+                        Diagnostic(
+                            .error, .invalidMerge, path: "", at: source.location,
+                            "a merge key `<<` takes a mapping or a list of mappings, not \(source.kindDescription)",
+                            hint: "write `<<: *anchor` where `&anchor` names a mapping"))
+                    continue
+                }
+                for entry in entries where taken.insert(entry.key.text).inserted {
+                    inserts[merge.index, default: []].append(entry)
+                }
+            }
+        }
+        var result: [YAMLMappingEntry] = []
+        result.reserveCapacity(collection.entries.count + inserts.values.reduce(0) { $0 + $1.count })
+        for (index, entry) in collection.entries.enumerated() {
+            result.append(contentsOf: inserts[index] ?? [])
+            result.append(entry)
+        }
+        result.append(contentsOf: inserts[collection.entries.count] ?? [])
+        return result
+    }
+
+    private mutating func checkTag(_ tag: String?, at location: SourceLocation) {
+        guard let tag, !YAMLTag.known.contains(tag) else { return }
+        let shown = tag.hasPrefix(YAMLTag.prefix) ? "!!" + tag.dropFirst(YAMLTag.prefix.count) : Substring(tag)
+        diagnostics.append(
+            Diagnostic(
+                .error, .unknownTag, path: "", at: location,
+                "the tag \(shown) means nothing in a spec",
+                hint: "remove the tag; only YAML's standard tags (!!str, !!int, !!bool, …) are understood"))
+    }
+
+    private mutating func fail(
+        _ code: DiagnosticCode, at location: SourceLocation, _ message: String, hint: String? = nil
+    ) {
+        diagnostics.append(Diagnostic(.error, code, path: "", at: location, message, hint: hint))
+    }
+
+    private mutating func reportParserError(_ parser: yaml_parser_t, _ bytes: UnsafeBufferPointer<UInt8>) {
+        let problem = string(parser.problem) ?? "the YAML is malformed"
+        var location = SourceLocation(line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1)
+        if parser.error == YAML_READER_ERROR {
+            location = SourceText.location(ofByteOffset: parser.problem_offset, in: bytes)
+        }
+        var message = problem
+        if let context = string(parser.context) {
+            message += " (\(context) at \(parser.context_mark.line + 1):\(parser.context_mark.column + 1))"
+        }
+        fail(.yamlSyntax, at: location, message, hint: Self.hint(forProblem: problem))
+    }
+
+    private static func hint(forProblem problem: String) -> String? {
+        switch problem {
+        case let text where text.contains("found character that cannot start any token"):
+            "tabs cannot indent YAML, and `@` or a backquote cannot start a plain value; use spaces, or quote the value"
+        case let text where text.contains("mapping values are not allowed"):
+            "a value containing `: ` must be quoted, or the indentation is off"
+        case let text where text.contains("could not find expected ':'"):
+            "each line of a mapping needs `key: value`; check the indentation and unclosed quotes"
+        case let text where text.contains("did not find expected key"):
+            "the indentation of this line does not match the lines above it"
+        case let text where text.contains("control characters are not allowed"):
+            "remove the control character (a NUL or other byte below 0x20 other than tab and newline)"
+        default: nil
+        }
+    }
+
+    private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        guard let pointer else { return nil }
+        return String(cString: pointer)
+    }
+
+    private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
+        guard let pointer else { return nil }
+        return String(cString: pointer)
+    }
+}

@@ -1,0 +1,8 @@
+import OrchestrateCLI
+
+@main
+struct OrchestrateMain {
+    static func main() async {
+        await Orchestrate.runFromCommandLine()
+    }
+}
