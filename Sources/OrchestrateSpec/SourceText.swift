@@ -42,7 +42,6 @@ enum SourceText {
             case _ where inComment: continue
             case UInt8(ascii: "#"): inComment = true
             case UInt8(ascii: " "), UInt8(ascii: "\t"): continue
-            case 0xEF, 0xBB, 0xBF: continue  // a UTF-8 byte order mark
             default: return false
             }
         }

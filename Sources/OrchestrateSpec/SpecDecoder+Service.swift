@@ -40,15 +40,16 @@ extension SpecDecoder {
             default: unknownField(entry.key, path, allowed: Self.serviceFields)
             }
         }
+        let namesBuild = entries.contains { $0.key.text == "product" || $0.key.text == "image" }
         switch (service.product, service.image) {
-        case (nil, nil):
+        case (nil, nil) where !namesBuild:
             error(
-                .missingField, path, at: location,
+                .missingField, path, at: name.location,
                 "the required field \"product\" (the SwiftPM executable to build) or \"image\" is missing",
                 hint: "add `product: \(Self.productName(for: name.value))`")
-        case (let product?, _?):
+        case (_?, let image?):
             error(
-                .conflictingFields, path + ".image", at: product.location,
+                .conflictingFields, path + ".image", at: image.location,
                 "\(path) sets both \"product\" and \"image\"; a service is built from a product or runs an image",
                 hint: "keep one of the two")
         default: break

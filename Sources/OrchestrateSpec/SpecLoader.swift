@@ -42,6 +42,11 @@ public enum SpecLoader {
                     hint: "save the file as UTF-8")
             ])
         }
+        // libyaml skips a byte order mark only when it detects the encoding itself; the encoding is fixed to
+        // UTF-8 here, so the mark is dropped first. Editors do not count it as a column either.
+        if buffer.starts(with: [0xEF, 0xBB, 0xBF]) {
+            return load(UnsafeBufferPointer(rebasing: buffer[3...]))
+        }
         if SourceText.isBlank(buffer) {
             return Result(spec: nil, diagnostics: [emptyDocument()])
         }

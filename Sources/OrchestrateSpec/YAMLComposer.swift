@@ -113,8 +113,8 @@ struct YAMLComposer {
                             .error, .unknownAlias, path: "", at: location,
                             "the alias *\(name) refers to no anchor defined before it",
                             hint: "define `&\(name)` on a node above this line; an alias cannot refer to itself"))
-                    finish(.scalar(YAMLScalar(text: "", style: .plain, tag: nil, location: location)), size: 1)
-                    continue
+                    root = nil
+                    return
                 }
                 guard count(anchored.size, at: location) else { return }
                 finish(relocated(anchored.node, to: location), size: anchored.size)
