@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Foundation
 
 /// The `orchestrate` command: one `services.yaml` checked, turned into deployment files, and run.
 public struct Orchestrate: AsyncParsableCommand {
@@ -14,7 +15,27 @@ public struct Orchestrate: AsyncParsableCommand {
 
 extension Orchestrate {
     /// Parses the process arguments, runs the command and exits; the executable's whole `main`.
+    ///
+    /// Usage errors exit with 2, as the commands document (argument-parser's own default is 64).
     public static func runFromCommandLine() async {
-        await main()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitCode.usage.rawValue)
+            }
+            exit(withError: error)
+        }
     }
+}
+
+extension ExitCode {
+    /// A usage or I/O error: the command could not do its work at all.
+    static let usage = ExitCode(2)
 }

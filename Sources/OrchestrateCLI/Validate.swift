@@ -53,7 +53,7 @@ struct Validate: AsyncParsableCommand {
             if result.diagnostics.failsValidation(strict: strict) { invalid = true }
         }
         print(renderer.finish(), terminator: "")
-        if unreadable { throw ExitCode(2) }
+        if unreadable { throw ExitCode.usage }
         if invalid { throw ExitCode(1) }
     }
 }

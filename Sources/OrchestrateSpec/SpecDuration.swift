@@ -36,8 +36,9 @@ public struct SpecDuration: Sendable, Hashable, Comparable, CustomStringConverti
                 characters = characters.dropFirst()
             }
             let (product, overflow) = number.multipliedReportingOverflow(by: factor)
-            guard !overflow else { return nil }
-            total += product
+            let (sum, sumOverflow) = total.addingReportingOverflow(product)
+            guard !overflow, !sumOverflow else { return nil }
+            total = sum
             number = 0
             digits = 0
             groups += 1

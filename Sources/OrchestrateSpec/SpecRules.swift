@@ -25,7 +25,7 @@ enum SpecRules {
                         Diagnostic(
                             .error, .unknownDependency, path: path, at: target.location,
                             "no service named \"\(target.value)\"" + Suggestion.clause(for: target.value, among: names),
-                            hint: "depend on one of: " + names.joined(separator: ", ")))
+                            hint: "depend on one of: " + names.filter { $0 != service.name.value }.joined(separator: ", ")))
                 } else if !seen.insert(target.value).inserted {
                     diagnostics.append(
                         Diagnostic(

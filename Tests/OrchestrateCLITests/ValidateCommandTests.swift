@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// `orchestrate validate` as a user runs it: the built binary, its output and its exit status.
+struct ValidateCommandTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let fixtures = "Tests/OrchestrateSpecTests/Fixtures/"
+
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs the `orchestrate` built beside this test bundle, in the package root, without colour.
+    func orchestrate(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("orchestrate")
+        let candidates = [binary, Self.packageRoot.appendingPathComponent(".build/debug/orchestrate")]
+        let executable = try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) })
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = Self.packageRoot
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        let errors = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(Data((stdin ?? "").utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(
+            status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    @Test func theShopIsValid() throws {
+        let run = try orchestrate(["validate"])
+        #expect(run.status == 0)
+        #expect(run.stdout == "services.yaml: valid, 5 services\n")
+    }
+
+    @Test func textShowsLocationSourceLineCaretAndHint() throws {
+        let file = Self.fixtures + "unknown-dependency.yaml"
+        let run = try orchestrate(["validate", file])
+        #expect(run.status == 1)
+        #expect(
+            run.stdout == """
+                \(file):7:31: error[unknown-dependency]: services.order-service.dependsOn[1]: no service named \
+                "paymnt-service" (did you mean "payment-service"?)
+                 7 |     dependsOn: [user-service, paymnt-service]
+                   |                               ^~~~~~~~~~~~~~
+                  = hint: depend on one of: user-service, payment-service
+                \(file): 1 error
+
+                """)
+    }
+
+    @Test func colourOnlyWhenAskedOrOnATerminal() throws {
+        let file = Self.fixtures + "privileged-port.yaml"
+        #expect(try orchestrate(["validate", "--color", "always", file]).stdout.contains("\u{1B}["))
+        #expect(!(try orchestrate(["validate", file]).stdout.contains("\u{1B}[")))
+        #expect(!(try orchestrate(["validate", "--color", "auto", file], environment: ["NO_COLOR": "1"]).stdout.contains("\u{1B}[")))
+    }
+
+    @Test func warningsFailOnlyWhenStrict() throws {
+        let file = Self.fixtures + "privileged-port.yaml"
+        #expect(try orchestrate(["validate", file]).status == 0)
+        #expect(try orchestrate(["validate", "--strict", file]).status == 1)
+    }
+
+    @Test func jsonListsEveryDiagnosticOfEveryFile() throws {
+        let run = try orchestrate([
+            "validate", "--format", "json", Self.fixtures + "missing-broker.yaml", Self.fixtures + "minimal.yaml",
+        ])
+        #expect(run.status == 1)
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]])
+        #expect(records.count == 2)
+        #expect(records.first?["code"] as? String == "missing-broker")
+        #expect(records.first?["line"] as? Int == 6)
+        #expect(records.first?["column"] as? Int == 17)
+        #expect(records.first?["severity"] as? String == "error")
+        #expect(records.first?["path"] as? String == "services.orders.publishes[0]")
+        #expect(records.first?["file"] as? String == Self.fixtures + "missing-broker.yaml")
+        #expect(records.first?["hint"] is String)
+        #expect(try orchestrate(["validate", "--format", "json"]).stdout == "[\n\n]\n")
+    }
+
+    @Test func githubAnnotationsEscapeTheirProperties() throws {
+        let run = try orchestrate(["validate", "--format", "github", Self.fixtures + "unpublished-event.yaml"])
+        #expect(run.status == 0)
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(
+            lines.first == """
+                ::warning file=\(Self.fixtures)unpublished-event.yaml,line=10,col=18,title=warning[unpublished-event]::\
+                services.mailer.subscribes[0]: no service publishes "order.creatd" (did you mean "order.created"?)\
+                %0Ahint: add it to the producer's `publishes`, or drop the subscription
+                """)
+        let hostile = try orchestrate(["validate", "--format", "github", "-", "--stdin-filename", "a,b:c%.yaml"], stdin: "version: 1\n")
+        #expect(hostile.stdout.hasPrefix("::error file=a%2Cb%3Ac%25.yaml,line=1,col=1,"))
+    }
+
+    @Test func standardInputIsReadWithTheNameGiven() throws {
+        let run = try orchestrate(
+            ["validate", "-", "--stdin-filename", "services.yaml"], stdin: "version: 1\nname: x\nservices: { a: { prodct: A } }\n")
+        #expect(run.status == 1)
+        #expect(run.stdout.contains("services.yaml:3:18: error[unknown-field]"))
+    }
+
+    @Test(arguments: [
+        (["validate", "no-such-file.yaml"], "cannot read no-such-file.yaml: no such file"),
+        (["validate", "Sources"], "cannot read Sources: it is a directory"),
+        (["validate", "--format", "xml"], "The value 'xml' is invalid"),
+        (["validate", "--bogus"], "Unknown option '--bogus'"),
+    ])
+    func usageAndIOErrorsExitWith2(_ arguments: [String], _ message: String) throws {
+        let run = try orchestrate(arguments)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains(message))
+    }
+
+    @Test func anUnreadableFileDoesNotHideProblemsInTheOthers() throws {
+        let run = try orchestrate(["validate", "missing.yaml", Self.fixtures + "duplicate-key.yaml"])
+        #expect(run.status == 2)
+        #expect(run.stdout.contains("error[duplicate-key]"))
+    }
+}
