@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import OrchestrateSpec
 
 /// Formats diagnostics of one or more files as text, JSON or GitHub workflow commands.
@@ -45,7 +49,7 @@ struct DiagnosticRenderer {
         if let sourceLine = source.line(location.line) {
             let number = String(location.line)
             let gutter = String(repeating: " ", count: number.count)
-            let shown = sourceLine.replacingOccurrences(of: "\t", with: " ")
+            let shown = String(sourceLine.map { $0 == "\t" ? " " : $0 })
             let prefix = String(repeating: " ", count: max(0, location.column - 1))
             let underline = "^" + String(repeating: "~", count: max(0, tokenLength(in: shown, at: location.column) - 1))
             line += paint(" \(number) | ", ANSI.blue) + shown + "\n"
@@ -102,13 +106,12 @@ struct DiagnosticRenderer {
 
     /// The escaping GitHub's workflow-command parser undoes for a message.
     static func escapeData(_ text: String) -> String {
-        text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D")
-            .replacingOccurrences(of: "\n", with: "%0A")
+        text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
     }
 
     /// The escaping for a property value, which also may not hold `:` or `,`.
     static func escapeProperty(_ text: String) -> String {
-        escapeData(text).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
+        escapeData(text).replacing(":", with: "%3A").replacing(",", with: "%2C")
     }
 
     private func paint(_ text: String, _ style: String) -> String {

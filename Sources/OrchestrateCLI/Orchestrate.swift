@@ -1,5 +1,4 @@
 public import ArgumentParser
-import Foundation
 
 /// The `orchestrate` command: one `services.yaml` checked, turned into deployment files, and run.
 public struct Orchestrate: AsyncParsableCommand {
@@ -27,8 +26,8 @@ extension Orchestrate {
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(ExitCode.usage.rawValue)
+                POSIX.printError(fullMessage(for: error))
+                POSIX.terminate(ExitCode.usage.rawValue)
             }
             exit(withError: error)
         }

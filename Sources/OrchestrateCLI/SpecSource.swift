@@ -1,7 +1,14 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import OrchestrateSpec
 
 /// The bytes of one spec file and its lines, for showing the line a diagnostic points at.
+///
+/// Read with POSIX calls: the CLI stays on FoundationEssentials, because full Foundation (with ICU) costs
+/// milliseconds at every start, and `validate` runs in pre-commit on every commit.
 struct SpecSource {
     var name: String
     var bytes: [UInt8]
@@ -15,23 +22,39 @@ struct SpecSource {
     /// only enough of it to let the loader say it is too large.
     static func read(_ path: String, displayName: String) throws -> SpecSource {
         if path == "-" {
-            let data = FileHandle.standardInput.readDataToEndOfFile()
-            return SpecSource(name: displayName, bytes: Array(data))
+            return SpecSource(name: displayName, bytes: try readAll(descriptor: STDIN_FILENO, path: "standard input"))
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ReadError(description: "cannot read \(path): no such file")
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+        guard (status.st_mode & S_IFMT) != S_IFDIR else {
+            throw ReadError(description: "cannot read \(path): it is a directory")
         }
-        guard !isDirectory.boolValue else { throw ReadError(description: "cannot read \(path): it is a directory") }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ReadError(description: "cannot read \(path): permission denied")
+        return SpecSource(name: displayName, bytes: try readAll(descriptor: descriptor, path: path))
+    }
+
+    private static func readAll(descriptor: Int32, path: String) throws -> [UInt8] {
+        let limit = SpecLoader.maximumFileSize + 1
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while bytes.count < limit {
+            let wanted = min(chunk.count, limit - bytes.count)
+            let count = chunk.withUnsafeMutableBytes { POSIX.read(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted])) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
         }
-        defer { try? handle.close() }
-        do {
-            let data = try handle.read(upToCount: SpecLoader.maximumFileSize + 1) ?? Data()
-            return SpecSource(name: displayName, bytes: Array(data))
-        } catch {
-            throw ReadError(description: "cannot read \(path): \(error.localizedDescription)")
+        return bytes
+    }
+
+    private static func errorText() -> String {
+        switch errno {
+        case ENOENT: "no such file"
+        case EACCES: "permission denied"
+        default: String(cString: strerror(errno))
         }
     }
 
@@ -51,6 +74,7 @@ struct SpecSource {
         guard current == number, start <= index else { return nil }
         var slice = bytes[start..<index]
         if slice.last == UInt8(ascii: "\r") { slice = slice.dropLast() }
+        if number == 1, slice.starts(with: [0xEF, 0xBB, 0xBF]) { slice = slice.dropFirst(3) }
         return String(validating: slice, as: UTF8.self)
     }
 }

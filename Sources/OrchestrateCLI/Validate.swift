@@ -1,9 +1,13 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import OrchestrateSpec
 
 /// `orchestrate validate`: every problem of every file in one pass; exit 0 valid, 1 invalid, 2 usage or I/O.
-struct Validate: AsyncParsableCommand {
+struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check services.yaml files and report every problem at once.",
         discussion: """
@@ -33,9 +37,9 @@ struct Validate: AsyncParsableCommand {
     @Option(help: "The name to show for standard input (-), e.g. the path an editor is checking.")
     var stdinFilename = "<stdin>"
 
-    func run() async throws {
+    func run() throws {
         var renderer = DiagnosticRenderer(
-            format: format, useColor: color.isEnabled(forDescriptor: STDOUT_FILENO, environment: ProcessInfo.processInfo.environment))
+            format: format, useColor: color.isEnabled(forDescriptor: 1, environment: ProcessInfo.processInfo.environment))
         var invalid = false
         var unreadable = false
         for file in files {
@@ -45,7 +49,7 @@ struct Validate: AsyncParsableCommand {
                 source = try SpecSource.read(file, displayName: name)
             } catch {
                 unreadable = true
-                FileHandle.standardError.write(Data("orchestrate: \(error)\n".utf8))
+                POSIX.printError("orchestrate: \(error)")
                 continue
             }
             let result = SpecLoader.load(source.bytes)

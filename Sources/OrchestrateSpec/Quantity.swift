@@ -12,55 +12,93 @@ public struct Quantity: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { text }
 
-    private static let suffixes: [(String, Double)] = [
-        ("Ki", 1024), ("Mi", 1_048_576), ("Gi", 1_073_741_824), ("Ti", 1_099_511_627_776),
-        ("Pi", 1_125_899_906_842_624), ("Ei", 1_152_921_504_606_846_976),
-        ("n", 1e-9), ("u", 1e-6), ("m", 1e-3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15),
-        ("E", 1e18),
-    ]
-
-    /// Parses the Kubernetes quantity grammar, without a sign: resources are never negative.
+    /// Parses the Kubernetes quantity grammar, without a sign other than `+`: resources are never negative.
     public init?(parsing text: String) {
-        var number = Substring(text)
-        if number.hasPrefix("+") { number = number.dropFirst() }
-        var multiplier = 1.0
-        if let (suffix, factor) = Self.suffixes.first(where: { number.hasSuffix($0.0) }) {
-            number = number.dropLast(suffix.count)
-            multiplier = factor
-        } else if let exponentIndex = number.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            var exponent = number[number.index(after: exponentIndex)...]
-            if exponent.hasPrefix("+") || exponent.hasPrefix("-") { exponent = exponent.dropFirst() }
-            guard !exponent.isEmpty, exponent.allSatisfy(\.isASCIIDigit),
-                let power = Double(number[number.index(after: exponentIndex)...])
-            else { return nil }
-            number = number[..<exponentIndex]
-            multiplier = Self.power10(power)
-        }
-        guard Self.isDecimal(number), let base = Double(number) else { return nil }
+        var copy = text
+        guard let value = copy.withUTF8({ Self.parse($0) }) else { return nil }
         self.text = text
-        self.value = base * multiplier
+        self.value = value
     }
 
-    private static func isDecimal(_ text: Substring) -> Bool {
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        var end = bytes.count
+        var start = 0
+        if start < end, bytes[start] == UInt8(ascii: "+") { start += 1 }
+        var multiplier = 1.0
+        if end - start >= 2, bytes[end - 1] == UInt8(ascii: "i"), let factor = binaryFactor(bytes[end - 2]) {
+            multiplier = factor
+            end -= 2
+        } else if end > start, let factor = decimalFactor(bytes[end - 1]) {
+            multiplier = factor
+            end -= 1
+        } else if let exponentIndex = (start..<end).first(where: { bytes[$0] | 0x20 == UInt8(ascii: "e") }) {
+            var index = exponentIndex + 1
+            var negative = false
+            if index < end, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
+                negative = bytes[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            guard index < end, end - index <= 3 else { return nil }
+            var exponent = 0
+            while index < end {
+                guard bytes[index].isASCIIDigit else { return nil }
+                exponent = exponent * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+                index += 1
+            }
+            multiplier = power10(negative ? -exponent : exponent)
+            end = exponentIndex
+        }
+        return decimal(UnsafeBufferPointer(rebasing: bytes[start..<end])).map { $0 * multiplier }
+    }
+
+    private static func binaryFactor(_ byte: UInt8) -> Double? {
+        switch byte {
+        case UInt8(ascii: "K"): 1024
+        case UInt8(ascii: "M"): 1_048_576
+        case UInt8(ascii: "G"): 1_073_741_824
+        case UInt8(ascii: "T"): 1_099_511_627_776
+        case UInt8(ascii: "P"): 1_125_899_906_842_624
+        case UInt8(ascii: "E"): 1_152_921_504_606_846_976
+        default: nil
+        }
+    }
+
+    private static func decimalFactor(_ byte: UInt8) -> Double? {
+        switch byte {
+        case UInt8(ascii: "n"): 1e-9
+        case UInt8(ascii: "u"): 1e-6
+        case UInt8(ascii: "m"): 1e-3
+        case UInt8(ascii: "k"): 1e3
+        case UInt8(ascii: "M"): 1e6
+        case UInt8(ascii: "G"): 1e9
+        case UInt8(ascii: "T"): 1e12
+        case UInt8(ascii: "P"): 1e15
+        case UInt8(ascii: "E"): 1e18
+        default: nil
+        }
+    }
+
+    /// Digits with at most one `.`, at least one digit.
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
         var digits = 0
         var dots = 0
-        for character in text {
-            if character == "." {
+        for byte in bytes {
+            if byte == UInt8(ascii: ".") {
                 dots += 1
-            } else if character.isASCIIDigit {
+            } else if byte.isASCIIDigit {
                 digits += 1
             } else {
-                return false
+                return nil
             }
         }
-        return digits > 0 && dots <= 1
+        guard digits > 0, dots <= 1 else { return nil }
+        return Double(String(decoding: bytes, as: UTF8.self))
     }
 
-    private static func power10(_ exponent: Double) -> Double {
+    private static func power10(_ exponent: Int) -> Double {
         var result = 1.0
-        let steps = Int(min(abs(exponent), 400))
-        for _ in 0..<steps { result *= exponent < 0 ? 0.1 : 10 }
-        return result
+        for _ in 0..<abs(exponent) { result *= 10 }
+        return exponent < 0 ? 1 / result : result
     }
 }
 

@@ -20,9 +20,9 @@ public struct ServiceGraph: Sendable {
         let known = Set(names)
         var edges: [String: [Edge]] = [:]
         for service in spec.services {
-            var seen = Set<String>()
+            let repeats = Set(service.dependsOn.indicesOfRepeats { $0.value })
             edges[service.name.value] = service.dependsOn.enumerated().compactMap { index, target in
-                guard known.contains(target.value), seen.insert(target.value).inserted else { return nil }
+                guard known.contains(target.value), !repeats.contains(index) else { return nil }
                 return Edge(from: service.name.value, to: target.value, index: index, location: target.location)
             }
         }

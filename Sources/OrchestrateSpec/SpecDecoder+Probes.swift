@@ -4,7 +4,7 @@ extension SpecDecoder {
         guard let (entries, _) = mapping(node, path) else { return Probes() }
         var probes = Probes()
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "liveness": probes.liveness = probe(entry.value, fieldPath, singleSuccess: true)
             case "readiness": probes.readiness = probe(entry.value, fieldPath, singleSuccess: false)
@@ -33,7 +33,7 @@ extension SpecDecoder {
         var checks: [Located<Probe.Check>] = []
         var probe = Self.defaultProbe(path: "/", at: location)
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "http": httpPath(entry.value, fieldPath).map { checks.append(Located(.http(path: $0.value), at: $0.location)) }
             case "tcp": port(entry.value, fieldPath).map { checks.append(Located(.tcp(port: $0.value), at: $0.location)) }
@@ -76,10 +76,10 @@ extension SpecDecoder {
         return probe
     }
 
-    private mutating func httpPath(_ node: YAMLNode, _ path: String) -> Located<String>? {
-        guard let value = string(node, path) else { return nil }
+    private mutating func httpPath(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
+        guard let value = string(node, path()) else { return nil }
         guard value.value.hasPrefix("/"), !value.value.contains(where: \.isWhitespace) else {
-            error(.invalidProbePath, path, at: value.location, "the probe path \"\(value.value)\" must start with \"/\" and contain no spaces",
+            error(.invalidProbePath, path(), at: value.location, "the probe path() \"\(value.value)\" must start with \"/\" and contain no spaces",
                 hint: "write `/\(value.value.drop { $0 == "/" }.filter { !$0.isWhitespace })`")
             return nil
         }
@@ -94,7 +94,7 @@ extension SpecDecoder {
             timeout: nil, maxBodySize: nil, location: location)
         var prefix: Located<String>?
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "prefix": prefix = routePath(entry.value, fieldPath)
             case "rewrite": route.rewrite = routePath(entry.value, fieldPath)
@@ -122,11 +122,11 @@ extension SpecDecoder {
     }
 
     /// A URL path prefix as the gateway, nginx and Gateway API's HTTPRoute all accept it.
-    private mutating func routePath(_ node: YAMLNode, _ path: String) -> Located<String>? {
-        guard let value = string(node, path) else { return nil }
+    private mutating func routePath(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
+        guard let value = string(node, path()) else { return nil }
         if let problem = RoutePath.problem(value.value) {
-            error(.invalidRoutePrefix, path, at: value.location, "\"\(value.value)\" is not a valid path prefix: \(problem)",
-                hint: "write a path such as /api/users")
+            error(.invalidRoutePrefix, path(), at: value.location, "\"\(value.value)\" is not a valid path() prefix: \(problem)",
+                hint: "write a path() such as /api/users")
             return nil
         }
         return value
@@ -137,7 +137,7 @@ extension SpecDecoder {
         var rps: Located<Int>?
         var burst: Located<Int>?
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "rps": rps = int(entry.value, fieldPath, minimum: 1, code: .invalidRateLimit)
             case "burst": burst = int(entry.value, fieldPath, minimum: 1, code: .invalidRateLimit)
@@ -154,7 +154,7 @@ extension SpecDecoder {
         guard let (entries, location) = mapping(node, path) else { return nil }
         var resources = Resources(location: location)
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "cpu": resources.cpu = quantity(entry.value, fieldPath)
             case "memory": resources.memory = quantity(entry.value, fieldPath)

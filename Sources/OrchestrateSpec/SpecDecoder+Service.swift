@@ -13,7 +13,7 @@ extension SpecDecoder {
             routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
         var probesWritten = false
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             let value = entry.value
             switch entry.key.text {
             case "product": service.product = string(value, fieldPath)
@@ -74,11 +74,11 @@ extension SpecDecoder {
             failureThreshold: Probe.defaultFailureThreshold, successThreshold: 1, location: location)
     }
 
-    mutating func port(_ node: YAMLNode, _ path: String) -> Located<Int>? {
-        guard let port = int(node, path) else { return nil }
+    mutating func port(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Int>? {
+        guard let port = int(node, path()) else { return nil }
         guard (1...65_535).contains(port.value) else {
             error(
-                .portOutOfRange, path, at: port.location, "port \(port.value) is out of range",
+                .portOutOfRange, path(), at: port.location, "port \(port.value) is out of range",
                 hint: "use a port from 1 to 65535; 1024 and above need no privileges")
             return nil
         }
@@ -91,7 +91,7 @@ extension SpecDecoder {
         var maximum: Located<Int>?
         var target = Located(Autoscaling.defaultTargetCPUUtilization, at: location)
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "minReplicas": int(entry.value, fieldPath, minimum: 1).map { minimum = $0 }
             case "maxReplicas": maximum = int(entry.value, fieldPath, minimum: 1)
@@ -110,7 +110,7 @@ extension SpecDecoder {
         var variables: [EnvironmentVariable] = []
         for entry in entries {
             let name = entry.key.text
-            let fieldPath = path + "." + name
+            lazy var fieldPath = path + "." + name
             if !Self.isEnvironmentName(name) {
                 error(
                     .invalidEnvName, fieldPath, at: entry.key.location,
@@ -153,7 +153,7 @@ extension SpecDecoder {
         var storage: Located<Quantity>?
         var external: SecretReference?
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "engine": choice(entry.value, fieldPath, Database.Engine.self).map { engine = $0 }
             case "name": name = dnsLabel(entry.value, fieldPath, what: "a database")

@@ -51,11 +51,11 @@ extension SpecDecoder {
         return (entries, location)
     }
 
-    mutating func list(_ node: YAMLNode, _ path: String) -> [YAMLNode]? {
+    mutating func list(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [YAMLNode]? {
         guard case .sequence(let items, _) = node else {
             var hint: String?
             if case .scalar(let scalar) = node { hint = "write a list: [\(scalar.text)]" }
-            wrongType(node, path, expected: "a list", hint: hint)
+            wrongType(node, path(), expected: "a list", hint: hint)
             return nil
         }
         return items
@@ -63,44 +63,44 @@ extension SpecDecoder {
 
     /// A string; a plain scalar that YAML reads as a number, boolean or null is refused with a hint to quote
     /// it, because every other YAML tool would read it as that type.
-    mutating func string(_ node: YAMLNode, _ path: String) -> Located<String>? {
+    mutating func string(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
         guard case .scalar(let scalar) = node, scalar.resolved == .string else {
-            wrongType(node, path, expected: "a string")
+            wrongType(node, path(), expected: "a string")
             return nil
         }
         return Located(scalar.text, at: scalar.location)
     }
 
-    mutating func strings(_ node: YAMLNode, _ path: String) -> [Located<String>] {
-        guard let items = list(node, path) else { return [] }
-        return items.enumerated().compactMap { index, item in string(item, "\(path)[\(index)]") }
+    mutating func strings(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [Located<String>] {
+        guard let items = list(node, path()) else { return [] }
+        return items.enumerated().compactMap { index, item in string(item, "\(path())[\(index)]") }
     }
 
-    mutating func int(_ node: YAMLNode, _ path: String) -> Located<Int>? {
+    mutating func int(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Int>? {
         guard case .scalar(let scalar) = node, case .int(let value) = scalar.resolved else {
             var hint: String?
             if case .scalar(let scalar) = node, scalar.resolved == .string, Int(scalar.text) != nil {
                 hint = "remove the quotes: \(scalar.text)"
             }
-            wrongType(node, path, expected: "an integer", hint: hint)
+            wrongType(node, path(), expected: "an integer", hint: hint)
             return nil
         }
         return Located(value, at: scalar.location)
     }
 
     /// An integer of at least `minimum`; a smaller one is reported with `code`.
-    mutating func int(_ node: YAMLNode, _ path: String, minimum: Int, code: DiagnosticCode = .invalidValue)
+    mutating func int(_ node: YAMLNode, _ path: @autoclosure () -> String, minimum: Int, code: DiagnosticCode = .invalidValue)
         -> Located<Int>?
     {
-        guard let value = int(node, path) else { return nil }
+        guard let value = int(node, path()) else { return nil }
         guard value.value >= minimum else {
-            error(code, path, at: value.location, "\(value.value) is too small; the least allowed is \(minimum)")
+            error(code, path(), at: value.location, "\(value.value) is too small; the least allowed is \(minimum)")
             return nil
         }
         return value
     }
 
-    mutating func bool(_ node: YAMLNode, _ path: String) -> Located<Bool>? {
+    mutating func bool(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Bool>? {
         guard case .scalar(let scalar) = node, case .bool(let value) = scalar.resolved else {
             var hint: String?
             if case .scalar(let scalar) = node {
@@ -110,7 +110,7 @@ extension SpecDecoder {
                 default: hint = "write `true` or `false`"
                 }
             }
-            wrongType(node, path, expected: "a boolean", hint: hint)
+            wrongType(node, path(), expected: "a boolean", hint: hint)
             return nil
         }
         return Located(value, at: scalar.location)
@@ -118,28 +118,28 @@ extension SpecDecoder {
 
     /// One of an enumeration's raw values, with a suggestion when the value is close to one.
     mutating func choice<Choice: RawRepresentable & CaseIterable & Sendable>(
-        _ node: YAMLNode, _ path: String, _ type: Choice.Type
+        _ node: YAMLNode, _ path: @autoclosure () -> String, _ type: Choice.Type
     ) -> Located<Choice>? where Choice.RawValue == String {
-        guard let text = string(node, path) else { return nil }
+        guard let text = string(node, path()) else { return nil }
         if let value = Choice(rawValue: text.value) { return Located(value, at: text.location) }
         let allowed = Choice.allCases.map(\.rawValue)
         error(
-            .invalidValue, path, at: text.location,
+            .invalidValue, path(), at: text.location,
             "\"\(text.value)\" is not one of: \(allowed.joined(separator: ", "))"
                 + Suggestion.clause(for: text.value, among: allowed))
         return nil
     }
 
-    mutating func duration(_ node: YAMLNode, _ path: String, positive: Bool = false) -> Located<SpecDuration>? {
+    mutating func duration(_ node: YAMLNode, _ path: @autoclosure () -> String, positive: Bool = false) -> Located<SpecDuration>? {
         guard case .scalar(let scalar) = node, scalar.resolved == .string else {
             var hint = "write a number and a unit: 500ms, 5s, 1m30s"
             if case .scalar(let scalar) = node, case .int = scalar.resolved { hint = "add a unit: \(scalar.text)s" }
-            wrongType(node, path, expected: "a duration", hint: hint)
+            wrongType(node, path(), expected: "a duration", hint: hint)
             return nil
         }
         guard let duration = SpecDuration(parsing: scalar.text), !positive || duration.milliseconds > 0 else {
             error(
-                .invalidDuration, path, at: scalar.location, "\"\(scalar.text)\" is not a valid duration",
+                .invalidDuration, path(), at: scalar.location, "\"\(scalar.text)\" is not a valid duration",
                 hint: positive
                     ? "write a positive number and a unit (ms, s, m, h): 500ms, 5s, 1m30s"
                     : "write a number and a unit (ms, s, m, h): 500ms, 5s, 1m30s")
@@ -149,30 +149,30 @@ extension SpecDecoder {
     }
 
     /// A Kubernetes quantity, written as text (`128Mi`) or as a plain number (`0.5`).
-    mutating func quantity(_ node: YAMLNode, _ path: String) -> Located<Quantity>? {
+    mutating func quantity(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Quantity>? {
         guard case .scalar(let scalar) = node else {
-            wrongType(node, path, expected: "a quantity")
+            wrongType(node, path(), expected: "a quantity")
             return nil
         }
         switch scalar.resolved {
         case .string, .int, .float:
             guard let quantity = Quantity(parsing: scalar.text) else {
                 error(
-                    .invalidQuantity, path, at: scalar.location, "\"\(scalar.text)\" is not a Kubernetes quantity",
+                    .invalidQuantity, path(), at: scalar.location, "\"\(scalar.text)\" is not a Kubernetes quantity",
                     hint: "write a positive number with an optional suffix: 250m, 0.5, 128Mi, 1Gi, 1G")
                 return nil
             }
             return Located(quantity, at: scalar.location)
         default:
-            wrongType(node, path, expected: "a quantity", hint: "write 250m, 0.5, 128Mi, 1Gi")
+            wrongType(node, path(), expected: "a quantity", hint: "write 250m, 0.5, 128Mi, 1Gi")
             return nil
         }
     }
 
     /// A name that becomes a hostname or an object name: a DNS-1123 label.
-    mutating func dnsLabel(_ node: YAMLNode, _ path: String, what: String) -> Located<String>? {
-        guard let name = string(node, path) else { return nil }
-        checkDNSLabel(name, path, what: what)
+    mutating func dnsLabel(_ node: YAMLNode, _ path: @autoclosure () -> String, what: String) -> Located<String>? {
+        guard let name = string(node, path()) else { return nil }
+        checkDNSLabel(name, path(), what: what)
         return name
     }
 

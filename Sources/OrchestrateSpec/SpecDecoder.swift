@@ -135,7 +135,7 @@ struct SpecDecoder {
         var issuer: Located<String>?
         var audience: Located<String>?
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "secret": secret = secretName(entry.value, fieldPath)
             case "algorithm": choice(entry.value, fieldPath, JWTSettings.Algorithm.self).map { algorithm = $0 }
@@ -171,7 +171,7 @@ struct SpecDecoder {
         var name: Located<String>?
         var key: Located<String>?
         for entry in entries {
-            let fieldPath = path + "." + entry.key.text
+            lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "secret": name = dnsLabel(entry.value, fieldPath, what: "a secret name")
             case "key": key = string(entry.value, fieldPath)

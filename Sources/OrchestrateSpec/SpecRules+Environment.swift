@@ -3,11 +3,10 @@ extension SpecRules {
     static func environment(_ spec: Spec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         for service in spec.services {
-            let reserved = reservedNames(for: service, in: spec)
             for variable in service.env {
                 let name = variable.name.value
                 let path = "services.\(service.name.value).env.\(name)"
-                if let source = reserved[name] {
+                if let source = reservedSource(of: name, for: service, in: spec) {
                     diagnostics.append(
                         Diagnostic(
                             .error, .reservedEnv, path: path, at: variable.name.location,
@@ -27,14 +26,17 @@ extension SpecRules {
         return diagnostics
     }
 
-    /// The variables orchestrate sets for a service, with the field each comes from.
-    static func reservedNames(for service: Service, in spec: Spec) -> [String: String] {
-        var names = ["HOST": "the runtime", "ORCHESTRATE_DNS": "the runtime"]
-        if service.port != nil { names["PORT"] = "port" }
-        if service.database != nil { names["DATABASE_URL"] = "database" }
-        if spec.broker != nil { names["BROKER_URL"] = "broker" }
-        for dependency in service.dependsOn { names[urlVariable(for: dependency.value)] = "dependsOn" }
-        return names
+    /// The field orchestrate sets the variable `name` from for this service, or nil when it does not set it.
+    static func reservedSource(of name: String, for service: Service, in spec: Spec) -> String? {
+        switch name {
+        case "HOST", "ORCHESTRATE_DNS": return "the runtime"
+        case "PORT": return service.port != nil ? "port" : nil
+        case "DATABASE_URL": return service.database != nil ? "database" : nil
+        case "BROKER_URL": return spec.broker != nil ? "broker" : nil
+        case _ where name.utf8.count > 4 && name.hasSuffix("_URL"):
+            return service.dependsOn.contains { urlVariable(for: $0.value) == name } ? "dependsOn" : nil
+        default: return nil
+        }
     }
 
     /// `user-service` → `USER_SERVICE_URL`.
@@ -42,18 +44,35 @@ extension SpecRules {
         service.uppercased().replacingAll("-", with: "_") + "_URL"
     }
 
+    /// Name endings that mark a credential (`KEY` alone is too common: `CACHE_KEY`, `SORT_KEY`).
     private static let credentialSuffixes = [
         "SECRET", "PASSWORD", "PASSWD", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY", "SECRET_KEY",
         "CREDENTIAL", "CREDENTIALS",
-    ]
+    ].map { Array($0.utf8) }
+
+    /// Whether `name`, ignoring case, is `suffix` or ends with `_` and `suffix`.
+    private static func hasCredentialSuffix(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return credentialSuffixes.contains { suffix in
+            guard bytes.count >= suffix.count else { return false }
+            let start = bytes.count - suffix.count
+            guard start == 0 || bytes[start - 1] == UInt8(ascii: "_") else { return false }
+            return zip(bytes[start...], suffix).allSatisfy { ($0 & 0xDF) == $1 || $0 == $1 }
+        }
+    }
 
     /// Why this plain value looks like a credential, or nil when it does not.
     static func credentialReason(name: String, value: String) -> String? {
         guard !value.isEmpty else { return nil }
-        let upper = name.uppercased()
-        if credentialSuffixes.contains(where: { upper == $0 || upper.hasSuffix("_" + $0) }) {
+        if hasCredentialSuffix(name) {
             return "\(name) looks like a credential and is written here as plain text"
         }
+        // The value checks below look for `-----BEGIN`, `://` with a password, `AKIA…` and `eyJ….….…`; values
+        // without `-` or `:` and with neither prefix cannot match, and most values are like that.
+        let bytes = value.utf8
+        guard bytes.contains(UInt8(ascii: "-")) || bytes.contains(UInt8(ascii: ":")) || value.hasPrefix("AKIA")
+            || value.hasPrefix("eyJ")
+        else { return nil }
         if value.contains("-----BEGIN") { return "the value of \(name) holds a PEM key" }
         if let scheme = value.firstRange(of: "://") {
             let authority = value[scheme.upperBound...].prefix { $0 != "/" }

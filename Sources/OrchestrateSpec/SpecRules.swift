@@ -17,7 +17,7 @@ enum SpecRules {
         let known = Set(names)
         var diagnostics: [Diagnostic] = []
         for service in spec.services {
-            var seen = Set<String>()
+            let repeats = Set(service.dependsOn.indicesOfRepeats { $0.value })
             for (index, target) in service.dependsOn.enumerated() {
                 let path = "services.\(service.name.value).dependsOn[\(index)]"
                 if !known.contains(target.value) {
@@ -26,7 +26,7 @@ enum SpecRules {
                             .error, .unknownDependency, path: path, at: target.location,
                             "no service named \"\(target.value)\"" + Suggestion.clause(for: target.value, among: names),
                             hint: "depend on one of: " + names.filter { $0 != service.name.value }.joined(separator: ", ")))
-                } else if !seen.insert(target.value).inserted {
+                } else if repeats.contains(index) {
                     diagnostics.append(
                         Diagnostic(
                             .warning, .duplicateEntry, path: path, at: target.location,
@@ -51,7 +51,7 @@ enum SpecRules {
 
     static func ports(_ spec: Spec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
-        var publicPorts: [Int: Service] = [:]
+        var publicPorts: [Int: (name: String, location: SourceLocation)] = [:]
         for service in spec.services {
             guard let port = service.port else { continue }
             let path = "services.\(service.name.value).port"
@@ -67,18 +67,18 @@ enum SpecRules {
                 diagnostics.append(
                     Diagnostic(
                         .error, .portConflict, path: path, at: port.location,
-                        "port \(port.value) is already published by \"\(other.name.value)\" "
-                            + "(line \(other.port?.location.line ?? 0)); both would bind localhost:\(port.value)",
+                        "port \(port.value) is already published by \"\(other.name)\" "
+                            + "(line \(other.location.line)); both would bind localhost:\(port.value)",
                         hint: "give one of the two public services another port"))
             } else {
-                publicPorts[port.value] = service
+                publicPorts[port.value] = (service.name.value, port.location)
             }
         }
         return diagnostics
     }
 
     static func databases(_ spec: Spec) -> [Diagnostic] {
-        var owners: [String: Service] = [:]
+        var owners: [String: (name: String, location: SourceLocation)] = [:]
         var diagnostics: [Diagnostic] = []
         for service in spec.services {
             guard let database = service.database else { continue }
@@ -87,11 +87,11 @@ enum SpecRules {
                     Diagnostic(
                         .error, .sharedDatabase, path: "services.\(service.name.value).database.name",
                         at: database.name.location,
-                        "the database \"\(database.name.value)\" already belongs to \"\(owner.name.value)\" "
-                            + "(line \(owner.database?.name.location.line ?? 0)); each service owns its database alone",
+                        "the database \"\(database.name.value)\" already belongs to \"\(owner.name)\" "
+                            + "(line \(owner.location.line)); each service owns its database alone",
                         hint: "give this service its own database and reach the other's data through its API"))
             } else {
-                owners[database.name.value] = service
+                owners[database.name.value] = (service.name.value, database.name.location)
             }
         }
         return diagnostics
@@ -181,8 +181,8 @@ enum SpecRules {
                         hint: "add `broker: { engine: redis }` at the top level"))
             }
             for (field, events) in [("publishes", service.publishes), ("subscribes", service.subscribes)] {
-                var seen = Set<String>()
-                for (index, event) in events.enumerated() where !seen.insert(event.value).inserted {
+                for index in events.indicesOfRepeats(by: { $0.value }) {
+                    let event = events[index]
                     diagnostics.append(
                         Diagnostic(
                             .warning, .duplicateEntry, path: "services.\(name).\(field)[\(index)]", at: event.location,

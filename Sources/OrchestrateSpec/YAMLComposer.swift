@@ -24,7 +24,7 @@ struct YAMLComposer {
         var size = 1
         var items: [YAMLNode] = []
         var entries: [YAMLMappingEntry] = []
-        /// Where each explicit key of a mapping was written, to report duplicates and let them win over merges.
+        /// Where each explicit key of a large mapping was written; small mappings are searched in `entries`.
         var keys: [String: SourceLocation] = [:]
         var pendingKey: YAMLScalar?
         var awaitingValue = false
@@ -37,6 +37,25 @@ struct YAMLComposer {
             self.kind = kind
             self.anchor = anchor
             self.location = location
+        }
+
+        /// Mappings up to this size are searched linearly: cheaper than hashing every key.
+        static let linearSearchLimit = 16
+
+        func location(ofKey key: String) -> SourceLocation? {
+            if entries.count > Self.linearSearchLimit { return keys[key] }
+            return entries.first { $0.key.text == key }?.key.location
+        }
+
+        /// Keeps the key table of a large mapping current after an entry was appended.
+        mutating func indexKeys() {
+            guard entries.count > Self.linearSearchLimit else { return }
+            if keys.isEmpty {
+                keys.reserveCapacity(entries.count * 2)
+                for entry in entries { keys[entry.key.text] = entry.key.location }
+            } else if let last = entries.last {
+                keys[last.key.text] = last.key.location
+            }
         }
     }
 
@@ -102,7 +121,8 @@ struct YAMLComposer {
                 case YAML_LITERAL_SCALAR_STYLE, YAML_FOLDED_SCALAR_STYLE: style = .block
                 default: style = .quoted
                 }
-                let node = YAMLNode.scalar(YAMLScalar(text: text, style: style, tag: tag, location: location))
+                let node = YAMLNode.scalar(
+                    YAMLScalar(text: text, style: style, tag: YAMLScalar.Tag(tag), location: location))
                 guard count(1, at: location) else { return }
                 finish(node, size: 1, anchor: string(scalarData.anchor))
             case YAML_ALIAS_EVENT:
@@ -195,7 +215,7 @@ struct YAMLComposer {
                 }
                 stack[top].pendingKey = key
                 stack[top].pendingKeyIsMerge =
-                    (key.text == "<<" && key.style == .plain && key.tag == nil) || key.tag == YAMLTag.prefix + "merge"
+                    (key.text == "<<" && key.style == .plain && key.tag == .none) || key.tag == .merge
                 return
             }
             stack[top].awaitingValue = false
@@ -204,7 +224,7 @@ struct YAMLComposer {
                 stack[top].merges.append((stack[top].entries.count, node, key.location))
                 return
             }
-            if let first = stack[top].keys[key.text] {
+            if let first = stack[top].location(ofKey: key.text) {
                 diagnostics.append(
                     Diagnostic(
                         .error, .duplicateKey, path: "", at: key.location,
@@ -212,8 +232,8 @@ struct YAMLComposer {
                         hint: "remove one of the two; YAML tools disagree on which one wins"))
                 return
             }
-            stack[top].keys[key.text] = key.location
             stack[top].entries.append(YAMLMappingEntry(key: key, value: node))
+            stack[top].indexKeys()
         }
     }
 
@@ -221,7 +241,7 @@ struct YAMLComposer {
     /// several merged mappings the earlier wins (the YAML merge-key rules).
     private mutating func merged(_ collection: Collection) -> [YAMLMappingEntry] {
         guard !collection.merges.isEmpty else { return collection.entries }
-        var taken = Set(collection.keys.keys)
+        var taken = Set(collection.entries.map(\.key.text))
         var inserts: [Int: [YAMLMappingEntry]] = [:]
         for merge in collection.merges {
             let sources: [YAMLNode]

@@ -6,21 +6,39 @@ struct YAMLScalar: Sendable {
         case block
     }
 
+    /// What a tag says about a scalar; one byte instead of the tag's text, since only standard tags are allowed.
+    enum Tag: UInt8, Sendable {
+        /// No tag, or an unknown one (already reported).
+        case none
+        /// `!!str` or the non-specific `!`: text, whatever it looks like.
+        case string
+        /// `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`: resolved from the text as if plain.
+        case typed
+        /// `!!merge`: a merge key however it is spelled.
+        case merge
+
+        init(_ tag: String?) {
+            switch tag {
+            case nil: self = .none
+            case YAMLTag.str, YAMLTag.nonSpecific: self = .string
+            case YAMLTag.prefix + "merge": self = .merge
+            case let tag? where YAMLTag.known.contains(tag): self = .typed
+            default: self = .none
+            }
+        }
+    }
+
     var text: String
     var style: Style
-    /// The resolved tag (`tag:yaml.org,2002:str`), or nil when the scalar was untagged.
-    var tag: String?
+    var tag: Tag
     var location: SourceLocation
 
     /// What a YAML 1.2 core-schema reader makes of this scalar; quoted, block and `!!str` scalars are strings.
     var resolved: ResolvedScalar {
-        if let tag {
-            switch tag {
-            case YAMLTag.str, YAMLTag.nonSpecific: return .string
-            default: break
-            }
-        } else if style != .plain {
-            return .string
+        switch tag {
+        case .string: return .string
+        case .none, .merge: if style != .plain { return .string }
+        case .typed: break
         }
         return ResolvedScalar(plain: text)
     }
@@ -37,6 +55,21 @@ enum ResolvedScalar: Equatable, Sendable {
     case string
 
     init(plain text: String) {
+        // Most scalars are names and paths: the first byte rules out null, booleans and numbers at once.
+        guard let first = text.utf8.first else {
+            self = .null
+            return
+        }
+        switch first {
+        case UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"),
+            UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "."), UInt8(ascii: "+"), UInt8(ascii: "-"):
+            break
+        case _ where first.isASCIIDigit:
+            break
+        default:
+            self = .string
+            return
+        }
         switch text {
         case "", "~", "null", "Null", "NULL": self = .null
         case "true", "True", "TRUE": self = .bool(true)
@@ -50,7 +83,11 @@ enum ResolvedScalar: Equatable, Sendable {
 
     /// The core schema's int (`[-+]?[0-9]+`, `0o…`, `0x…`) and float forms; nil for anything else.
     private static func number(_ text: String) -> ResolvedScalar? {
-        let bytes = Array(text.utf8)
+        var copy = text
+        return copy.withUTF8 { number(text, $0) }
+    }
+
+    private static func number(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> ResolvedScalar? {
         guard let first = bytes.first else { return nil }
         guard first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
             || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
@@ -116,7 +153,10 @@ struct YAMLMappingEntry: Sendable {
 }
 
 /// A node of the document tree; every node knows where it starts.
-indirect enum YAMLNode: Sendable {
+///
+/// Not `indirect`: the recursion runs through arrays, which are references already, so a node needs no box of
+/// its own — one allocation fewer for every node of the document.
+enum YAMLNode: Sendable {
     case scalar(YAMLScalar)
     case mapping([YAMLMappingEntry], SourceLocation)
     case sequence([YAMLNode], SourceLocation)
