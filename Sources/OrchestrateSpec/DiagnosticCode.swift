@@ -51,6 +51,7 @@ public struct DiagnosticCode: Hashable, Sendable, CustomStringConvertible {
         case inlineSecret = "inline-secret"
         case reservedEnv = "reserved-env"
         case mutableImageTag = "mutable-image-tag"
+        case reservedName = "reserved-name"
     }
 
     private let kind: Kind
@@ -138,4 +139,5 @@ public struct DiagnosticCode: Hashable, Sendable, CustomStringConvertible {
     public static let inlineSecret = DiagnosticCode(.inlineSecret)
     public static let reservedEnv = DiagnosticCode(.reservedEnv)
     public static let mutableImageTag = DiagnosticCode(.mutableImageTag)
+    public static let reservedName = DiagnosticCode(.reservedName)
 }

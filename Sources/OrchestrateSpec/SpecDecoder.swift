@@ -78,6 +78,15 @@ struct SpecDecoder {
         return settings
     }
 
+    /// A key of a Kubernetes Secret: letters, digits, `-`, `_` and `.`, at most 253.
+    static func isSecretKey(_ key: String) -> Bool {
+        !key.isEmpty && key.utf8.count <= 253
+            && key.utf8.allSatisfy { byte in
+                byte.isASCIIDigit || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+            }
+    }
+
     static func isImageTag(_ tag: String) -> Bool {
         guard let first = tag.utf8.first, tag.utf8.count <= 128, first != UInt8(ascii: "."),
             first != UInt8(ascii: "-")
@@ -174,7 +183,15 @@ struct SpecDecoder {
             lazy var fieldPath = path + "." + entry.key.text
             switch entry.key.text {
             case "secret": name = dnsLabel(entry.value, fieldPath, what: "a secret name")
-            case "key": key = string(entry.value, fieldPath)
+            case "key":
+                guard let text = string(entry.value, fieldPath) else { continue }
+                if Self.isSecretKey(text.value) {
+                    key = text
+                } else {
+                    error(
+                        .invalidName, fieldPath, at: text.location, "\"\(text.value)\" is not a valid secret key",
+                        hint: "use letters, digits, `-`, `_` and `.` (Kubernetes Secret keys), at most 253")
+                }
             default: unknownField(entry.key, path, allowed: ["secret", "key"])
             }
         }

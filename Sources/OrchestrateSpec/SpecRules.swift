@@ -6,7 +6,8 @@ enum SpecRules {
     static func check(_ spec: Spec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         let rules: [(Spec) -> [Diagnostic]] = [
-            dependencies, cycles, ports, databases, routes, gateway, events, resources, scaling, environment, images,
+            dependencies, cycles, reservedNames, ports, databases, routes, gateway, events, resources, scaling,
+            environment, images,
         ]
         for rule in rules { diagnostics += rule(spec) }
         return diagnostics
@@ -46,6 +47,22 @@ enum SpecRules {
                 hint: cycle.path.count == 2
                     ? "a service cannot depend on itself"
                     : "services in a cycle can never become ready in order; remove one dependency of the cycle")
+        }
+    }
+
+    /// The names generated deployments give to infrastructure: a service may not take one, or compose and
+    /// Kubernetes would have two things of one name.
+    static func reservedNames(_ spec: Spec) -> [Diagnostic] {
+        var reserved = ["redis": "the broker", "jaeger": "tracing", "prometheus": "metrics"]
+        for service in spec.services {
+            if let database = service.database { reserved[database.name.value + "-postgres"] = "the database of \"\(service.name.value)\"" }
+        }
+        return spec.services.compactMap { service in
+            guard let owner = reserved[service.name.value] else { return nil }
+            return Diagnostic(
+                .error, .reservedName, path: "services.\(service.name.value)", at: service.name.location,
+                "the name \"\(service.name.value)\" is taken by \(owner) in the generated deployments",
+                hint: "rename the service")
         }
     }
 
