@@ -16,7 +16,8 @@ let package = Package(
         .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -30,9 +31,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "OrchestrateGenerate",
+            dependencies: [
+                "OrchestrateSpec",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "OrchestrateCLI",
             dependencies: [
                 "OrchestrateSpec",
+                "OrchestrateGenerate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -46,6 +56,12 @@ let package = Package(
             name: "OrchestrateSpecTests",
             dependencies: ["OrchestrateSpec"],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrchestrateGenerateTests",
+            dependencies: ["OrchestrateGenerate", "OrchestrateSpec"],
+            exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

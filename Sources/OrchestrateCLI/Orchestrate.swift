@@ -6,7 +6,7 @@ public struct Orchestrate: AsyncParsableCommand {
         commandName: "orchestrate",
         abstract: "Describe a Swift microservice system in one services.yaml; check it, generate from it, run it.",
         version: "0.1.0",
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, Generate.self]
     )
 
     public init() {}

@@ -1,0 +1,251 @@
+import OrchestrateSpec
+
+/// `compose.yaml`, the `Dockerfile` every product is built with, and Prometheus' scrape configuration for the
+/// `observability` profile.
+struct ComposeGenerator {
+    let spec: Spec
+    let templates: TemplateSet
+
+    func files() -> [GeneratedFile] {
+        [
+            GeneratedFile(path: "compose.yaml", contents: templates.render("compose.yaml", context())),
+            GeneratedFile(path: "Dockerfile", contents: templates.render("Dockerfile", dockerfileContext())),
+            GeneratedFile(
+                path: "observability/prometheus.yml", contents: templates.render("prometheus.yml", prometheusContext())),
+        ]
+    }
+
+    private typealias Y = OutputEscaping
+
+    func context() -> [String: Any] {
+        var secrets = Set<String>()
+        var services: [[String: Any]] = spec.services.map { service in
+            let environment = ServiceEnvironment(service: service, spec: spec)
+            let serviceSecrets = environment.secrets.map { ServiceEnvironment.composeSecretName(secret: $0.secret, key: $0.key) }
+            secrets.formUnion(serviceSecrets)
+            return self.service(service, environment: environment, secrets: serviceSecrets)
+        }
+        for service in spec.services {
+            guard let database = service.database, database.external == nil else { continue }
+            secrets.insert(ServiceEnvironment.databasePasswordSecret(database.name.value))
+            services.append(self.database(database.name.value))
+        }
+        var volumes = spec.services.compactMap { service -> String? in
+            guard let database = service.database, database.external == nil else { return nil }
+            return database.name.value + "-data"
+        }
+        if let broker = spec.broker, broker.external == nil {
+            services.append(redis())
+            volumes.append("redis-data")
+        }
+        return [
+            "projectName": spec.name.value,  // a DNS label, safe in a comment
+            "services": services,
+            // Distinct names from the per-service keys: Mustache looks a key missing in a service up in the
+            // outer context, so a service without volumes would print these.
+            "volumeDeclarations": Self.list(volumes.map { ["name": Y.yaml($0)] }) as Any,
+            "secretDeclarations": Self.list(secrets.sorted().map { ["name": Y.yaml($0), "file": Y.yaml("./secrets/" + $0)] }) as Any,
+        ].compactMapValues { $0 }
+    }
+
+    private func service(_ service: Service, environment: ServiceEnvironment, secrets: [String]) -> [String: Any] {
+        let name = service.name.value
+        var context: [String: Any] = [
+            "name": Y.yaml(name),
+            "image": Y.yaml(KubernetesNames.image(for: service, in: spec)),
+            "restart": Y.yaml(Self.restart(service.effectiveRestart)),
+            "stopGracePeriod": Y.yaml(service.effectiveStopGracePeriod.description),
+            "replicas": String(service.autoscaling?.minReplicas.value ?? service.effectiveReplicas),
+        ]
+        if let product = service.product { context["build"] = ["product": Y.yaml(product.value)] }
+        if let policy = spec.images.pullPolicy {
+            context["pullPolicy"] = Y.yaml(Self.pullPolicy(policy.value, built: service.product != nil))
+        }
+        if !service.args.isEmpty { context["command"] = Self.flow(service.args.map(\.value)) }
+        if service.isPublished, let port = service.port?.value {
+            let replicas = max(1, service.effectiveReplicas)
+            let hostPorts = replicas > 1 ? "\(port)-\(min(65_535, port + replicas - 1))" : String(port)
+            context["ports"] = Self.list([Y.yaml("\(hostPorts):\(port)")])
+        }
+        var variables: [[String: String]] = environment.plain.map {
+            ["name": Y.yaml($0.name), "value": Y.yaml(Self.escapeInterpolation($0.value))]
+        }
+        for secret in environment.secrets {
+            let file = "/run/secrets/" + ServiceEnvironment.composeSecretName(secret: secret.secret, key: secret.key)
+            variables.append(["name": Y.yaml(secret.name + "_FILE"), "value": Y.yaml(file)])
+        }
+        // Deliberate interpolation: set OTEL_EXPORTER_OTLP_ENDPOINT on the host to export traces.
+        variables.append(["name": Y.yaml("OTEL_EXPORTER_OTLP_ENDPOINT"), "value": "\"${OTEL_EXPORTER_OTLP_ENDPOINT:-}\""])
+        context["environment"] = Self.list(variables)
+        let uniqueSecrets = secrets.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        context["secrets"] = Self.list(uniqueSecrets.map(Y.yaml))
+        if let healthcheck = healthcheck(for: service) { context["healthcheck"] = healthcheck }
+        var dependencies: [[String: String]] = service.dependsOn.compactMap { dependency in
+            guard let target = spec.service(named: dependency.value) else { return nil }
+            let condition = healthcheck(for: target) != nil ? "service_healthy" : "service_started"
+            return ["name": Y.yaml(dependency.value), "condition": condition]
+        }
+        if let database = service.database, database.external == nil {
+            dependencies.append(["name": Y.yaml(ServiceEnvironment.databaseHost(database.name.value)), "condition": "service_healthy"])
+        }
+        if let broker = spec.broker, broker.external == nil, !service.publishes.isEmpty || !service.subscribes.isEmpty {
+            dependencies.append(["name": Y.yaml("redis"), "condition": "service_healthy"])
+        }
+        context["dependsOn"] = Self.list(dependencies)
+        if let resources = service.resources { context["resources"] = Self.resources(resources) }
+        if spec.gateway?.service.value == name {
+            context["volumes"] = Self.list([Y.yaml("./gateway/routes.json:\(ServiceEnvironment.routesPath):ro")])
+        }
+        return context
+    }
+
+    /// The container's own check of its readiness probe: the service binary's `healthcheck` subcommand, since
+    /// images carry no curl. Nil for prebuilt images, whose binary is unknown.
+    func healthcheck(for service: Service) -> [String: String]? {
+        guard let product = service.product?.value, let probe = service.probes.readiness ?? service.probes.liveness
+        else { return nil }
+        let binary = "/app/" + product
+        let test: [String]
+        switch probe.check.value {
+        case .http(let path):
+            guard let port = service.port?.value else { return nil }
+            test = ["CMD", binary, "healthcheck", "http://127.0.0.1:\(port)\(path)"]
+        case .tcp(let port): test = ["CMD", binary, "healthcheck", "tcp://127.0.0.1:\(port)"]
+        case .command(let words): test = ["CMD"] + KubernetesNames.command(words, binary: binary)
+        }
+        return [
+            "test": Self.flow(test),
+            "interval": Y.yaml(probe.interval.description),
+            "timeout": Y.yaml(probe.timeout.description),
+            "retries": String(probe.failureThreshold),
+            "startPeriod": Y.yaml((service.probes.startup.map { startupWindow($0) } ?? probe.initialDelay).description),
+        ]
+    }
+
+    private func startupWindow(_ probe: Probe) -> SpecDuration {
+        SpecDuration(milliseconds: probe.initialDelay.milliseconds + probe.interval.milliseconds * probe.failureThreshold)
+    }
+
+    private func database(_ name: String) -> [String: Any] {
+        let secret = ServiceEnvironment.databasePasswordSecret(name)
+        return [
+            "name": Y.yaml(ServiceEnvironment.databaseHost(name)),
+            "image": Y.yaml(Images.postgres),
+            "restart": Y.yaml("always"),
+            "stopGracePeriod": Y.yaml("30s"),
+            "replicas": "1",
+            "environment": Self.list([
+                ["name": Y.yaml("POSTGRES_DB"), "value": Y.yaml(name)],
+                ["name": Y.yaml("POSTGRES_USER"), "value": Y.yaml(name)],
+                ["name": Y.yaml("POSTGRES_PASSWORD_FILE"), "value": Y.yaml("/run/secrets/" + secret)],
+            ]) as Any,
+            "secrets": Self.list([Y.yaml(secret)]) as Any,
+            "volumes": Self.list([Y.yaml("\(name)-data:/var/lib/postgresql/data")]) as Any,
+            "healthcheck": [
+                "test": Self.flow(["CMD", "pg_isready", "-U", name, "-d", name]),
+                "interval": Y.yaml("5s"), "timeout": Y.yaml("3s"), "retries": "10", "startPeriod": Y.yaml("10s"),
+            ],
+        ]
+    }
+
+    private func redis() -> [String: Any] {
+        [
+            "name": Y.yaml("redis"),
+            "image": Y.yaml(Images.redis),
+            "restart": Y.yaml("always"),
+            "stopGracePeriod": Y.yaml("10s"),
+            "replicas": "1",
+            "command": Self.flow(["redis-server", "--appendonly", "yes"]),
+            "volumes": Self.list([Y.yaml("redis-data:/data")]) as Any,
+            "healthcheck": [
+                "test": Self.flow(["CMD", "redis-cli", "ping"]),
+                "interval": Y.yaml("5s"), "timeout": Y.yaml("3s"), "retries": "10", "startPeriod": Y.yaml("5s"),
+            ],
+        ]
+    }
+
+    private static func resources(_ resources: Resources) -> [String: Any] {
+        var limits: [String: String] = [:]
+        var reservations: [String: String] = [:]
+        if let cpu = resources.cpuLimit { limits["cpus"] = Y.yaml(cores(cpu.value)) }
+        if let memory = resources.memoryLimit { limits["memory"] = Y.yaml(bytes(memory.value)) }
+        if let cpu = resources.cpu { reservations["cpus"] = Y.yaml(cores(cpu.value)) }
+        if let memory = resources.memory { reservations["memory"] = Y.yaml(bytes(memory.value)) }
+        var context: [String: Any] = [:]
+        if !limits.isEmpty { context["limits"] = limits }
+        if !reservations.isEmpty { context["reservations"] = reservations }
+        return context
+    }
+
+    /// CPU cores as compose writes them: `0.1`, `1`, `1.5`.
+    static func cores(_ quantity: Quantity) -> String {
+        let thousandths = Int((quantity.value * 1_000).rounded(.up))
+        let whole = thousandths / 1_000
+        let fraction = thousandths % 1_000
+        guard fraction > 0 else { return String(max(whole, 0)) }
+        var digits = String(fraction)
+        digits = String(repeating: "0", count: 3 - digits.count) + digits
+        while digits.hasSuffix("0") { digits.removeLast() }
+        return "\(whole).\(digits)"
+    }
+
+    /// Memory as compose reads it: whole bytes.
+    static func bytes(_ quantity: Quantity) -> String {
+        String(Int(min(quantity.value.rounded(.up), 9.0e18)))
+    }
+
+    /// A list for a template section that prints a header once: `{items: […]}`, or nil when empty so the
+    /// section (and its header) is left out.
+    static func list(_ items: [Any]) -> [String: Any]? {
+        items.isEmpty ? nil : ["items": items]
+    }
+
+    /// A YAML flow sequence of quoted strings.
+    static func flow(_ items: [String]) -> String {
+        "[" + items.map(Y.yaml).joined(separator: ", ") + "]"
+    }
+
+    /// Compose reads `$` in values as the start of a variable; `$$` is a literal `$`.
+    static func escapeInterpolation(_ value: String) -> String {
+        value.replacing("$", with: "$$")
+    }
+
+    static func restart(_ policy: RestartPolicy) -> String {
+        switch policy {
+        case .always: "always"
+        case .onFailure: "on-failure"
+        case .never: "no"
+        }
+    }
+
+    static func pullPolicy(_ policy: ImageSettings.PullPolicy, built: Bool) -> String {
+        switch policy {
+        case .always: "always"
+        case .ifNotPresent: built ? "build" : "missing"
+        case .never: "never"
+        }
+    }
+
+    private func dockerfileContext() -> [String: Any] {
+        ["swiftImage": Images.swiftBuild, "runtimeImage": Images.runtime]
+    }
+
+    private func prometheusContext() -> [String: Any] {
+        [
+            "jobs": spec.services.compactMap { service -> [String: String]? in
+                guard let port = service.port?.value else { return nil }
+                return ["name": Y.yaml(service.name.value), "host": Y.yaml(service.name.value), "port": String(port)]
+            }
+        ]
+    }
+}
+
+/// The pinned images of the infrastructure a deployment adds.
+enum Images {
+    static let postgres = "postgres:16-alpine"
+    static let redis = "redis:7-alpine"
+    static let jaeger = "jaegertracing/all-in-one:1.62.0"
+    static let prometheus = "prom/prometheus:v2.54.1"
+    static let swiftBuild = "swift:6.1-noble"
+    static let runtime = "ubuntu:24.04"
+}

@@ -1,0 +1,7 @@
+import OrchestrateSpec
+
+struct GatewayGenerator {
+    let spec: Spec
+    let templates: TemplateSet
+    func files() -> [GeneratedFile] { [] }
+}

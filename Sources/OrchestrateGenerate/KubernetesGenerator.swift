@@ -1,0 +1,7 @@
+import OrchestrateSpec
+
+struct KubernetesGenerator {
+    let spec: Spec
+    let templates: TemplateSet
+    func files() -> [GeneratedFile] { [] }
+}

@@ -1,0 +1,90 @@
+/// Turns values from the spec into text that means exactly that value in each output format, so no name, env
+/// value or path can change the structure of a generated file.
+enum OutputEscaping {
+    /// A YAML double-quoted scalar, readable by YAML 1.1 (PyYAML, docker-compose) and 1.2 readers alike.
+    ///
+    /// Double quotes make every value text: `yes`, `no`, `on`, `1.0`, `0755`, `~`, `*`, `#`, `: ` all stay strings.
+    /// Everything outside printable ASCII is escaped, which both YAML versions read back the same way.
+    static func yaml(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case " "..."~": out.unicodeScalars.append(scalar)
+            default:
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                if scalar.value <= 0xFF {
+                    out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+                } else if scalar.value <= 0xFFFF {
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out += "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// A JSON string literal.
+    static func json(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case " "..."~": out.unicodeScalars.append(scalar)
+            default:
+                if scalar.value > 0xFFFF {
+                    for unit in String(scalar).utf16 { out += "\\u" + hex4(UInt32(unit)) }
+                } else {
+                    out += "\\u" + hex4(scalar.value)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    private static func hex4(_ value: UInt32) -> String {
+        let hex = String(value, radix: 16, uppercase: false)
+        return String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
+    /// An nginx string argument in double quotes. Route paths use a restricted character set (no `"`, `\`,
+    /// space or control characters), but `;`, `'`, `{` or `$` could still end a directive or start a variable:
+    /// quoting handles the first, and `$` is written as `${dollar}` (a variable the config defines as `$`).
+    static func nginx(_ text: String, interpolated: Bool) -> String {
+        var out = "\""
+        for character in text {
+            switch character {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "$" where interpolated: out += "${dollar}"
+            default: out.append(character)
+            }
+        }
+        return out + "\""
+    }
+
+    /// A PCRE pattern that matches `text` literally.
+    static func regexLiteral(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if "\\^$.|?*+()[]{}".contains(character) { out += "\\" }
+            out.append(character)
+        }
+        return out
+    }
+
+    /// A value for an environment variable name: `user-service` → `USER_SERVICE`.
+    static func environmentName(_ service: String) -> String {
+        String(service.uppercased().map { $0 == "-" ? "_" : $0 })
+    }
+}
