@@ -1,7 +1,154 @@
 import OrchestrateSpec
 
+/// `k8s/`: the namespace with a default-deny policy, a file per service (ConfigMap, Deployment, Service,
+/// PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy), a file per database and for the broker,
+/// Gateway API HTTPRoutes, and a `kustomization.yaml` listing them.
 struct KubernetesGenerator {
     let spec: Spec
     let templates: TemplateSet
-    func files() -> [GeneratedFile] { [] }
+
+    private typealias Y = OutputEscaping
+
+    func files() -> [GeneratedFile] {
+        var files: [GeneratedFile] = [file("namespace.yaml", template: "k8s-namespace.yaml", base())]
+        for service in spec.services {
+            files.append(file("\(service.name.value).yaml", template: "k8s-service.yaml", context(for: service)))
+        }
+        for service in spec.services {
+            guard let database = service.database, database.external == nil else { continue }
+            let name = ServiceEnvironment.databaseHost(database.name.value)
+            files.append(file("\(name).yaml", template: "k8s-postgres.yaml", databaseContext(database, owner: service)))
+        }
+        if let broker = spec.broker, broker.external == nil {
+            files.append(file("redis.yaml", template: "k8s-redis.yaml", redisContext()))
+        }
+        if let gateway = spec.gateway {
+            var context = base()
+            context["name"] = Y.yaml(gateway.service.value + "-routes")
+            context["routes"] = Y.yaml(GatewayGenerator(spec: spec, templates: templates).routesJSON())
+            context["labels"] = labels(for: gateway.service.value)
+            files.append(file("\(gateway.service.value)-routes.yaml", template: "k8s-routes-configmap.yaml", context))
+        }
+        let routes = HTTPRouteBuilder(spec: spec).contexts()
+        if !routes.isEmpty {
+            var context = base()
+            context["routes"] = routes
+            files.append(file("httproutes.yaml", template: "k8s-httproutes.yaml", context))
+        }
+        var kustomization = base()
+        kustomization["resources"] = files.map { Y.yaml(String($0.path.dropFirst("k8s/".count))) }
+        files.append(file("kustomization.yaml", template: "k8s-kustomization.yaml", kustomization))
+        return files
+    }
+
+    private func file(_ name: String, template: String, _ context: [String: Any]) -> GeneratedFile {
+        GeneratedFile(path: "k8s/" + name, contents: templates.render(template, context))
+    }
+
+    private func base() -> [String: Any] {
+        ["namespace": Y.yaml(spec.name.value), "project": Y.yaml(spec.name.value)]
+    }
+
+    /// The recommended labels; `name` and `instance` select a workload's pods.
+    func labels(for name: String) -> [[String: String]] {
+        var labels = selector(for: name)
+        labels.append(["key": "app.kubernetes.io/part-of", "value": Y.yaml(spec.name.value)])
+        labels.append(["key": "app.kubernetes.io/version", "value": Y.yaml(Self.labelValue(spec.images.tag.value))])
+        labels.append(["key": "app.kubernetes.io/managed-by", "value": Y.yaml("orchestrate")])
+        return labels
+    }
+
+    func selector(for name: String) -> [[String: String]] {
+        [
+            ["key": "app.kubernetes.io/name", "value": Y.yaml(name)],
+            ["key": "app.kubernetes.io/instance", "value": Y.yaml("\(spec.name.value)-\(name)".prefix(63).description)],
+        ]
+    }
+
+    /// A label value: at most 63 characters, starting and ending with a letter or digit.
+    static func labelValue(_ text: String) -> String {
+        var value = String(text.prefix(63))
+        while let last = value.last, !(last.isLetter || last.isNumber) { value.removeLast() }
+        while let first = value.first, !(first.isLetter || first.isNumber) { value.removeFirst() }
+        return value
+    }
+
+    private func context(for service: Service) -> [String: Any] {
+        let name = service.name.value
+        let environment = ServiceEnvironment(service: service, spec: spec)
+        var context = base()
+        context["name"] = Y.yaml(name)
+        context["labels"] = labels(for: name)
+        context["selector"] = selector(for: name)
+        context["image"] = Y.yaml(KubernetesNames.image(for: service, in: spec))
+        if let policy = spec.images.pullPolicy { context["pullPolicy"] = Y.yaml(policy.value.rawValue) }
+        context["args"] = ComposeGenerator.list(service.args.map { Y.yaml($0.value) })
+        context["configMap"] = Y.yaml(name + "-env")
+        context["config"] = environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
+        let secrets = environment.secrets.map { ["name": Y.yaml($0.name), "secret": Y.yaml($0.secret), "key": Y.yaml($0.key)] }
+        if !secrets.isEmpty { context["secrets"] = ["items": secrets] }
+        context["terminationGracePeriodSeconds"] = String(service.effectiveStopGracePeriod.seconds)
+        context["resources"] = KubernetesResources(service.resources).context
+        if let port = service.port?.value {
+            context["port"] = ["number": String(port)]
+        }
+        let binary = "/app/" + (service.product?.value ?? "service")
+        if let probe = service.probes.startup ?? service.probes.liveness.map(Self.startupProbe(from:)) {
+            context["startupProbe"] = KubernetesProbe(probe, binary: binary).context
+        }
+        if let probe = service.probes.readiness { context["readinessProbe"] = KubernetesProbe(probe, binary: binary).context }
+        if let probe = service.probes.liveness { context["livenessProbe"] = KubernetesProbe(probe, binary: binary).context }
+        let minimum = service.autoscaling?.minReplicas.value ?? service.effectiveReplicas
+        if let autoscaling = service.autoscaling {
+            context["autoscaling"] = [
+                "min": String(autoscaling.minReplicas.value), "max": String(autoscaling.maxReplicas.value),
+                "cpu": String(autoscaling.targetCPUUtilization.value),
+            ]
+        } else {
+            context["replicas"] = ["count": String(service.effectiveReplicas)]
+        }
+        if minimum >= 2 { context["highlyAvailable"] = true }
+        if spec.gateway?.service.value == name {
+            context["routesConfigMap"] = Y.yaml(name + "-routes")
+            context["routesDirectory"] = Y.yaml("/etc/orchestrate")
+        }
+        context["networkPolicy"] = NetworkPolicyBuilder(spec: spec, generator: self).context(for: service)
+        return context
+    }
+
+    /// Without a startup probe, the liveness check gives a slow start a minute before liveness counts.
+    static func startupProbe(from liveness: Probe) -> Probe {
+        var probe = liveness
+        probe.interval = SpecDuration(milliseconds: 2_000)
+        probe.failureThreshold = 30
+        probe.successThreshold = 1
+        return probe
+    }
+
+    private func databaseContext(_ database: Database, owner: Service) -> [String: Any] {
+        let name = ServiceEnvironment.databaseHost(database.name.value)
+        var context = base()
+        context["name"] = Y.yaml(name)
+        context["database"] = Y.yaml(database.name.value)
+        context["labels"] = labels(for: name)
+        context["selector"] = selector(for: name)
+        context["image"] = Y.yaml(Images.postgres)
+        context["passwordSecret"] = Y.yaml(ServiceEnvironment.databasePasswordSecret(database.name.value))
+        context["storage"] = Y.yaml((database.storage?.value ?? Database.defaultStorage).text)
+        context["readyCommand"] = ComposeGenerator.flow(["pg_isready", "-U", database.name.value, "-d", database.name.value])
+        context["clients"] = selector(for: owner.name.value)
+        return context
+    }
+
+    private func redisContext() -> [String: Any] {
+        var context = base()
+        context["name"] = Y.yaml("redis")
+        context["labels"] = labels(for: "redis")
+        context["selector"] = selector(for: "redis")
+        context["image"] = Y.yaml(Images.redis)
+        context["clients"] = spec.services.filter { !$0.publishes.isEmpty || !$0.subscribes.isEmpty }.map { service in
+            ["selector": selector(for: service.name.value)]
+        }
+        return context
+    }
 }

@@ -13,7 +13,8 @@ public struct TemplateSet: Sendable {
     /// Every template name, as its file is named under `templates/` without `.mustache`.
     public static var names: [String] { BuiltinTemplates.all.keys.sorted() }
 
-    private let templates: [String: MustacheTemplate]
+    /// Every template, registered by name so one can include another as a partial (`{{> k8s-probe.yaml}}`).
+    private let library: MustacheLibrary
 
     /// The built-in templates with some replaced.
     ///
@@ -34,12 +35,12 @@ public struct TemplateSet: Sendable {
                 throw LoadError(template: name, message: "it does not parse: \(error)")
             }
         }
-        self.templates = templates
+        self.library = MustacheLibrary(templates: templates)
     }
 
     /// Renders a template with a context of dictionaries, arrays, strings, numbers and booleans.
     func render(_ name: String, _ context: [String: Any]) -> String {
-        guard let template = templates[name] else { preconditionFailure("no template \(name)") }
-        return template.render(context)
+        guard let text = library.render(context, withTemplate: name) else { preconditionFailure("no template \(name)") }
+        return text
     }
 }

@@ -1,0 +1,48 @@
+/// The nginx `location` blocks of one route, matching as Gateway API's PathPrefix does: whole path segments,
+/// so `/api/users` matches `/api/users` and `/api/users/7` but not `/api/usersX`; and rewriting as
+/// ReplacePrefixMatch does: `/api/users` → `/users`, `/api/users/7` → `/users/7`.
+struct NginxLocations {
+    let contexts: [[String: Any]]
+
+    init(prefix: String, rewrite: String?) {
+        let trimmedPrefix = Self.trimmed(prefix)
+        let trimmedRewrite = rewrite.map(Self.trimmed)
+        typealias N = OutputEscaping
+        if trimmedPrefix.isEmpty {
+            // The root prefix: one location for everything.
+            var context: [String: Any] = ["match": N.nginx("/", interpolated: false)]
+            if let target = trimmedRewrite {
+                context["rewrite"] = Self.rewrite(pattern: "^/(.*)$", replacement: target + "/$1")
+            }
+            contexts = [context]
+            return
+        }
+        var exact: [String: Any] = ["match": "= " + N.nginx(trimmedPrefix, interpolated: false)]
+        var below: [String: Any] = ["match": "^~ " + N.nginx(trimmedPrefix + "/", interpolated: false)]
+        if let target = trimmedRewrite {
+            exact["rewrite"] = Self.rewrite(pattern: "^", replacement: target.isEmpty ? "/" : target)
+            below["rewrite"] = Self.rewrite(
+                pattern: "^" + N.regexLiteral(trimmedPrefix) + "/(.*)$", replacement: target + "/$1")
+        }
+        contexts = [exact, below]
+    }
+
+    /// A path without its trailing `/` (the root becomes empty).
+    private static func trimmed(_ path: String) -> String {
+        var path = path
+        while path.hasSuffix("/") { path.removeLast() }
+        return path
+    }
+
+    /// The replacement is interpolated by nginx: a `$` from the spec is written as `${dollar}`, and only the
+    /// capture `$1` the generator adds stays a variable.
+    private static func rewrite(pattern: String, replacement: String) -> [String: String] {
+        let capture = replacement.hasSuffix("$1")
+        let literal = capture ? String(replacement.dropLast(2)) : replacement
+        let quoted = OutputEscaping.nginx(literal, interpolated: true)
+        return [
+            "pattern": OutputEscaping.nginx(pattern, interpolated: false),
+            "replacement": capture ? String(quoted.dropLast()) + "$1\"" : quoted,
+        ]
+    }
+}
