@@ -52,16 +52,21 @@ let package = Package(
             dependencies: ["OrchestrateCLI"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "OrchestrateTestSupport",
+            path: "Tests/OrchestrateTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OrchestrateSpecTests",
-            dependencies: ["OrchestrateSpec"],
+            dependencies: ["OrchestrateSpec", "OrchestrateTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OrchestrateGenerateTests",
-            dependencies: ["OrchestrateGenerate", "OrchestrateSpec"],
-            exclude: ["Golden"],
+            dependencies: ["OrchestrateGenerate", "OrchestrateSpec", "OrchestrateTestSupport"],
+            exclude: ["Golden", "Support"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

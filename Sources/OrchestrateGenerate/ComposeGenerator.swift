@@ -38,14 +38,17 @@ struct ComposeGenerator {
             services.append(redis())
             volumes.append("redis-data")
         }
-        return [
+        var context: [String: Any] = [
             "projectName": spec.name.value,  // a DNS label, safe in a comment
             "services": services,
-            // Distinct names from the per-service keys: Mustache looks a key missing in a service up in the
-            // outer context, so a service without volumes would print these.
-            "volumeDeclarations": Self.list(volumes.map { ["name": Y.yaml($0)] }) as Any,
-            "secretDeclarations": Self.list(secrets.sorted().map { ["name": Y.yaml($0), "file": Y.yaml("./secrets/" + $0)] }) as Any,
-        ].compactMapValues { $0 }
+        ]
+        // Distinct names from the per-service keys: Mustache looks a key missing in a service up in the outer
+        // context, so a service without volumes would print these.
+        ContextList.set(&context, "volumeDeclarations", volumes.map { ["name": Y.yaml($0)] })
+        ContextList.set(
+            &context, "secretDeclarations",
+            secrets.sorted().map { ["name": Y.yaml($0), "file": Y.yaml("./secrets/" + $0)] })
+        return context
     }
 
     private func service(_ service: Service, environment: ServiceEnvironment, secrets: [String]) -> [String: Any] {
@@ -65,7 +68,7 @@ struct ComposeGenerator {
         if service.isPublished, let port = service.port?.value {
             let replicas = max(1, service.effectiveReplicas)
             let hostPorts = replicas > 1 ? "\(port)-\(min(65_535, port + replicas - 1))" : String(port)
-            context["ports"] = Self.list([Y.yaml("\(hostPorts):\(port)")])
+            ContextList.set(&context, "ports", [Y.yaml("\(hostPorts):\(port)")])
         }
         var variables: [[String: String]] = environment.plain.map {
             ["name": Y.yaml($0.name), "value": Y.yaml(Self.escapeInterpolation($0.value))]
@@ -76,9 +79,9 @@ struct ComposeGenerator {
         }
         // Deliberate interpolation: set OTEL_EXPORTER_OTLP_ENDPOINT on the host to export traces.
         variables.append(["name": Y.yaml("OTEL_EXPORTER_OTLP_ENDPOINT"), "value": "\"${OTEL_EXPORTER_OTLP_ENDPOINT:-}\""])
-        context["environment"] = Self.list(variables)
+        ContextList.set(&context, "environment", variables)
         let uniqueSecrets = secrets.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        context["secrets"] = Self.list(uniqueSecrets.map(Y.yaml))
+        ContextList.set(&context, "secrets", uniqueSecrets.map(Y.yaml))
         if let healthcheck = healthcheck(for: service) { context["healthcheck"] = healthcheck }
         var dependencies: [[String: String]] = service.dependsOn.compactMap { dependency in
             guard let target = spec.service(named: dependency.value) else { return nil }
@@ -91,10 +94,10 @@ struct ComposeGenerator {
         if let broker = spec.broker, broker.external == nil, !service.publishes.isEmpty || !service.subscribes.isEmpty {
             dependencies.append(["name": Y.yaml("redis"), "condition": "service_healthy"])
         }
-        context["dependsOn"] = Self.list(dependencies)
+        ContextList.set(&context, "dependsOn", dependencies)
         if let resources = service.resources { context["resources"] = Self.resources(resources) }
         if spec.gateway?.service.value == name {
-            context["volumes"] = Self.list([Y.yaml("./gateway/routes.json:\(ServiceEnvironment.routesPath):ro")])
+            ContextList.set(&context, "volumes", [Y.yaml("./gateway/routes.json:\(ServiceEnvironment.routesPath):ro")])
         }
         return context
     }
@@ -134,13 +137,13 @@ struct ComposeGenerator {
             "restart": Y.yaml("always"),
             "stopGracePeriod": Y.yaml("30s"),
             "replicas": "1",
-            "environment": Self.list([
+            "environment": Self.items([
                 ["name": Y.yaml("POSTGRES_DB"), "value": Y.yaml(name)],
                 ["name": Y.yaml("POSTGRES_USER"), "value": Y.yaml(name)],
                 ["name": Y.yaml("POSTGRES_PASSWORD_FILE"), "value": Y.yaml("/run/secrets/" + secret)],
-            ]) as Any,
-            "secrets": Self.list([Y.yaml(secret)]) as Any,
-            "volumes": Self.list([Y.yaml("\(name)-data:/var/lib/postgresql/data")]) as Any,
+            ]),
+            "secrets": Self.items([Y.yaml(secret)]),
+            "volumes": Self.items([Y.yaml("\(name)-data:/var/lib/postgresql/data")]),
             "healthcheck": [
                 "test": Self.flow(["CMD", "pg_isready", "-U", name, "-d", name]),
                 "interval": Y.yaml("5s"), "timeout": Y.yaml("3s"), "retries": "10", "startPeriod": Y.yaml("10s"),
@@ -156,7 +159,7 @@ struct ComposeGenerator {
             "stopGracePeriod": Y.yaml("10s"),
             "replicas": "1",
             "command": Self.flow(["redis-server", "--appendonly", "yes"]),
-            "volumes": Self.list([Y.yaml("redis-data:/data")]) as Any,
+            "volumes": Self.items([Y.yaml("redis-data:/data")]),
             "healthcheck": [
                 "test": Self.flow(["CMD", "redis-cli", "ping"]),
                 "interval": Y.yaml("5s"), "timeout": Y.yaml("3s"), "retries": "10", "startPeriod": Y.yaml("5s"),
@@ -194,10 +197,9 @@ struct ComposeGenerator {
         String(Int(min(quantity.value.rounded(.up), 9.0e18)))
     }
 
-    /// A list for a template section that prints a header once: `{items: […]}`, or nil when empty so the
-    /// section (and its header) is left out.
-    static func list(_ items: [Any]) -> [String: Any]? {
-        items.isEmpty ? nil : ["items": items]
+    /// A list known not to be empty, for the same sections.
+    static func items(_ items: [Any]) -> [String: Any] {
+        ["items": items]
     }
 
     /// A YAML flow sequence of quoted strings.

@@ -82,7 +82,7 @@ struct KubernetesGenerator {
         context["selector"] = selector(for: name)
         context["image"] = Y.yaml(KubernetesNames.image(for: service, in: spec))
         if let policy = spec.images.pullPolicy { context["pullPolicy"] = Y.yaml(policy.value.rawValue) }
-        context["args"] = ComposeGenerator.list(service.args.map { Y.yaml($0.value) })
+        ContextList.set(&context, "args", service.args.map { Y.yaml($0.value) })
         context["configMap"] = Y.yaml(name + "-env")
         context["config"] = environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
         let secrets = environment.secrets.map { ["name": Y.yaml($0.name), "secret": Y.yaml($0.secret), "key": Y.yaml($0.key)] }

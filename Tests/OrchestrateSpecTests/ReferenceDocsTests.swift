@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateTestSupport
 @testable import OrchestrateSpec
 import Testing
 

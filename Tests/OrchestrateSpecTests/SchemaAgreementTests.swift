@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateTestSupport
 import OrchestrateSpec
 import Testing
 

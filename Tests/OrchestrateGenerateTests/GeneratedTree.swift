@@ -1,0 +1,43 @@
+import Foundation
+@testable import OrchestrateGenerate
+import OrchestrateSpec
+import OrchestrateTestSupport
+
+/// Generated files of one spec, and where the tests put them on disk.
+struct GeneratedTree {
+    static let shopSpec = ExternalTool.packageRoot.appendingPathComponent("services.yaml")
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support")
+
+    let files: [GeneratedFile]
+
+    init(specText: String, target: Generator.Target = .all) throws {
+        let result = SpecLoader.load(Array(specText.utf8))
+        guard let spec = result.spec, !result.hasErrors else {
+            throw SpecError(diagnostics: result.diagnostics)
+        }
+        files = Generator(templates: try TemplateSet()).generate(spec, target: target)
+    }
+
+    static func shop() throws -> GeneratedTree {
+        try GeneratedTree(specText: String(contentsOf: shopSpec, encoding: .utf8))
+    }
+
+    /// Writes every file under `directory`.
+    func write(to directory: URL) throws {
+        for file in files {
+            let url = directory.appendingPathComponent(file.path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(file.contents.utf8).write(to: url)
+        }
+    }
+
+    func file(_ path: String) -> String? { files.first { $0.path == path }?.contents }
+
+    struct SpecError: Error, CustomStringConvertible {
+        var diagnostics: [Diagnostic]
+        var description: String {
+            diagnostics.map { "\($0.location): \($0.code): \($0.path): \($0.message)" }.joined(separator: "\n")
+        }
+    }
+}

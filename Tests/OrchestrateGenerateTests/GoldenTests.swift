@@ -1,0 +1,65 @@
+import Foundation
+@testable import OrchestrateGenerate
+import OrchestrateTestSupport
+import Testing
+
+/// The shop's generated files, byte for byte. After an intended change, regenerate them with
+/// `ORCHESTRATE_UPDATE_GOLDEN=1 swift test --filter GoldenTests` and review the diff.
+struct GoldenTests {
+    @Test func theShopGeneratesExactlyTheGoldenFiles() throws {
+        let tree = try GeneratedTree.shop()
+        let golden = GeneratedTree.goldenDirectory
+        if ProcessInfo.processInfo.environment["ORCHESTRATE_UPDATE_GOLDEN"] != nil {
+            try? FileManager.default.removeItem(at: golden)
+            try tree.write(to: golden)
+        }
+        var expected = Set<String>()
+        let enumerator = FileManager.default.enumerator(atPath: golden.path)
+        while let path = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: golden.appendingPathComponent(path).path, isDirectory: &isDirectory)
+            if !isDirectory.boolValue { expected.insert(path) }
+        }
+        #expect(Set(tree.files.map(\.path)) == expected)
+        for file in tree.files {
+            let stored = try? String(contentsOf: golden.appendingPathComponent(file.path), encoding: .utf8)
+            #expect(stored == file.contents, "\(file.path) differs from Golden/\(file.path)")
+        }
+    }
+
+    @Test func twoRunsGiveTheSameBytes() throws {
+        #expect(try GeneratedTree.shop().files == GeneratedTree.shop().files)
+    }
+
+    @Test(arguments: [
+        (Generator.Target.compose, ["compose.yaml", "Dockerfile", "observability/prometheus.yml"]),
+        (.gateway, ["gateway/routes.json", "gateway/nginx.conf"]),
+    ])
+    func eachTargetWritesItsFiles(_ target: Generator.Target, _ paths: [String]) throws {
+        let text = try String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8)
+        #expect(try GeneratedTree(specText: text, target: target).files.map(\.path) == paths)
+    }
+
+    @Test func theEmbeddedTemplatesAreTheFilesInTemplates() throws {
+        let directory = ExternalTool.packageRoot.appendingPathComponent("templates")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".mustache") }
+        #expect(Set(names.map { String($0.dropLast(".mustache".count)) }) == Set(BuiltinTemplates.all.keys))
+        for name in names {
+            let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+            #expect(
+                BuiltinTemplates.all[String(name.dropLast(".mustache".count))] == text,
+                "templates/\(name) changed; run scripts/embed-templates")
+        }
+    }
+
+    @Test func aReplacedTemplateIsUsedAndAnUnknownOneRefused() throws {
+        let templates = try TemplateSet(overrides: ["Dockerfile": "{{% CONTENT_TYPE: TEXT}}\nFROM {{{runtimeImage}}}\n"])
+        let spec = try #require(OrchestrateSpec.SpecLoader.load(Array(String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8).utf8)).spec)
+        let files = Generator(templates: templates).generate(spec, target: .compose)
+        #expect(files.first { $0.path == "Dockerfile" }?.contents == "FROM ubuntu:24.04\n")
+        #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yml": ""]) }
+        #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yaml": "{{#unclosed}}"]) }
+    }
+}
+
+import OrchestrateSpec

@@ -1,0 +1,137 @@
+import Foundation
+import OrchestrateTestSupport
+import Testing
+
+/// The real validators the generated files must pass, run over many generated trees at once:
+/// check-jsonschema (compose-spec, HTTPRoute), docker-compose 1.29.2's loader, kubernetes-validate --strict
+/// for Kubernetes 1.30, kubectl kustomize, and nginx -t.
+struct Validators {
+    let checkJSONSchema: URL
+    let composePython: URL
+    let kubernetesValidate: URL
+    let kubectl: URL
+    let nginx: URL
+
+    static let httpRouteSchema = ExternalTool.packageRoot.deletingLastPathComponent()
+        .appendingPathComponent("shared/schemas/httproute-v1.schema.json")
+
+    /// The validators, or nil (with a recorded issue in CI) when any is missing.
+    static func find() -> Validators? {
+        let tools = [
+            ("check-jsonschema", ExternalTool.find("check-jsonschema")),
+            ("python with docker-compose", ExternalTool.find("python", venv: ".build-compose-venv")),
+            ("kubernetes-validate", ExternalTool.find("kubernetes-validate")),
+            ("kubectl", ExternalTool.find("kubectl")),
+            ("nginx", ExternalTool.find("nginx")),
+        ]
+        let missing = tools.filter { $0.1 == nil }.map(\.0)
+        guard missing.isEmpty, FileManager.default.fileExists(atPath: httpRouteSchema.path) else {
+            if ExternalTool.isRequired {
+                Issue.record("missing validators: \(missing.joined(separator: ", ")) (or \(httpRouteSchema.path)); scripts/test installs them")
+            }
+            return nil
+        }
+        return Validators(
+            checkJSONSchema: tools[0].1!, composePython: tools[1].1!, kubernetesValidate: tools[2].1!,
+            kubectl: tools[3].1!, nginx: tools[4].1!)
+    }
+
+    /// Every failure, as "TREE: validator: message"; empty when every tree passes everything.
+    func failures(in trees: [URL]) throws -> [String] {
+        var failures: [String] = []
+        let composeFiles = trees.map { $0.appendingPathComponent("compose.yaml").path }
+        // check-jsonschema with the compose-spec schema, all files in one run.
+        let (schemaStatus, schemaOutput, schemaErrors) = try ExternalTool.runCapturingErrors(
+            checkJSONSchema, ["--builtin-schema", "vendor.compose-spec", "-o", "JSON"] + composeFiles)
+        if schemaStatus != 0 {
+            failures.append("compose-spec schema: \(String(decoding: schemaOutput, as: UTF8.self)) \(schemaErrors)")
+        }
+        // docker-compose's own loader, as `docker-compose config -q` runs it.
+        let script = GeneratedTree.supportDirectory.appendingPathComponent("compose_config.py").path
+        let (_, composeOutput, composeErrors) = try ExternalTool.runCapturingErrors(composePython, [script] + composeFiles)
+        let composeResults = try JSONSerialization.jsonObject(with: composeOutput) as? [String: Any]
+        if composeResults == nil { failures.append("docker-compose: no result: \(composeErrors)") }
+        for (file, result) in composeResults ?? [:] where !(result is NSNull) {
+            failures.append("\(file): docker-compose: \(result)")
+        }
+        // kubernetes-validate --strict on every manifest but the kustomization and the HTTPRoutes (a CRD).
+        var manifests: [String] = []
+        for tree in trees {
+            let k8s = tree.appendingPathComponent("k8s")
+            for name in try FileManager.default.contentsOfDirectory(atPath: k8s.path).sorted()
+            where name != "kustomization.yaml" && name != "httproutes.yaml" {
+                manifests.append(k8s.appendingPathComponent(name).path)
+            }
+        }
+        let (kvStatus, kvOutput, kvErrors) = try ExternalTool.runCapturingErrors(
+            kubernetesValidate, ["--strict", "-k", "1.30.0", "--quiet"] + manifests)
+        if kvStatus != 0 {
+            failures.append("kubernetes-validate: \(String(decoding: kvOutput, as: UTF8.self)) \(kvErrors)")
+        }
+        // HTTPRoutes against the Gateway API schema, one document a file.
+        let routeFiles = trees.map { $0.appendingPathComponent("k8s/httproutes.yaml") }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+        if !routeFiles.isEmpty {
+            let split = try ExternalTool.temporaryDirectory("httproutes")
+            defer { try? FileManager.default.removeItem(at: split) }
+            let python = ExternalTool.find("python")!
+            let parser = GeneratedTree.supportDirectory.appendingPathComponent("parse_yaml.py").path
+            let (splitStatus, _, splitErrors) = try ExternalTool.runCapturingErrors(
+                python, [parser, "--split", split.path, "ruamel"] + routeFiles.map(\.path))
+            if splitStatus != 0 { failures.append("httproutes: cannot split: \(splitErrors)") }
+            let documents = try FileManager.default.contentsOfDirectory(atPath: split.path).map {
+                split.appendingPathComponent($0).path
+            }
+            let (routeStatus, routeOutput, _) = try ExternalTool.runCapturingErrors(
+                checkJSONSchema, ["--schemafile", Self.httpRouteSchema.path] + documents.sorted())
+            if routeStatus != 0 { failures.append("HTTPRoute schema: \(String(decoding: routeOutput, as: UTF8.self))") }
+        }
+        for tree in trees {
+            let (kustomizeStatus, _, kustomizeErrors) = try ExternalTool.runCapturingErrors(
+                kubectl, ["kustomize", tree.appendingPathComponent("k8s").path])
+            if kustomizeStatus != 0 { failures.append("\(tree.lastPathComponent): kubectl kustomize: \(kustomizeErrors)") }
+            let nginxConf = tree.appendingPathComponent("gateway/nginx.conf")
+            if FileManager.default.fileExists(atPath: nginxConf.path) {
+                let (nginxStatus, _, nginxErrors) = try ExternalTool.runCapturingErrors(
+                    nginx, ["-t", "-q", "-c", nginxConf.path])
+                if nginxStatus != 0 { failures.append("\(tree.lastPathComponent): nginx -t: \(nginxErrors)") }
+            }
+        }
+        return failures
+    }
+}
+
+struct ShopValidationTests {
+    @Test func theShopsFilesPassEveryValidator() throws {
+        guard let validators = Validators.find() else { return }
+        let directory = try ExternalTool.temporaryDirectory("shop")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try GeneratedTree.shop().write(to: directory)
+        #expect(try validators.failures(in: [directory]) == [])
+    }
+}
+
+struct ValidatorControlTests {
+    /// The harness must fail trees that are wrong, or its passes mean nothing: one defect per validator.
+    @Test func eachValidatorCatchesABrokenFile() throws {
+        guard let validators = Validators.find() else { return }
+        let directory = try ExternalTool.temporaryDirectory("broken")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try GeneratedTree.shop().write(to: directory)
+        func corrupt(_ path: String, _ find: String, _ replace: String) throws {
+            let url = directory.appendingPathComponent(path)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            #expect(text.contains(find), "\(path) has no \(find)")
+            try Data(text.replacingOccurrences(of: find, with: replace).utf8).write(to: url)
+        }
+        try corrupt("compose.yaml", "    stop_grace_period:", "    stop_grace_periods:")
+        try corrupt("k8s/order-service.yaml", "      enableServiceLinks: false", "      enableServiceLink: false")
+        try corrupt("k8s/httproutes.yaml", "type: PathPrefix", "type: Prefix")
+        try corrupt("k8s/kustomization.yaml", "  - \"redis.yaml\"", "  - \"missing.yaml\"")
+        try corrupt("gateway/nginx.conf", "client_max_body_size 1048576;", "client_max_body_size 1048576")
+        let failures = try validators.failures(in: [directory])
+        for validator in ["compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize", "nginx -t"] {
+            #expect(failures.contains { $0.contains(validator) }, "\(validator) did not catch its defect")
+        }
+    }
+}
