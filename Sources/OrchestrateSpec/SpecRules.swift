@@ -19,14 +19,15 @@ enum SpecRules {
         var diagnostics: [Diagnostic] = []
         for service in spec.services {
             let repeats = Set(service.dependsOn.indicesOfRepeats { $0.value })
+            let others = names.filter { $0 != service.name.value }
             for (index, target) in service.dependsOn.enumerated() {
                 let path = "services.\(service.name.value).dependsOn[\(index)]"
                 if !known.contains(target.value) {
                     diagnostics.append(
                         Diagnostic(
                             .error, .unknownDependency, path: path, at: target.location,
-                            "no service named \"\(target.value)\"" + Suggestion.clause(for: target.value, among: names),
-                            hint: "depend on one of: " + names.filter { $0 != service.name.value }.joined(separator: ", ")))
+                            "no service named \"\(target.value)\"" + Suggestion.clause(for: target.value, among: others),
+                            hint: others.isEmpty ? "there is no other service" : "depend on one of: " + others.joined(separator: ", ")))
                 } else if repeats.contains(index) {
                     diagnostics.append(
                         Diagnostic(

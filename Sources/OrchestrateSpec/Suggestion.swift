@@ -5,7 +5,8 @@ enum Suggestion {
         var best: (String, Int)?
         for candidate in candidates {
             let distance = editDistance(word.lowercased(), candidate.lowercased(), limit: limit)
-            if distance <= limit, distance < (best?.1 ?? .max) { best = (candidate, distance) }
+            // A candidate that shares nothing with the word is no suggestion, however short both are.
+            if distance <= limit, distance < word.count, distance < (best?.1 ?? .max) { best = (candidate, distance) }
         }
         return best?.0
     }

@@ -44,6 +44,7 @@ struct SuggestionTests {
         #expect(Suggestion.closest(to: "paymnt-service", among: ["payment-service", "user-service"]) == "payment-service")
         #expect(Suggestion.closest(to: "porst", among: ["port", "public"]) == "port")
         #expect(Suggestion.closest(to: "zzz", among: ["port"]) == nil)
+        #expect(Suggestion.closest(to: "b", among: ["a"]) == nil)
     }
 
     @Test func transpositionsCountOnce() {
