@@ -18,6 +18,37 @@ enum POSIX {
         #endif
     }
 
+    /// Creates or truncates a file (mode 0644) and writes all of `bytes`; false on any failure.
+    static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var remaining = bytes[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { return false }
+            remaining = remaining.dropFirst(written)
+        }
+        return true
+    }
+
+    static func rename(_ source: String, to target: String) -> Bool {
+        #if canImport(Glibc)
+        Glibc.rename(source, target) == 0
+        #else
+        Darwin.rename(source, target) == 0
+        #endif
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    static func lastError() -> String {
+        String(cString: strerror(errno))
+    }
+
     /// Writes a line to standard error, retrying short writes.
     static func printError(_ message: String) {
         var bytes = Array((message + "\n").utf8)[...]

@@ -19,23 +19,24 @@ struct ComposeGenerator {
 
     func context() -> [String: Any] {
         var secrets = Set<String>()
-        var services: [[String: Any]] = spec.services.map { service in
+        // Each service's block is rendered on its own (compose-service.yaml), on every core; compose.yaml
+        // places the blocks.
+        var services: [String] = ParallelRendering.map(spec.services) { service in
             let environment = ServiceEnvironment(service: service, spec: spec)
-            let serviceSecrets = environment.secrets.map { ServiceEnvironment.composeSecretName(secret: $0.secret, key: $0.key) }
-            secrets.formUnion(serviceSecrets)
-            return self.service(service, environment: environment, secrets: serviceSecrets)
+            return block(self.service(service, environment: environment, secrets: Self.secretNames(environment)))
         }
         for service in spec.services {
+            secrets.formUnion(Self.secretNames(ServiceEnvironment(service: service, spec: spec)))
             guard let database = service.database, database.external == nil else { continue }
             secrets.insert(ServiceEnvironment.databasePasswordSecret(database.name.value))
-            services.append(self.database(database.name.value))
+            services.append(block(self.database(database.name.value)))
         }
         var volumes = spec.services.compactMap { service -> String? in
             guard let database = service.database, database.external == nil else { return nil }
             return database.name.value + "-data"
         }
         if let broker = spec.broker, broker.external == nil {
-            services.append(redis())
+            services.append(block(redis()))
             volumes.append("redis-data")
         }
         var context: [String: Any] = [
@@ -49,6 +50,17 @@ struct ComposeGenerator {
             &context, "secretDeclarations",
             secrets.sorted().map { ["name": Y.yaml($0), "file": Y.yaml("./secrets/" + $0)] })
         return context
+    }
+
+    private static func secretNames(_ environment: ServiceEnvironment) -> [String] {
+        environment.secrets.map { ServiceEnvironment.composeSecretName(secret: $0.secret, key: $0.key) }
+    }
+
+    /// One service's block of compose.yaml, without its final line break.
+    private func block(_ context: [String: Any]) -> String {
+        var text = templates.render("compose-service.yaml", context)
+        if text.hasSuffix("\n") { text.removeLast() }
+        return text
     }
 
     private func service(_ service: Service, environment: ServiceEnvironment, secrets: [String]) -> [String: Any] {

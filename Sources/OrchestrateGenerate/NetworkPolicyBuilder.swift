@@ -6,6 +6,18 @@ import OrchestrateSpec
 struct NetworkPolicyBuilder {
     let spec: Spec
     let generator: KubernetesGenerator
+    /// Each service's dependents, computed once for the whole spec (`dependents(in:)`).
+    let dependents: [String: [String]]
+
+    static func dependents(in spec: Spec) -> [String: [String]] {
+        var dependents: [String: [String]] = [:]
+        for service in spec.services {
+            for dependency in service.dependsOn where !(dependents[dependency.value]?.contains(service.name.value) ?? false) {
+                dependents[dependency.value, default: []].append(service.name.value)
+            }
+        }
+        return dependents
+    }
 
     private typealias Y = OutputEscaping
 
@@ -13,7 +25,7 @@ struct NetworkPolicyBuilder {
         let name = service.name.value
         var context: [String: Any] = [:]
         if let port = service.port?.value {
-            var clients = spec.services.filter { other in other.dependsOn.contains { $0.value == name } }.map(\.name.value)
+            var clients = dependents[name] ?? []
             if !service.routes.isEmpty, let gateway = spec.gateway?.service.value, gateway != name, !clients.contains(gateway) {
                 clients.append(gateway)
             }
