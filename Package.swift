@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(
             name: "OrchestrateGenerateTests",
             dependencies: ["OrchestrateGenerate", "OrchestrateSpec", "OrchestrateTestSupport"],
-            exclude: ["Golden", "Support"],
+            exclude: ["Support"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,7 +3,7 @@ import Testing
 
 /// `orchestrate generate` as a user runs it.
 struct GenerateCommandTests {
-    static let golden = OrchestrateBinary.packageRoot.appendingPathComponent("Tests/OrchestrateGenerateTests/Golden")
+    static let golden = OrchestrateBinary.packageRoot
 
     private func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("generate-\(UUID().uuidString)")
@@ -72,6 +72,12 @@ struct GenerateCommandTests {
         let typo = try orchestrate(["generate", "compose", "--templates", templates.path, "-o", output.path])
         #expect(typo.status == 2)
         #expect(typo.stderr.contains("template compose.yml: there is no template of that name"))
+    }
+
+    @Test func theCommittedFilesMatchTheShopSpec() throws {
+        let run = try orchestrate(["generate", "all", "--check"])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout == "19 files match services.yaml\n")
     }
 
     @Test func aMissingSpecIsAnIOError() throws {

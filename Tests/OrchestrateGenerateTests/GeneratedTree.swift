@@ -6,7 +6,10 @@ import OrchestrateTestSupport
 /// Generated files of one spec, and where the tests put them on disk.
 struct GeneratedTree {
     static let shopSpec = ExternalTool.packageRoot.appendingPathComponent("services.yaml")
-    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    /// The shop's generated files are committed at the package root: they are the golden files, and
+    /// `orchestrate generate all --check` guards them in CI as it would in a user's repository.
+    static let goldenDirectory = ExternalTool.packageRoot
+    static let goldenPaths = ["compose.yaml", "Dockerfile", "observability", "k8s", "gateway"]
     static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support")
 
     let files: [GeneratedFile]

@@ -3,27 +3,38 @@ import Foundation
 import OrchestrateTestSupport
 import Testing
 
-/// The shop's generated files, byte for byte. After an intended change, regenerate them with
-/// `ORCHESTRATE_UPDATE_GOLDEN=1 swift test --filter GoldenTests` and review the diff.
+/// The shop's generated files, byte for byte, against the copies committed at the package root. After an
+/// intended change, regenerate them with `swift run orchestrate generate` (or
+/// `ORCHESTRATE_UPDATE_GOLDEN=1 swift test --filter GoldenTests`) and review the diff.
 struct GoldenTests {
-    @Test func theShopGeneratesExactlyTheGoldenFiles() throws {
+    @Test func theShopGeneratesExactlyTheCommittedFiles() throws {
         let tree = try GeneratedTree.shop()
-        let golden = GeneratedTree.goldenDirectory
+        let root = GeneratedTree.goldenDirectory
         if ProcessInfo.processInfo.environment["ORCHESTRATE_UPDATE_GOLDEN"] != nil {
-            try? FileManager.default.removeItem(at: golden)
-            try tree.write(to: golden)
+            for path in GeneratedTree.goldenPaths { try? FileManager.default.removeItem(at: root.appendingPathComponent(path)) }
+            try tree.write(to: root)
         }
         var expected = Set<String>()
-        let enumerator = FileManager.default.enumerator(atPath: golden.path)
-        while let path = enumerator?.nextObject() as? String {
+        for top in GeneratedTree.goldenPaths {
             var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: golden.appendingPathComponent(path).path, isDirectory: &isDirectory)
-            if !isDirectory.boolValue { expected.insert(path) }
+            guard FileManager.default.fileExists(atPath: root.appendingPathComponent(top).path, isDirectory: &isDirectory)
+            else { continue }
+            guard isDirectory.boolValue else {
+                expected.insert(top)
+                continue
+            }
+            let enumerator = FileManager.default.enumerator(atPath: root.appendingPathComponent(top).path)
+            while let path = enumerator?.nextObject() as? String {
+                var isSubdirectory: ObjCBool = false
+                _ = FileManager.default.fileExists(
+                    atPath: root.appendingPathComponent(top).appendingPathComponent(path).path, isDirectory: &isSubdirectory)
+                if !isSubdirectory.boolValue { expected.insert(top + "/" + path) }
+            }
         }
         #expect(Set(tree.files.map(\.path)) == expected)
         for file in tree.files {
-            let stored = try? String(contentsOf: golden.appendingPathComponent(file.path), encoding: .utf8)
-            #expect(stored == file.contents, "\(file.path) differs from Golden/\(file.path)")
+            let stored = try? String(contentsOf: root.appendingPathComponent(file.path), encoding: .utf8)
+            #expect(stored == file.contents, "\(file.path) differs from the committed file; run orchestrate generate")
         }
     }
 
