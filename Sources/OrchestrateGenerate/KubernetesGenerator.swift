@@ -7,11 +7,29 @@ struct KubernetesGenerator {
     let spec: Spec
     let templates: TemplateSet
     private let dependents: [String: [String]]
+    /// Labels and selectors of every workload, built once: each appears in many places.
+    private let labelsByName: [String: (labels: String, selector: String)]
 
     init(spec: Spec, templates: TemplateSet) {
         self.spec = spec
         self.templates = templates
         self.dependents = NetworkPolicyBuilder.dependents(in: spec)
+        var workloads = spec.services.map(\.name.value) + ["redis"]
+        workloads += spec.services.compactMap { $0.database.map { ServiceEnvironment.databaseHost($0.name.value) } }
+        var labels: [String: (labels: String, selector: String)] = [:]
+        for name in workloads {
+            let selector = [
+                ("app.kubernetes.io/name", name),
+                ("app.kubernetes.io/instance", Self.labelValue("\(spec.name.value)-\(name)")),
+            ]
+            let all = selector + [
+                ("app.kubernetes.io/part-of", spec.name.value),
+                ("app.kubernetes.io/version", Self.labelValue(spec.images.tag.value)),
+                ("app.kubernetes.io/managed-by", "orchestrate"),
+            ]
+            labels[name] = (Self.flowMapping(all), Self.flowMapping(selector))
+        }
+        self.labelsByName = labels
     }
 
     private var networkPolicies: NetworkPolicyBuilder {
@@ -66,24 +84,12 @@ struct KubernetesGenerator {
     /// One value rather than a list the template loops over: labels appear seven times in a service's file,
     /// and each Mustache lookup costs, so this keeps generating 1,000 services fast.
     func labels(for name: String) -> String {
-        Self.flowMapping(
-            selectorPairs(for: name) + [
-                ("app.kubernetes.io/part-of", spec.name.value),
-                ("app.kubernetes.io/version", Self.labelValue(spec.images.tag.value)),
-                ("app.kubernetes.io/managed-by", "orchestrate"),
-            ])
+        labelsByName[name]?.labels ?? ""
     }
 
     /// The labels that select a workload's pods, as a YAML flow mapping.
     func selector(for name: String) -> String {
-        Self.flowMapping(selectorPairs(for: name))
-    }
-
-    private func selectorPairs(for name: String) -> [(String, String)] {
-        [
-            ("app.kubernetes.io/name", name),
-            ("app.kubernetes.io/instance", Self.labelValue("\(spec.name.value)-\(name)")),
-        ]
+        labelsByName[name]?.selector ?? ""
     }
 
     static func flowMapping(_ pairs: [(String, String)]) -> String {

@@ -6,6 +6,10 @@ enum OutputEscaping {
     /// Double quotes make every value text: `yes`, `no`, `on`, `1.0`, `0755`, `~`, `*`, `#`, `: ` all stay strings.
     /// Everything outside printable ASCII is escaped, which both YAML versions read back the same way.
     static func yaml(_ text: String) -> String {
+        // Most values are printable ASCII without quotes or backslashes: quoted as they are.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {

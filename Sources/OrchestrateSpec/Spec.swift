@@ -6,7 +6,11 @@ public struct Spec: Sendable {
     public var images: ImageSettings
     public var broker: Broker?
     public var gateway: GatewaySettings?
-    public var services: [Service]
+    public var services: [Service] {
+        didSet { indexByName = Self.index(services) }
+    }
+    /// Where each service is in `services`, so `service(named:)` does not scan; kept current by `services`.
+    private var indexByName: [String: Int]
 
     public init(
         version: Located<Int>, name: Located<String>, images: ImageSettings, broker: Broker?,
@@ -18,11 +22,21 @@ public struct Spec: Sendable {
         self.broker = broker
         self.gateway = gateway
         self.services = services
+        self.indexByName = Self.index(services)
     }
 
-    /// The service with this name, if there is one.
+    /// The service with this name, if there is one (the first, in a spec that names two alike).
     public func service(named name: String) -> Service? {
-        services.first { $0.name.value == name }
+        indexByName[name].map { services[$0] }
+    }
+
+    private static func index(_ services: [Service]) -> [String: Int] {
+        var index: [String: Int] = [:]
+        index.reserveCapacity(services.count)
+        for (position, service) in services.enumerated() where index[service.name.value] == nil {
+            index[service.name.value] = position
+        }
+        return index
     }
 }
 
