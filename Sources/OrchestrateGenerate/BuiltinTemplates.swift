@@ -20,6 +20,8 @@ RUN swift build -c release --product "$PRODUCT" --static-swift-stdlib \
 
 FROM {{{runtimeImage}}}
 ARG PRODUCT
+# Exact apt versions are not pinned: the archive drops old versions, and a pinned build breaks without notice.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 app && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app

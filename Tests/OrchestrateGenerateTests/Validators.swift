@@ -4,13 +4,14 @@ import Testing
 
 /// The real validators the generated files must pass, run over many generated trees at once:
 /// check-jsonschema (compose-spec, HTTPRoute), docker-compose 1.29.2's loader, kubernetes-validate --strict
-/// for Kubernetes 1.30, kubectl kustomize, and nginx -t.
+/// for Kubernetes 1.30, kubectl kustomize, nginx -t, and hadolint for the Dockerfile.
 struct Validators {
     let checkJSONSchema: URL
     let composePython: URL
     let kubernetesValidate: URL
     let kubectl: URL
     let nginx: URL
+    let hadolint: URL
 
     static let httpRouteSchema = ExternalTool.packageRoot.deletingLastPathComponent()
         .appendingPathComponent("shared/schemas/httproute-v1.schema.json")
@@ -23,6 +24,7 @@ struct Validators {
             ("kubernetes-validate", ExternalTool.find("kubernetes-validate")),
             ("kubectl", ExternalTool.find("kubectl")),
             ("nginx", ExternalTool.find("nginx")),
+            ("hadolint", ExternalTool.find("hadolint")),
         ]
         let missing = tools.filter { $0.1 == nil }.map(\.0)
         guard missing.isEmpty, FileManager.default.fileExists(atPath: httpRouteSchema.path) else {
@@ -33,7 +35,7 @@ struct Validators {
         }
         return Validators(
             checkJSONSchema: tools[0].1!, composePython: tools[1].1!, kubernetesValidate: tools[2].1!,
-            kubectl: tools[3].1!, nginx: tools[4].1!)
+            kubectl: tools[3].1!, nginx: tools[4].1!, hadolint: tools[5].1!)
     }
 
     /// Every failure, as "TREE: validator: message"; empty when every tree passes everything.
@@ -86,6 +88,10 @@ struct Validators {
                 checkJSONSchema, ["--schemafile", Self.httpRouteSchema.path] + documents.sorted())
             if routeStatus != 0 { failures.append("HTTPRoute schema: \(String(decoding: routeOutput, as: UTF8.self))") }
         }
+        let dockerfiles = trees.map { $0.appendingPathComponent("Dockerfile").path }
+        let (lintStatus, lintOutput, lintErrors) = try ExternalTool.runCapturingErrors(
+            hadolint, ["--no-color", "--failure-threshold", "info"] + dockerfiles)
+        if lintStatus != 0 { failures.append("hadolint: \(String(decoding: lintOutput, as: UTF8.self)) \(lintErrors)") }
         for tree in trees {
             let (kustomizeStatus, _, kustomizeErrors) = try ExternalTool.runCapturingErrors(
                 kubectl, ["kustomize", tree.appendingPathComponent("k8s").path])
@@ -129,8 +135,9 @@ struct ValidatorControlTests {
         try corrupt("k8s/httproutes.yaml", "type: PathPrefix", "type: Prefix")
         try corrupt("k8s/kustomization.yaml", "  - \"redis.yaml\"", "  - \"missing.yaml\"")
         try corrupt("gateway/nginx.conf", "client_max_body_size 1048576;", "client_max_body_size 1048576")
+        try corrupt("Dockerfile", "FROM ubuntu:24.04", "FROM ubuntu")
         let failures = try validators.failures(in: [directory])
-        for validator in ["compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize", "nginx -t"] {
+        for validator in ["compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize", "nginx -t", "hadolint"] {
             #expect(failures.contains { $0.contains(validator) }, "\(validator) did not catch its defect")
         }
     }
