@@ -19,10 +19,11 @@ enum SpecRules {
         var diagnostics: [Diagnostic] = []
         for service in spec.services {
             let repeats = Set(service.dependsOn.indicesOfRepeats { $0.value })
-            let others = names.filter { $0 != service.name.value }
             for (index, target) in service.dependsOn.enumerated() {
                 let path = "services.\(service.name.value).dependsOn[\(index)]"
                 if !known.contains(target.value) {
+                    // Only on an error: building this list for every service made validation quadratic.
+                    let others = names.filter { $0 != service.name.value }
                     diagnostics.append(
                         Diagnostic(
                             .error, .unknownDependency, path: path, at: target.location,
