@@ -21,12 +21,14 @@ struct ComposeGenerator {
         var secrets = Set<String>()
         // Each service's block is rendered on its own (compose-service.yaml), on every core; compose.yaml
         // places the blocks.
-        var services: [String] = ParallelRendering.map(spec.services) { service in
+        let rendered: [(block: String, secrets: [String])] = ParallelRendering.map(spec.services) { service in
             let environment = ServiceEnvironment(service: service, spec: spec)
-            return block(self.service(service, environment: environment, secrets: Self.secretNames(environment)))
+            let names = Self.secretNames(environment)
+            return (block(self.service(service, environment: environment, secrets: names)), names)
         }
-        for service in spec.services {
-            secrets.formUnion(Self.secretNames(ServiceEnvironment(service: service, spec: spec)))
+        var services = rendered.map(\.block)
+        for (service, serviceSecrets) in zip(spec.services, rendered.map(\.secrets)) {
+            secrets.formUnion(serviceSecrets)
             guard let database = service.database, database.external == nil else { continue }
             secrets.insert(ServiceEnvironment.databasePasswordSecret(database.name.value))
             services.append(block(self.database(database.name.value)))

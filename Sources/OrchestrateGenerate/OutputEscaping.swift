@@ -10,6 +10,22 @@ enum OutputEscaping {
         if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
             return "\"" + text + "\""
         }
+        return quoted(text) { scalar in
+            let hex = String(scalar.value, radix: 16, uppercase: true)
+            if scalar.value <= 0xFF { return "\\x" + String(repeating: "0", count: 2 - hex.count) + hex }
+            if scalar.value <= 0xFFFF { return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex }
+            return "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+        }
+    }
+
+    /// A JSON string literal.
+    static func json(_ text: String) -> String {
+        quoted(text) { scalar in String(scalar).utf16.map { "\\u" + hex4(UInt32($0)) }.joined() }
+    }
+
+    /// A double-quoted string with the escapes YAML and JSON share; everything outside printable ASCII is
+    /// written by `escapeOther` in the format's own notation.
+    private static func quoted(_ text: String, escapeOther: (Unicode.Scalar) -> String) -> String {
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
@@ -20,37 +36,7 @@ enum OutputEscaping {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             case " "..."~": out.unicodeScalars.append(scalar)
-            default:
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                if scalar.value <= 0xFF {
-                    out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
-                } else if scalar.value <= 0xFFFF {
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out += "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    /// A JSON string literal.
-    static func json(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case " "..."~": out.unicodeScalars.append(scalar)
-            default:
-                if scalar.value > 0xFFFF {
-                    for unit in String(scalar).utf16 { out += "\\u" + hex4(UInt32(unit)) }
-                } else {
-                    out += "\\u" + hex4(scalar.value)
-                }
+            default: out += escapeOther(scalar)
             }
         }
         return out + "\""

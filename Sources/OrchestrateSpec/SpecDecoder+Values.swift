@@ -105,7 +105,7 @@ extension SpecDecoder {
             var hint: String?
             if case .scalar(let scalar) = node {
                 switch scalar.text.lowercased() {
-                case "yes", "on", "y", "\"true\"": hint = "write `true`: YAML 1.2 reads \(scalar.text) as text"
+                case "yes", "on", "y": hint = "write `true`: YAML 1.2 reads \(scalar.text) as text"
                 case "no", "off", "n": hint = "write `false`: YAML 1.2 reads \(scalar.text) as text"
                 default: hint = "write `true` or `false`"
                 }
