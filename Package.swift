@@ -14,10 +14,13 @@ let package = Package(
     products: [
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
+        .library(name: "ServiceKit", targets: ["ServiceKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -50,6 +53,23 @@ let package = Package(
         .executableTarget(
             name: "orchestrate",
             dependencies: ["OrchestrateCLI"],
+            swiftSettings: swiftSettings
+        ),
+        // What every shop service shares. Not a dependency of the orchestrate CLI, so the CLI builds without it.
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: [
+                "ServiceKit",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
