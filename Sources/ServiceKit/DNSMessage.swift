@@ -1,0 +1,129 @@
+/// DNS messages (RFC 1035) as the resolver needs them: a query for one name and type, and the A and SRV records
+/// of an answer. Written by hand because no package in the set speaks DNS.
+enum DNSMessage {
+    enum RecordType: UInt16 {
+        case a = 1
+        case srv = 33
+    }
+
+    struct ParseError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A record of an answer section.
+    enum Record: Equatable {
+        case a(String)
+        case srv(priority: UInt16, weight: UInt16, port: UInt16, target: String)
+    }
+
+    struct Response {
+        var id: UInt16
+        var responseCode: UInt8
+        var records: [Record]
+    }
+
+    /// A standard query with recursion desired, one question, class IN.
+    static func query(id: UInt16, name: String, type: RecordType) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        append16(id, to: &bytes)
+        append16(0x0100, to: &bytes)  // RD
+        append16(1, to: &bytes)  // QDCOUNT
+        append16(0, to: &bytes)
+        append16(0, to: &bytes)
+        append16(0, to: &bytes)
+        for label in name.split(separator: ".", omittingEmptySubsequences: true) {
+            let utf8 = Array(label.utf8)
+            guard !utf8.isEmpty, utf8.count <= 63 else { throw ParseError(description: "the name \(name) has a bad label") }
+            bytes.append(UInt8(utf8.count))
+            bytes += utf8
+        }
+        bytes.append(0)
+        append16(type.rawValue, to: &bytes)
+        append16(1, to: &bytes)  // IN
+        return bytes
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> Response {
+        var reader = Reader(bytes: bytes)
+        let id = try reader.uint16()
+        let flags = try reader.uint16()
+        guard flags & 0x8000 != 0 else { throw ParseError(description: "not a response") }
+        let questions = try reader.uint16()
+        let answers = try reader.uint16()
+        _ = try reader.uint16()
+        _ = try reader.uint16()
+        for _ in 0..<questions {
+            _ = try reader.name()
+            _ = try reader.uint16()
+            _ = try reader.uint16()
+        }
+        var records: [Record] = []
+        for _ in 0..<answers {
+            _ = try reader.name()
+            let type = try reader.uint16()
+            let recordClass = try reader.uint16()
+            _ = try reader.uint32()
+            let length = Int(try reader.uint16())
+            let end = reader.offset + length
+            guard end <= bytes.count else { throw ParseError(description: "a record runs past the message") }
+            if recordClass == 1, type == RecordType.a.rawValue, length == 4 {
+                records.append(.a(bytes[reader.offset..<end].map(String.init).joined(separator: ".")))
+            } else if recordClass == 1, type == RecordType.srv.rawValue, length >= 7 {
+                let priority = try reader.uint16()
+                let weight = try reader.uint16()
+                let port = try reader.uint16()
+                let target = try reader.name()
+                records.append(.srv(priority: priority, weight: weight, port: port, target: target))
+            }
+            reader.offset = end
+        }
+        return Response(id: id, responseCode: UInt8(flags & 0x000F), records: records)
+    }
+
+    private static func append16(_ value: UInt16, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(value >> 8))
+        bytes.append(UInt8(value & 0xFF))
+    }
+
+    private struct Reader {
+        let bytes: [UInt8]
+        var offset = 0
+
+        mutating func uint16() throws -> UInt16 {
+            guard offset + 2 <= bytes.count else { throw ParseError(description: "the message is truncated") }
+            defer { offset += 2 }
+            return UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
+        }
+
+        mutating func uint32() throws -> UInt32 {
+            UInt32(try uint16()) << 16 | UInt32(try uint16())
+        }
+
+        /// A name, following compression pointers (at most 32, so a pointer loop cannot hang the reader).
+        mutating func name() throws -> String {
+            var labels: [String] = []
+            var position = offset
+            var jumped = false
+            var jumps = 0
+            while true {
+                guard position < bytes.count else { throw ParseError(description: "a name runs past the message") }
+                let length = Int(bytes[position])
+                if length & 0xC0 == 0xC0 {
+                    guard position + 1 < bytes.count, jumps < 32 else { throw ParseError(description: "a bad name pointer") }
+                    if !jumped { offset = position + 2 }
+                    jumped = true
+                    jumps += 1
+                    position = (length & 0x3F) << 8 | Int(bytes[position + 1])
+                    continue
+                }
+                if length == 0 {
+                    if !jumped { offset = position + 1 }
+                    return labels.joined(separator: ".")
+                }
+                guard position + 1 + length <= bytes.count else { throw ParseError(description: "a label runs past the message") }
+                labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
+                position += 1 + length
+            }
+        }
+    }
+}

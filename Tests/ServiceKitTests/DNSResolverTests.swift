@@ -1,0 +1,188 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import OrchestrateTestSupport
+import ServiceKit
+import Testing
+
+/// The resolver against a real DNS server: dnsmasq, started on loopback with the records the supervisor will
+/// serve (A for each ready replica, SRV with the port), its answers first confirmed with dig.
+@Suite(.serialized)
+struct DNSResolverTests {
+    static let configuration = """
+        listen-address=127.0.0.1
+        bind-interfaces
+        no-resolv
+        no-hosts
+        local=/shop.local/
+        host-record=user-service,127.0.0.3
+        host-record=user-service.shop.local,127.0.0.3
+        host-record=order-service,127.0.0.5
+        host-record=order-service,127.0.0.6
+        srv-host=_http._tcp.user-service,user-service,3001,0,1
+        """
+
+    /// A running dnsmasq on a free loopback port, stopped when the test ends.
+    ///
+    /// Started with posix_spawn and queried with popen: Foundation's Process, used from an async test while a
+    /// child it started keeps running, stopped noticing that dig had exited and hung the run.
+    final class Server {
+        let pid: pid_t
+        let port: Int
+        let directory: URL
+
+        init(dnsmasq: URL, dig: URL) throws {
+            directory = try ExternalTool.temporaryDirectory("dnsmasq")
+            port = 20_000 + Int(getpid() % 20_000)
+            let conf = directory.appendingPathComponent("dnsmasq.conf")
+            try Data((DNSResolverTests.configuration + "\nport=\(port)\n").utf8).write(to: conf)
+            let arguments = [dnsmasq.path, "--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"]
+            var cArguments = arguments.map { strdup($0) } + [nil]
+            defer { for argument in cArguments { free(argument) } }
+            // The test process blocks signals on its threads, and a spawned child inherits the mask: without a
+            // clean one dnsmasq ignores SIGTERM.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var noSignals = sigset_t()
+            sigemptyset(&noSignals)
+            posix_spawnattr_setsigmask(&attributes, &noSignals)
+            var allSignals = sigset_t()
+            sigfillset(&allSignals)
+            posix_spawnattr_setsigdefault(&attributes, &allSignals)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+            var child: pid_t = 0
+            let status = posix_spawn(&child, dnsmasq.path, nil, &attributes, &cArguments, environ)
+            guard status == 0 else { throw ServerError(description: "cannot start dnsmasq: \(String(cString: strerror(status)))") }
+            pid = child
+            // Ready when dig gets an answer; bounded: 50 tries, 100 ms apart.
+            for _ in 0..<50 {
+                if Self.dig(dig, port: port, ["+short", "user-service", "A"]) == "127.0.0.3" { return }
+                usleep(100_000)
+            }
+            stop()
+            throw ServerError(description: "dnsmasq did not answer on 127.0.0.1:\(port)")
+        }
+
+        func stop() {
+            kill(pid, SIGKILL)  // dnsmasq keeps nothing worth a graceful stop
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        /// dig's output, trimmed. Arguments are fixed words from this file, so the shell line needs no quoting.
+        static func dig(_ dig: URL, port: Int, _ arguments: [String]) -> String {
+            let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(separator: " ")
+            guard let pipe = popen(command, "r") else { return "" }
+            var output = ""
+            var buffer = [CChar](repeating: 0, count: 4096)
+            while fgets(&buffer, Int32(buffer.count), pipe) != nil { output += String(cString: buffer) }
+            pclose(pipe)
+            return output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    struct ServerError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private func withServer(_ body: (Server, URL) async throws -> Void) async throws {
+        let tools = [("dnsmasq", ExternalTool.find("dnsmasq")), ("dig", ExternalTool.find("dig"))]
+        let missing = tools.filter { $0.1 == nil }.map(\.0)
+        guard missing.isEmpty, let dnsmasq = tools[0].1, let dig = tools[1].1 else {
+            if ExternalTool.isRequired { Issue.record("missing: \(missing.joined(separator: ", ")); scripts/test installs them") }
+            return
+        }
+        let server = try Server(dnsmasq: dnsmasq, dig: dig)
+        defer { server.stop() }
+        try await body(server, dig)
+    }
+
+    @Test func addressesMatchWhatDigSees() async throws {
+        try await withServer { server, dig in
+            let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
+            for name in ["user-service", "user-service.shop.local", "order-service"] {
+                let digged = Server.dig(dig, port: server.port, ["+short", name, "A"]).split(separator: "\n").map(String.init)
+                #expect(!digged.isEmpty)
+                #expect(try await resolver.addresses(of: name).sorted() == digged.sorted(), "\(name)")
+            }
+            #expect(try await resolver.addresses(of: "order-service").sorted() == ["127.0.0.5", "127.0.0.6"])
+        }
+    }
+
+    @Test func serviceRecordsGiveThePort() async throws {
+        try await withServer { server, dig in
+            let digged = Server.dig(dig, port: server.port, ["+short", "_http._tcp.user-service", "SRV"])
+            #expect(digged == "0 1 3001 user-service.")
+            let records = try await DNSResolver(host: "127.0.0.1", port: server.port).services(of: "user-service")
+            #expect(records == [.init(priority: 0, weight: 1, port: 3001, target: "user-service")])
+        }
+    }
+
+    @Test func anUnknownNameIsNotFound() async throws {
+        try await withServer { server, dig in
+            #expect(Server.dig(dig, port: server.port, ["nope.shop.local", "A"]).contains("status: NXDOMAIN"))
+            let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
+            let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+                try await resolver.addresses(of: "nope.shop.local")
+            }
+            #expect(error?.code == .nameNotFound)
+        }
+    }
+}
+
+/// Error paths need a server that misbehaves on purpose: a UDP peer on loopback that stays silent or answers
+/// garbage with the right id.
+struct DNSResolverFailureTests {
+    private func peer(_ answer: @escaping @Sendable ([UInt8]) -> [UInt8]?) async throws -> any Channel {
+        try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Peer(answer: answer)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    final class Peer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+        let answer: @Sendable ([UInt8]) -> [UInt8]?
+        init(answer: @escaping @Sendable ([UInt8]) -> [UInt8]?) { self.answer = answer }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var envelope = Self.unwrapInboundIn(data)
+            guard let query = envelope.data.readBytes(length: envelope.data.readableBytes), let reply = answer(query) else { return }
+            var buffer = context.channel.allocator.buffer(capacity: reply.count)
+            buffer.writeBytes(reply)
+            context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
+        }
+    }
+
+    @Test func silenceIsATimeout() async throws {
+        let channel = try await peer { _ in nil }
+        defer { channel.close(promise: nil) }
+        let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!, timeout: .milliseconds(200))
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        #expect(error?.code == .timeout)
+    }
+
+    @Test func aTruncatedAnswerIsMalformedNotACrash() async throws {
+        // The query's id, the response bit, one answer announced and no bytes of it.
+        let channel = try await peer { query in Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] }
+        defer { channel.close(promise: nil) }
+        let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        #expect(error?.code == .malformedResponse)
+    }
+
+    @Test func aPointerLoopIsMalformedNotAHang() async throws {
+        // One answer whose name is a compression pointer to itself.
+        let channel = try await peer { query in
+            Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] + [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 0, 1]
+        }
+        defer { channel.close(promise: nil) }
+        let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        #expect(error?.code == .malformedResponse)
+    }
+}
