@@ -76,6 +76,9 @@ public struct DNSResolver: Sendable {
         let request = try DNSMessage.query(id: id, name: name, type: type)
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: [UInt8].self)
+        // Every exit completes the promise (NIO traps on a promise left unfulfilled); once the answer, the
+        // timeout or an error has completed it, this does nothing.
+        defer { promise.fail(ResolutionError(code: .timeout, name: name, detail: "the query was abandoned")) }
         let channel = try await DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResponseHandler(id: id, promise: promise)) }

@@ -186,3 +186,11 @@ struct DNSResolverFailureTests {
         #expect(error?.code == .malformedResponse)
     }
 }
+
+struct DNSResolverSendFailureTests {
+    /// A query that cannot even be sent (the port is 0) throws instead of trapping on an unfulfilled promise.
+    @Test func aQueryThatCannotBeSentThrows() async throws {
+        let resolver = try DNSResolver(host: "127.0.0.1", port: 0)
+        await #expect(throws: (any Error).self) { try await resolver.addresses(of: "user-service") }
+    }
+}
