@@ -27,14 +27,30 @@ extension SpecRules {
     }
 
     /// The field orchestrate sets the variable `name` from for this service, or nil when it does not set it.
+    ///
+    /// Every variable a generator or `orchestrate up` adds must be here, or a spec could set it a second time
+    /// (a test in OrchestrateGenerateTests keeps the two in agreement).
     static func reservedSource(of name: String, for service: Service, in spec: Spec) -> String? {
+        let isGateway = spec.gateway?.service.value == service.name.value
         switch name {
-        case "HOST", "ORCHESTRATE_DNS": return "the runtime"
+        case "HOST", "ORCHESTRATE_DNS", "OTEL_EXPORTER_OTLP_ENDPOINT": return "the runtime"
         case "PORT": return service.port != nil ? "port" : nil
-        case "DATABASE_URL": return service.database != nil ? "database" : nil
-        case "BROKER_URL": return spec.broker != nil ? "broker" : nil
+        case "DATABASE_URL", "DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE", "DATABASE_URL_FILE":
+            return service.database != nil ? "database" : nil
+        case "BROKER_URL", "BROKER_URL_FILE": return spec.broker != nil ? "broker" : nil
+        case "ROUTES_FILE": return isGateway ? "gateway" : nil
+        case "JWT_SECRET", "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE":
+            return isGateway && spec.gateway?.jwt != nil ? "gateway.jwt" : nil
         case _ where name.utf8.count > 4 && name.hasSuffix("_URL"):
             return service.dependsOn.contains { urlVariable(for: $0.value) == name } ? "dependsOn" : nil
+        case _ where name.utf8.count > 5 && name.hasSuffix("_FILE"):
+            // Compose delivers the secret variable X as X_FILE.
+            let variable = String(name.dropLast("_FILE".count))
+            let isSecret = service.env.contains { entry in
+                guard entry.name.value == variable, case .secret = entry.value else { return false }
+                return true
+            }
+            return isSecret ? "the secret \(variable) (compose delivers it as a file)" : nil
         default: return nil
         }
     }
