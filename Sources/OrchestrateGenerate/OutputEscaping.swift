@@ -72,9 +72,4 @@ enum OutputEscaping {
         }
         return out
     }
-
-    /// A value for an environment variable name: `user-service` → `USER_SERVICE`.
-    static func environmentName(_ service: String) -> String {
-        String(service.uppercased().map { $0 == "-" ? "_" : $0 })
-    }
 }

@@ -41,7 +41,7 @@ struct ServiceEnvironment {
             guard let target = spec.service(named: dependency.value), let port = target.port else { continue }
             entries.append(
                 Entry(
-                    name: OutputEscaping.environmentName(dependency.value) + "_URL",
+                    name: Service.urlVariable(for: dependency.value),
                     source: .value("http://\(dependency.value):\(port.value)")))
         }
         if let broker = spec.broker {

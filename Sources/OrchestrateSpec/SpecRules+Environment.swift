@@ -42,7 +42,7 @@ extension SpecRules {
         case "JWT_SECRET", "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE":
             return isGateway && spec.gateway?.jwt != nil ? "gateway.jwt" : nil
         case _ where name.utf8.count > 4 && name.hasSuffix("_URL"):
-            return service.dependsOn.contains { urlVariable(for: $0.value) == name } ? "dependsOn" : nil
+            return service.dependsOn.contains { Service.urlVariable(for: $0.value) == name } ? "dependsOn" : nil
         case _ where name.utf8.count > 5 && name.hasSuffix("_FILE"):
             // Compose delivers the secret variable X as X_FILE.
             let variable = String(name.dropLast("_FILE".count))
@@ -55,10 +55,6 @@ extension SpecRules {
         }
     }
 
-    /// `user-service` → `USER_SERVICE_URL`.
-    static func urlVariable(for service: String) -> String {
-        service.uppercased().replacingAll("-", with: "_") + "_URL"
-    }
 
     /// Name endings that mark a credential (`KEY` alone is too common: `CACHE_KEY`, `SORT_KEY`).
     private static let credentialSuffixes = [
