@@ -15,6 +15,10 @@ let package = Package(
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
+        .executable(name: "UserService", targets: ["UserService"]),
+        .executable(name: "PaymentService", targets: ["PaymentService"]),
+        .executable(name: "OrderService", targets: ["OrderService"]),
+        .executable(name: "APIGateway", targets: ["APIGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,6 +26,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // The service stack: only ServiceKit and the shop's services depend on these, never the orchestrate CLI.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/fluent-kit", from: "1.57.0"),
+        .package(url: "https://github.com/vapor/fluent-sqlite-driver", from: "4.9.0"),
+        .package(url: "https://github.com/vapor/fluent-postgres-driver", from: "2.14.0"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.0"),
+        // OTLP over HTTP only (Jaeger and collectors take it on 4318): the gRPC exporter would add grpc-swift to the build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -64,6 +81,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -73,6 +102,46 @@ let package = Package(
                 "ServiceKit",
                 "OrchestrateTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The shop. Each service is a library (its routes, models and migrations, tested at router level) and a
+        // thin executable named as services.yaml's `product:`.
+        .target(
+            name: "UserServiceCore",
+            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "UserService", dependencies: ["UserServiceCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "PaymentServiceCore",
+            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "PaymentService", dependencies: ["PaymentServiceCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "OrderServiceCore",
+            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "OrderService", dependencies: ["OrderServiceCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "APIGatewayCore",
+            dependencies: [
+                "ServiceKit", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "APIGateway", dependencies: ["APIGatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ShopTests",
+            dependencies: [
+                "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "ServiceKit",
+                "OrchestrateTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -128,4 +128,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equa
     public var variable: String
     public var message: String
     public var description: String { "\(variable) \(message)" }
+
+    public init(variable: String, message: String) {
+        self.variable = variable
+        self.message = message
+    }
 }

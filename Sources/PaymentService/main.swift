@@ -1,0 +1,4 @@
+import PaymentServiceCore
+import ServiceKit
+
+await ServiceMain.main(PaymentService.definition, routes: PaymentService.routes)

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOPosix
+import Synchronization
+
+/// Turns an upstream's host and port into the endpoint of one of its instances, spreading calls over every address
+/// the name resolves to (round robin).
+///
+/// Names resolve through the supervisor's DNS server when one is configured (`ORCHESTRATE_DNS`: A records, and SRV
+/// for the port when the URL gives none), otherwise through the system resolver (Docker's or the cluster's DNS).
+/// Answers are cached for a few seconds; IP literals are used as they are.
+public final class UpstreamResolver: Sendable {
+    public struct Endpoint: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+    }
+
+    private let dns: DNSResolver?
+    private let cacheLifetime: Duration
+    private let clock = ContinuousClock()
+    private let cache = Mutex<[String: Entry]>([:])
+
+    private struct Entry {
+        var endpoints: [Endpoint]
+        var expires: ContinuousClock.Instant
+        var next = 0
+    }
+
+    public init(dns: DNSResolver?, cacheLifetime: Duration = .seconds(5)) {
+        self.dns = dns
+        self.cacheLifetime = cacheLifetime
+    }
+
+    /// The next endpoint for `host` (`port` nil when the URL has none).
+    public func endpoint(host: String, port: Int?) async throws -> Endpoint {
+        if Self.isIPLiteral(host) { return Endpoint(host: host, port: port ?? 80) }
+        let key = "\(host):\(port.map(String.init) ?? "")"
+        let now = clock.now
+        if let picked = cache.withLock({ cache -> Endpoint? in
+            guard var entry = cache[key], entry.expires > now, !entry.endpoints.isEmpty else { return nil }
+            let endpoint = entry.endpoints[entry.next % entry.endpoints.count]
+            entry.next &+= 1
+            cache[key] = entry
+            return endpoint
+        }) {
+            return picked
+        }
+        let endpoints = try await resolve(host: host, port: port)
+        return cache.withLock { cache in
+            var entry = Entry(endpoints: endpoints, expires: now + cacheLifetime)
+            let previous = cache[key]?.next ?? 0
+            entry.next = previous &+ 1
+            cache[key] = entry
+            return endpoints[previous % endpoints.count]
+        }
+    }
+
+    /// Forgets what `host` resolved to, after a connection to it failed.
+    public func invalidate(host: String) {
+        cache.withLock { cache in cache = cache.filter { !$0.key.hasPrefix(host + ":") } }
+    }
+
+    private func resolve(host: String, port: Int?) async throws -> [Endpoint] {
+        if let dns {
+            if let port {
+                return try await dns.addresses(of: host).map { Endpoint(host: $0, port: port) }
+            }
+            var endpoints: [Endpoint] = []
+            for record in try await dns.services(of: host).sorted(by: { $0.priority < $1.priority }) {
+                for address in try await dns.addresses(of: record.target) {
+                    endpoints.append(Endpoint(host: address, port: Int(record.port)))
+                }
+            }
+            guard !endpoints.isEmpty else {
+                throw DNSResolver.ResolutionError(code: .nameNotFound, name: host, detail: "no SRV records")
+            }
+            return endpoints
+        }
+        let addresses = try await NIOThreadPool.singleton.runIfActive { try Self.systemAddresses(of: host) }
+        return addresses.map { Endpoint(host: $0, port: port ?? 80) }
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    /// Every address of `host` from getaddrinfo, IPv4 first, without duplicates.
+    static func systemAddresses(of host: String) throws -> [String] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, nil, &hints, &result)
+        guard status == 0, let first = result else {
+            throw DNSResolver.ResolutionError(
+                code: .nameNotFound, name: host, detail: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(first) }
+        var v4: [String] = []
+        var v6: [String] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            if info.pointee.ai_family == AF_INET {
+                info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var raw = address.pointee.sin_addr
+                    _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
+                }
+                let text = String(cString: buffer)
+                if !v4.contains(text) { v4.append(text) }
+            } else if info.pointee.ai_family == AF_INET6 {
+                info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var raw = address.pointee.sin6_addr
+                    _ = inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
+                }
+                let text = String(cString: buffer)
+                if !v6.contains(text) { v6.append(text) }
+            }
+            cursor = info.pointee.ai_next
+        }
+        return v4 + v6
+    }
+}

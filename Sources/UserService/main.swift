@@ -1,0 +1,4 @@
+import ServiceKit
+import UserServiceCore
+
+await ServiceMain.main(UserService.definition, routes: UserService.routes)
