@@ -1,1 +1,4 @@
-print("not yet")
+import APIGatewayCore
+import ServiceKit
+
+await ServiceMain.main(APIGateway.definition, context: GatewayRequestContext.self, routes: APIGateway.routes)

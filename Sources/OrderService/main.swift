@@ -1,1 +1,4 @@
-print("not yet")
+import OrderServiceCore
+import ServiceKit
+
+await ServiceMain.main(OrderService.definition, routes: OrderService.routes)

@@ -197,7 +197,7 @@ public final class ServiceClient: Sendable {
     }
 
     /// Whether the request never left: the connection could not be made at all.
-    static func isConnectFailure(_ error: any Error) -> Bool {
+    public static func isConnectFailure(_ error: any Error) -> Bool {
         if error is NIOConnectionError { return true }
         if let error = error as? HTTPClientError, error == .connectTimeout { return true }
         if let error = error as? ChannelError, case .connectTimeout = error { return true }

@@ -111,12 +111,7 @@ public struct ServiceRuntime: Sendable {
                 logger: logger)
         }
         readiness = Readiness(database: database, service: definition.name)
-        let httpClient = httpClient ?? HTTPClient(
-            eventLoopGroupProvider: .singleton,
-            configuration: .init(
-                timeout: .init(connect: .seconds(1), read: .seconds(30)),
-                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64),
-                tracing: .init()))
+        let httpClient = httpClient ?? ServiceRuntime.makeHTTPClient()
         self.httpClient = httpClient
         var dns: DNSResolver?
         if let server = configuration.dnsServer {
@@ -139,6 +134,20 @@ public struct ServiceRuntime: Sendable {
             defaultDeadline: deadline, logger: logger)
         internalToken = configuration.internalToken.map(InternalToken.init)
         requestLogLevel = environment["REQUEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    }
+
+    /// The client for calls to other services. A failed connect fails the request at once (AsyncHTTPClient would
+    /// otherwise keep reconnecting until the deadline): the caller decides whether to retry, and only idempotent
+    /// calls are. Made after tracing is bootstrapped, so its calls carry spans and `traceparent`.
+    public static func makeHTTPClient(connectionsPerHost: Int = 64) -> HTTPClient {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.idleTimeout = .seconds(60)
+        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
+        pool.retryConnectionEstablishment = false
+        return HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(
+                timeout: .init(connect: .seconds(1), read: .seconds(30)), connectionPool: pool, tracing: .init()))
     }
 
     /// `250ms`, `2s`, `1m`: the duration syntax of services.yaml.
@@ -216,10 +225,11 @@ public enum Observability {
 public enum ServiceMain {
     /// The router with everything every service has: JSON errors, request ids, tracing, metrics, `/health`,
     /// `/ready` and `/metrics`. The service adds its own routes with `routes`.
-    public static func makeRouter(
-        runtime: ServiceRuntime, routes: (ServiceRuntime, Router<BasicRequestContext>) throws -> Void
-    ) rethrows -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public static func makeRouter<Context: RequestContext>(
+        runtime: ServiceRuntime, context: Context.Type,
+        routes: (ServiceRuntime, Router<Context>) async throws -> Void
+    ) async rethrows -> Router<Context> {
+        let router = Router(context: Context.self)
         // Outermost first: every response carries its request id; metrics and spans see the final status, because
         // errors have become JSON responses by then; every request is logged with its request and trace ids.
         router.middlewares.add(RequestIDMiddleware())
@@ -243,7 +253,7 @@ public enum ServiceMain {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
-        try routes(runtime, router)
+        try await routes(runtime, router)
         return router
     }
 
@@ -253,7 +263,15 @@ public enum ServiceMain {
     /// or SIGINT: readiness turns false, the server stops accepting, in-flight requests finish within
     /// `SHUTDOWN_GRACE_PERIOD` (default 10s), then the process exits 0.
     public static func main(
-        _ definition: ServiceDefinition, routes: @escaping (ServiceRuntime, Router<BasicRequestContext>) throws -> Void
+        _ definition: ServiceDefinition, routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void
+    ) async -> Never {
+        await main(definition, context: BasicRequestContext.self, routes: routes)
+    }
+
+    /// `main` for a service with its own request context (the gateway's carries the client address).
+    public static func main<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+        _ definition: ServiceDefinition, context: Context.Type,
+        routes: (ServiceRuntime, Router<Context>) async throws -> Void
     ) async -> Never {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "healthcheck" {
@@ -271,7 +289,7 @@ public enum ServiceMain {
             exit(78)
         }
         do {
-            let router = try makeRouter(runtime: runtime, routes: routes)
+            let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
             try await run(runtime: runtime, router: router, tracer: tracer)
             exit(0)
         } catch let error as ConfigurationError {
@@ -285,9 +303,9 @@ public enum ServiceMain {
     }
 
     /// Runs the server with its database and tracer until SIGTERM or SIGINT.
-    public static func run(runtime: ServiceRuntime, router: Router<BasicRequestContext>, tracer: (any Service)?)
-        async throws
-    {
+    public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?
+    ) async throws {
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
             router: router,

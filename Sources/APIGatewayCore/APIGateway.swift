@@ -1,0 +1,352 @@
+import AsyncHTTPClient
+import Foundation
+public import Hummingbird
+import HTTPTypes
+import JWTKit
+import Logging
+public import NIOCore
+import NIOHTTP1
+public import ServiceKit
+
+/// The request context of the gateway: the client's address, for rate limits and `X-Forwarded-For`.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// api-gateway: the only way in. Matches the route table by longest whole-segment prefix, checks JWTs, limits rates
+/// and body sizes, and proxies with streaming bodies over pooled connections, with a deadline and a circuit breaker
+/// per upstream, spreading load over every address an upstream's name resolves to.
+///
+/// Configuration: `ROUTES_FILE` (default `gateway/routes.json`), `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY` (RS256,
+/// PEM), `JWT_ALGORITHM`, `JWT_ISSUER`, `JWT_AUDIENCE` (override the table's), `<SERVICE>_URL` to point a route's
+/// upstream elsewhere (`USER_SERVICE_URL=http://127.0.0.1:3001`), `INTERNAL_TOKEN` (sent upstream).
+public enum APIGateway {
+    public static let definition = ServiceDefinition(name: "api-gateway", defaultPort: 3000)
+
+    public static func routes(runtime: ServiceRuntime, router: Router<GatewayRequestContext>) async throws {
+        let proxy = try await GatewayProxy(runtime: runtime)
+        router.middlewares.add(proxy)
+    }
+}
+
+/// Answers every request that matches a route; the rest fall through to the router (health, readiness, metrics,
+/// and a JSON 404).
+struct GatewayProxy: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    let table: RouteTable
+    let keys: JWTKeyCollection?
+    let issuer: String?
+    let audience: String?
+    let upstreams: [String: (scheme: String, host: String, port: Int?)]
+    let resolver: UpstreamResolver
+    let httpClient: HTTPClient
+    let client: ServiceClient
+    let limiter = RateLimiter()
+    let internalToken: String?
+
+    init(runtime: ServiceRuntime, table: RouteTable? = nil) async throws {
+        let environment = runtime.environment
+        if let table {
+            self.table = table
+        } else {
+            let path = environment["ROUTES_FILE"] ?? "gateway/routes.json"
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError(
+                    variable: "ROUTES_FILE", message: "cannot read \(path); write it with `orchestrate generate gateway`")
+            }
+            do {
+                self.table = try RouteTable(json: data, source: path)
+            } catch {
+                throw ConfigurationError(variable: "ROUTES_FILE", message: "\(error)")
+            }
+        }
+        let settings = self.table.jwt
+        issuer = environment["JWT_ISSUER"] ?? settings?.issuer
+        audience = environment["JWT_AUDIENCE"] ?? settings?.audience
+        let algorithm = environment["JWT_ALGORITHM"] ?? settings?.algorithm ?? "HS256"
+        if self.table.routes.contains(where: \.requiresJWT) {
+            keys = try await Self.makeKeys(algorithm: algorithm, environment: environment)
+        } else {
+            keys = nil
+        }
+        var upstreams: [String: (scheme: String, host: String, port: Int?)] = [:]
+        for route in self.table.routes {
+            let variable = ServiceConfiguration.urlVariable(for: route.upstream.service)
+            let url = environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? route.upstream.url
+            guard let components = URLComponents(string: url), let scheme = components.scheme,
+                let host = components.host
+            else {
+                throw ConfigurationError(variable: variable, message: "must be an http:// URL, not \"\(url)\"")
+            }
+            upstreams[route.upstream.service] = (scheme, host, components.port)
+        }
+        self.upstreams = upstreams
+        resolver = UpstreamResolver(dns: try runtime.configuration.dnsServer.map { server in
+            do {
+                return try DNSResolver(host: server.host, port: server.port)
+            } catch {
+                throw ConfigurationError(variable: "ORCHESTRATE_DNS", message: "is not an IP address and port")
+            }
+        })
+        httpClient = runtime.httpClient
+        client = runtime.client
+        internalToken = runtime.configuration.internalToken
+    }
+
+    static func makeKeys(algorithm: String, environment: [String: String]) async throws -> JWTKeyCollection {
+        let keys = JWTKeyCollection()
+        func secret(_ name: String) throws -> String {
+            if let value = environment[name], !value.isEmpty { return value }
+            if let path = environment[name + "_FILE"], !path.isEmpty {
+                do {
+                    return try ServiceConfiguration.readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
+                } catch {
+                    throw ConfigurationError(variable: name + "_FILE", message: "cannot read \(path): \(error)")
+                }
+            }
+            throw ConfigurationError(
+                variable: name, message: "is not set; routes with auth: jwt need it to verify tokens (\(algorithm))")
+        }
+        switch algorithm {
+        case "HS256":
+            let key = try secret("JWT_SECRET")
+            guard key.utf8.count >= 32 else {
+                throw ConfigurationError(variable: "JWT_SECRET", message: "must be at least 32 bytes for HS256")
+            }
+            await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
+        case "RS256":
+            do {
+                await keys.add(rsa: try Insecure.RSA.PublicKey(pem: try secret("JWT_PUBLIC_KEY")), digestAlgorithm: .sha256)
+            } catch let error as ConfigurationError {
+                throw error
+            } catch {
+                throw ConfigurationError(variable: "JWT_PUBLIC_KEY", message: "is not an RSA public key in PEM: \(error)")
+            }
+        default:
+            throw ConfigurationError(variable: "JWT_ALGORITHM", message: "must be HS256 or RS256, not \(algorithm)")
+        }
+        return keys
+    }
+
+    /// The claims the gateway checks and forwards.
+    struct Claims: JWTPayload {
+        var sub: SubjectClaim
+        var exp: ExpirationClaim
+        var iss: IssuerClaim?
+        var aud: AudienceClaim?
+
+        func verify(using algorithm: some JWTAlgorithm) async throws {
+            try exp.verifyNotExpired()
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let path = request.uri.path
+        guard let route = table.route(for: path) else { return try await next(request, context) }
+        context.coreContext.endpointPath.value = route.prefix
+        if !route.methods.isEmpty, !route.methods.contains(request.method.rawValue) {
+            var error = ServiceError(
+                .methodNotAllowed, code: "method-not-allowed",
+                message: "\(route.prefix) accepts \(route.methods.joined(separator: ", "))")
+            error.headers[.allow] = route.methods.joined(separator: ", ")
+            throw error
+        }
+        var subject: String?
+        if route.requiresJWT {
+            subject = try await authenticate(request)
+        }
+        if let limit = route.rateLimit {
+            let client = subject.map { "sub:" + $0 } ?? "ip:" + (context.remoteAddress?.ipAddress ?? "?")
+            let decision = limiter.take(key: route.prefix + "|" + client, rps: limit.rps, burst: limit.burst)
+            guard decision.allowed else {
+                var headers = HTTPFields()
+                headers[.retryAfter] = String(decision.retryAfterSeconds)
+                throw ServiceError(
+                    .tooManyRequests, code: "rate-limited",
+                    message: "too many requests to \(route.prefix): \(limit.rps) a second, bursts of \(limit.burst)",
+                    headers: headers)
+            }
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > route.maxBodyBytes {
+            throw ServiceError(
+                .contentTooLarge, code: "payload-too-large",
+                message: "the body is \(length) bytes; \(route.prefix) accepts at most \(route.maxBodyBytes)")
+        }
+        return try await forward(request, context: context, route: route, subject: subject)
+    }
+
+    /// The token's subject, or a 401 with `WWW-Authenticate` saying what is wrong.
+    func authenticate(_ request: Request) async throws -> String {
+        func refuse(_ description: String, error: String? = "invalid_token") -> ServiceError {
+            var headers = HTTPFields()
+            var challenge = "Bearer realm=\"api\""
+            if let error { challenge += ", error=\"\(error)\", error_description=\"\(description)\"" }
+            headers[.wwwAuthenticate] = challenge
+            return ServiceError(.unauthorized, code: "unauthorized", message: description, headers: headers)
+        }
+        guard let header = request.headers[.authorization] else {
+            throw refuse("a bearer token is required", error: nil)
+        }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw refuse("the Authorization header must be \"Bearer TOKEN\"", error: "invalid_request")
+        }
+        guard let keys else { throw refuse("no key is configured") }
+        let claims: Claims
+        do {
+            claims = try await keys.verify(String(header.dropFirst(7)), as: Claims.self)
+        } catch {
+            throw refuse("the token is invalid or expired")
+        }
+        if let issuer, claims.iss?.value != issuer {
+            throw refuse("the token was not issued by \(issuer)")
+        }
+        if let audience {
+            do {
+                guard let aud = claims.aud else { throw refuse("the token has no audience") }
+                try aud.verifyIntendedAudience(includes: audience)
+            } catch let error as ServiceError {
+                throw error
+            } catch {
+                throw refuse("the token is not meant for \(audience)")
+            }
+        }
+        return claims.sub.value
+    }
+
+    /// Hop-by-hop headers (RFC 9110 §7.6.1), and what only the gateway may set.
+    static let droppedRequestHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding",
+        "upgrade", "host", "x-service-token", "x-authenticated-subject", "traceparent", "tracestate",
+    ]
+    static let droppedResponseHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
+        "server", "content-length",
+    ]
+
+    func forward(_ request: Request, context: Context, route: RouteTable.Route, subject: String?) async throws
+        -> Response
+    {
+        guard let upstream = upstreams[route.upstream.service] else {
+            throw ServiceError(.badGateway, code: "no-upstream", message: "no upstream for \(route.prefix)")
+        }
+        let target = RouteTable.rewrite(path: request.uri.path, query: request.uri.query, route: route)
+        var headers = HTTPHeaders()
+        for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        headers.add(name: "Host", value: upstream.port.map { "\(upstream.host):\($0)" } ?? upstream.host)
+        if let id = RequestID.current, request.headers[RequestID.headerName] == nil {
+            headers.add(name: "X-Request-ID", value: id)
+        }
+        if let internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
+        if let subject { headers.add(name: "X-Authenticated-Subject", value: subject) }
+        if let address = context.remoteAddress?.ipAddress {
+            let previous = request.headers[HTTPField.Name("X-Forwarded-For")!]
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(address)" } ?? address)
+        }
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        let body = LimitedBody(base: request.body, limit: route.maxBodyBytes)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(route.timeoutMilliseconds))
+        let idempotent = [.get, .head, .options, .put, .delete].contains(request.method)
+        let breaker = client.breaker(for: route.upstream.service)
+        let upstreamName = route.upstream.service
+
+        let response: HTTPClientResponse
+        do {
+            response = try await breaker.run(isFailure: { !($0 is BodyTooLarge) }) {
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    let endpoint = try await resolver.endpoint(host: upstream.host, port: upstream.port)
+                    let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+                    var outgoing = HTTPClientRequest(url: "\(upstream.scheme)://\(host):\(endpoint.port)\(target)")
+                    outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+                    outgoing.headers = headers
+                    if request.method != .get, request.method != .head || length != nil {
+                        outgoing.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
+                    }
+                    do {
+                        let answer = try await httpClient.execute(outgoing, deadline: deadline, logger: context.logger)
+                        if answer.status.code >= 500 { throw UpstreamServerError(response: answer) }
+                        return answer
+                    } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
+                        resolver.invalidate(host: upstream.host)
+                        context.logger.debug("retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
+                    }
+                }
+            }
+        } catch let error as UpstreamServerError {
+            response = error.response  // counted against the upstream, passed to the client as it is
+        } catch is CircuitBreakerError {
+            throw ServiceError.unavailable(
+                "\(upstreamName) is failing; its circuit breaker is open", retryAfterSeconds: 5, code: "circuit-open")
+        } catch is BodyTooLarge {
+            throw ServiceError(
+                .contentTooLarge, code: "payload-too-large",
+                message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw ServiceError(
+                .gatewayTimeout, code: "upstream-timeout",
+                message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
+        } catch {
+            if NIODeadline.now() >= deadline {
+                throw ServiceError(
+                    .gatewayTimeout, code: "upstream-timeout",
+                    message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
+            }
+            context.logger.warning("upstream failed", metadata: ["upstream": "\(upstreamName)", "error": "\(error)"])
+            throw ServiceError(.badGateway, code: "upstream-unreachable", message: "\(upstreamName) is unreachable")
+        }
+        var responseHeaders = HTTPFields()
+        for header in response.headers where !Self.droppedResponseHeaders.contains(header.name.lowercased()) {
+            if let name = HTTPField.Name(header.name) { responseHeaders.append(HTTPField(name: name, value: header.value)) }
+        }
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        if let length = response.headers.first(name: "content-length").flatMap(Int.init) {
+            responseHeaders[.contentLength] = String(length)
+        }
+        return Response(
+            status: status, headers: responseHeaders,
+            body: ResponseBody(asyncSequence: response.body))
+    }
+}
+
+struct UpstreamServerError: Error {
+    let response: HTTPClientResponse
+}
+
+struct BodyTooLarge: Error {}
+
+/// The request body, streamed, failing once more than `limit` bytes have passed (a chunked body has no length to
+/// check up front).
+struct LimitedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let base: RequestBody
+    let limit: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: RequestBody.AsyncIterator
+        let limit: Int
+        var seen = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await base.next() else { return nil }
+            seen += chunk.readableBytes
+            if seen > limit { throw BodyTooLarge() }
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
+    }
+}
