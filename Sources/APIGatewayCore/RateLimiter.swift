@@ -9,12 +9,12 @@ final class RateLimiter: Sendable {
         var retryAfterSeconds: Int
     }
 
-    private struct Bucket {
+    fileprivate struct Bucket {
         var tokens: Double
         var updated: ContinuousClock.Instant
     }
 
-    private let buckets = Mutex<[String: Bucket]>([:])
+    fileprivate let buckets = Mutex<[String: Bucket]>([:])
     private let maxClients: Int
     private let now: @Sendable () -> ContinuousClock.Instant
 
@@ -51,4 +51,9 @@ final class RateLimiter: Sendable {
             return decision
         }
     }
+}
+
+extension RateLimiter {
+    /// How many clients have a bucket now.
+    var count: Int { buckets.withLock { $0.count } }
 }

@@ -97,10 +97,19 @@ public enum OrderService {
 }
 
 struct NewOrder: Decodable {
-    struct Item: Codable {
+    struct Item: Decodable {
         var sku: String
         var quantity: Int
         var unitPrice: Int
+
+        enum CodingKeys: String, CodingKey { case sku, quantity, unitPrice }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            sku = try container.decode(String.self, forKey: .sku)
+            quantity = try container.decodeInteger(forKey: .quantity)
+            unitPrice = try container.decodeInteger(forKey: .unitPrice)
+        }
     }
 
     var userId: String

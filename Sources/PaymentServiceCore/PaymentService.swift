@@ -99,6 +99,15 @@ struct NewPayment: Decodable {
     var amount: Int
     var currency: String?
 
+    enum CodingKeys: String, CodingKey { case orderId, amount, currency }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        orderId = try container.decode(String.self, forKey: .orderId)
+        amount = try container.decodeInteger(forKey: .amount)
+        currency = try container.decodeIfPresent(String.self, forKey: .currency)
+    }
+
     func validated() throws -> (String, Int, String) {
         var problems: [ServiceError.FieldError] = []
         if orderId.isEmpty || orderId.utf8.count > 64 {

@@ -70,3 +70,19 @@ public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = 
     headers[.contentType] = "application/json; charset=utf-8"
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
+
+extension KeyedDecodingContainer {
+    /// An integer field (money is integer minor units) that reports `12.5` as a type mismatch at the field, where
+    /// Foundation's decoder reports it as a body that is not JSON at all.
+    public func decodeInteger(forKey key: Key) throws -> Int {
+        do {
+            return try decode(Int.self, forKey: key)
+        } catch {
+            if (try? decode(Double.self, forKey: key)) != nil {
+                throw DecodingError.typeMismatch(
+                    Int.self, .init(codingPath: codingPath + [key], debugDescription: "not a whole number"))
+            }
+            throw error
+        }
+    }
+}

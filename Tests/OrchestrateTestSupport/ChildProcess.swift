@@ -1,0 +1,107 @@
+public import Foundation
+
+#if canImport(Glibc)
+public import Glibc
+#endif
+
+/// A program the tests start and stop: a shop service, a database server.
+///
+/// Started with posix_spawn and a clean signal mask (the test process blocks signals on its threads, and a child
+/// inherits the mask: without a clean one it would ignore SIGTERM), its output appended to a log file. Foundation's
+/// Process is not used: from an async test, beside a long-lived child, it stopped noticing that other children
+/// exited.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let logPath: String
+    private var exitStatus: Int32?
+
+    public struct SpawnError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(
+        _ executable: String, _ arguments: [String] = [], environment: [String: String], logPath: String
+    ) throws {
+        self.logPath = logPath
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArguments = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        var cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in cEnvironment { free(entry) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &fileActions, &attributes, &cArguments, &cEnvironment)
+        guard status == 0 else {
+            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        pid = child
+    }
+
+    /// The exit status (or 128 + signal), waiting at most `timeout`; nil while it still runs.
+    public func wait(timeout: Duration) async -> Int32? {
+        if let exitStatus { return exitStatus }
+        let end = ContinuousClock.now + timeout
+        repeat {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                exitStatus = code
+                return code
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        } while ContinuousClock.now < end
+        return nil
+    }
+
+    public func signal(_ signal: Int32) {
+        if exitStatus == nil { kill(pid, signal) }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`; returns the exit status.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(10)) async -> Int32? {
+        signal(SIGTERM)
+        if let status = await wait(timeout: grace) { return status }
+        signal(SIGKILL)
+        return await wait(timeout: .seconds(5))
+    }
+
+    /// What it has written so far.
+    public var log: String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    public static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw SpawnError(description: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard bound else { throw SpawnError(description: "bind: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,293 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import JWTKit
+import NIOCore
+import OrchestrateTestSupport
+import ServiceKit
+import Testing
+@testable import APIGatewayCore
+
+let jwtSecret = "0123456789abcdef0123456789abcdef-test"
+
+struct TestClaims: JWTPayload {
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    var iss: IssuerClaim?
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// A token signed with `secret` (HS256), expiring `expiresIn` seconds from now.
+func token(secret: String = jwtSecret, subject: String = "alice", issuer: String? = "shop", expiresIn: Double = 600)
+    async throws -> String
+{
+    let keys = JWTKeyCollection()
+    await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    return try await keys.sign(
+        TestClaims(sub: .init(value: subject), exp: .init(value: Date().addingTimeInterval(expiresIn)), iss: issuer.map { .init(value: $0) }))
+}
+
+/// An upstream that answers what it was sent: `/echo…` returns method, path and headers as JSON; `/slow` answers
+/// after 2 s; `/fail` answers 500.
+func withUpstream(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    let router = Router()
+    router.get("/slow") { _, _ in
+        try await Task.sleep(for: .seconds(2))
+        return "late"
+    }
+    router.get("/fail") { _, _ -> Response in Response(status: .internalServerError) }
+    let echo: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let size = try await request.body.collect(upTo: 16 << 20).readableBytes
+        return try jsonResponse(
+            ["method": request.method.rawValue, "path": request.uri.description, "bodyBytes": String(size)]
+                .merging(headers.mapKeys { "h:" + $0 }) { a, _ in a })
+    }
+    for path in ["/echo", "/echo/**"] {
+        router.on(RouterPath(path), method: .get, use: echo)
+        router.on(RouterPath(path), method: .post, use: echo)
+        router.on(RouterPath(path), method: .delete, use: echo)
+    }
+    try await Application(router: router).test(.live) { client in try await body(client.port!) }
+}
+
+extension Dictionary {
+    func mapKeys(_ transform: (Key) -> String) -> [String: Value] {
+        Dictionary<String, Value>(uniqueKeysWithValues: map { (transform($0.key), $0.value) })
+    }
+}
+
+/// The gateway in front of `upstreamPort`, with the routes of `routesJSON` (`UPSTREAM` stands for the URL).
+func withGateway(
+    upstreamPort: Int, routes routesJSON: String, environment: [String: String] = [:],
+    _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    let directory = try ExternalTool.temporaryDirectory("gateway")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let file = directory.appendingPathComponent("routes.json")
+    let table = """
+        {"gateway":"api-gateway","jwt":{"algorithm":"HS256","issuer":"shop","audience":null},"routes":[\(routesJSON)]}
+        """.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(upstreamPort)")
+    try Data(table.utf8).write(to: file)
+    var environment = environment
+    environment["ROUTES_FILE"] = file.path
+    environment["JWT_SECRET"] = environment["JWT_SECRET"] ?? jwtSecret
+    try await withService(
+        APIGateway.definition, context: GatewayRequestContext.self, environment: environment, routes: APIGateway.routes
+    ) { client, _ in try await body(client) }
+}
+
+func route(
+    _ prefix: String, rewrite: String? = nil, service: String = "echo", auth: Bool = false, methods: [String] = [],
+    rateLimit: (Double, Int)? = nil, timeout: Int = 5000, maxBody: Int = 1 << 20
+) -> String {
+    let rewriteJSON = rewrite.map { "\"\($0)\"" } ?? "null"
+    let limit = rateLimit.map { #","rateLimit":{"rps":\#($0.0),"burst":\#($0.1)}"# } ?? ""
+    let methodsJSON = methods.map { "\"\($0)\"" }.joined(separator: ",")
+    return #"{"prefix":"\#(prefix)","rewrite":\#(rewriteJSON),"methods":[\#(methodsJSON)],"upstream":{"service":"\#(service)","port":1,"url":"UPSTREAM"},"auth":\#(auth ? "\"jwt\"" : "null"),"timeoutMilliseconds":\#(timeout),"maxBodyBytes":\#(maxBody)\#(limit)}"#
+}
+
+struct RouteTableTests {
+    let table = RouteTable(
+        routes: [
+            .init(prefix: "/api/users", rewrite: "/users", methods: [], upstream: .init(service: "u", port: 1, url: "http://u:1"), auth: nil, rateLimit: nil, timeoutMilliseconds: 1, maxBodyBytes: 1),
+            .init(prefix: "/api/users/admin", rewrite: "/", methods: [], upstream: .init(service: "a", port: 1, url: "http://a:1"), auth: nil, rateLimit: nil, timeoutMilliseconds: 1, maxBodyBytes: 1),
+            .init(prefix: "/", rewrite: nil, methods: [], upstream: .init(service: "root", port: 1, url: "http://r:1"), auth: nil, rateLimit: nil, timeoutMilliseconds: 1, maxBodyBytes: 1),
+        ], jwt: nil)
+
+    @Test func longestWholeSegmentPrefixWins() {
+        #expect(table.route(for: "/api/users")?.upstream.service == "u")
+        #expect(table.route(for: "/api/users/7")?.upstream.service == "u")
+        #expect(table.route(for: "/api/users/admin")?.upstream.service == "a")
+        #expect(table.route(for: "/api/users/admin/x")?.upstream.service == "a")
+        #expect(table.route(for: "/api/users/administrator")?.upstream.service == "u")
+        #expect(table.route(for: "/api/usersX")?.upstream.service == "root")
+    }
+
+    @Test func rewriteReplacesThePrefixAndKeepsTheQuery() {
+        let users = table.routes.first { $0.prefix == "/api/users" }!
+        let admin = table.routes.first { $0.prefix == "/api/users/admin" }!
+        #expect(RouteTable.rewrite(path: "/api/users", query: nil, route: users) == "/users")
+        #expect(RouteTable.rewrite(path: "/api/users/7", query: "a=1&b=2", route: users) == "/users/7?a=1&b=2")
+        #expect(RouteTable.rewrite(path: "/api/users/admin", query: nil, route: admin) == "/")
+        #expect(RouteTable.rewrite(path: "/api/users/admin/x", query: nil, route: admin) == "/x")
+    }
+
+    @Test func theGeneratedTableLoads() throws {
+        let data = try Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("gateway/routes.json"))
+        let table = try RouteTable(json: data, source: "gateway/routes.json")
+        #expect(table.routes.map(\.prefix).contains("/api/orders"))
+        #expect(table.jwt?.issuer == "shop")
+        #expect(throws: RouteTable.LoadError.self) { try RouteTable(json: Data("{}".utf8), source: "x") }
+    }
+
+    @Test func tokenBucketRefillsAndSaysWhenToRetry() {
+        let clock = ClockBox()
+        let limiter = RateLimiter(now: { clock.now })
+        for _ in 0..<3 { #expect(limiter.take(key: "k", rps: 1, burst: 3).allowed) }
+        let refused = limiter.take(key: "k", rps: 1, burst: 3)
+        #expect(!refused.allowed)
+        #expect(refused.retryAfterSeconds == 1)
+        #expect(limiter.take(key: "other", rps: 1, burst: 3).allowed)  // per client
+        clock.advance(.milliseconds(1100))
+        #expect(limiter.take(key: "k", rps: 1, burst: 3).allowed)
+        #expect(!limiter.take(key: "k", rps: 1, burst: 3).allowed)
+    }
+
+    @Test func rateLimiterMemoryIsBounded() {
+        let limiter = RateLimiter(maxClients: 100)
+        for client in 0..<10_000 { _ = limiter.take(key: "c\(client)", rps: 1, burst: 1) }
+        #expect(limiter.count <= 100)
+    }
+}
+
+final class ClockBox: @unchecked Sendable {
+    var now = ContinuousClock.now
+    func advance(_ duration: Duration) { now += duration }
+}
+
+@Suite(.serialized) struct GatewayTests {
+    @Test func proxiesWithRewriteAndForwardsWhatUpstreamsNeed() async throws {
+        try await withUpstream { port in
+            try await withGateway(upstreamPort: port, routes: route("/api/things", rewrite: "/echo")) { client in
+                let response = try await client.execute(
+                    uri: "/api/things/7?x=1", method: .get,
+                    headers: [
+                        HTTPField.Name("traceparent")!: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                        HTTPField.Name("X-Service-Token")!: "forged", HTTPField.Name("X-Authenticated-Subject")!: "root",
+                    ])
+                #expect(response.status == .ok)
+                let echoed = response.json as? [String: String] ?? [:]
+                #expect(echoed["path"] == "/echo/7?x=1")
+                #expect(echoed["h:x-service-token"] == testToken)  // the gateway's, never the client's
+                #expect(echoed["h:x-authenticated-subject"] == nil)
+                // The trace continues: same trace id, the gateway's span as parent.
+                #expect(echoed["h:traceparent"]?.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") == true)
+                #expect(echoed["h:traceparent"] != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                let id = try #require(response.headers[HTTPField.Name("X-Request-ID")!])
+                #expect(echoed["h:x-request-id"] == id)
+            }
+        }
+    }
+
+    @Test func jwtRoutesNeedAValidToken() async throws {
+        try await withUpstream { port in
+            try await withGateway(upstreamPort: port, routes: route("/api/private", rewrite: "/echo", auth: true)) { client in
+                let missing = try await client.execute(uri: "/api/private", method: .get)
+                #expect(missing.status == .unauthorized)
+                #expect(missing.headers[.wwwAuthenticate] == "Bearer realm=\"api\"")
+                let cases: [(String, String)] = [
+                    ("Bearer " + (try await token(expiresIn: -60)), "expired"),
+                    ("Bearer " + (try await token(secret: "another-secret-another-secret-xx")), "wrong key"),
+                    ("Bearer " + (try await token(issuer: "evil")), "wrong issuer"),
+                    ("Bearer " + (try await token(issuer: nil)), "no issuer"),
+                    ("Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OSwiaXNzIjoic2hvcCJ9.", "alg none"),
+                    ("Basic YWxpY2U6cHc=", "not bearer"),
+                    ("Bearer not.a.token", "garbage"),
+                ]
+                for (header, why) in cases {
+                    let response = try await client.execute(
+                        uri: "/api/private", method: .get, headers: [.authorization: header])
+                    #expect(response.status == .unauthorized, "\(why)")
+                    #expect(response.headers[.wwwAuthenticate]?.contains("error=") == true, "\(why)")
+                    #expect(response.errorCode == "unauthorized", "\(why)")
+                }
+                let good = try await client.execute(
+                    uri: "/api/private", method: .get, headers: [.authorization: "Bearer " + (try await token(subject: "bob"))])
+                #expect(good.status == .ok)
+                #expect((good.json as? [String: String])?["h:x-authenticated-subject"] == "bob")
+            }
+        }
+    }
+
+    @Test func rateLimitIs429WithRetryAfter() async throws {
+        try await withUpstream { port in
+            try await withGateway(upstreamPort: port, routes: route("/api/limited", rewrite: "/echo", rateLimit: (0.5, 3))) { client in
+                var statuses: [Int] = []
+                var last: TestResponse?
+                for _ in 0..<5 {
+                    let response = try await client.execute(uri: "/api/limited", method: .get)
+                    statuses.append(response.status.code)
+                    last = response
+                }
+                #expect(statuses == [200, 200, 200, 429, 429])
+                #expect(last?.errorCode == "rate-limited")
+                #expect(last?.headers[.retryAfter].flatMap(Int.init).map { (1...2).contains($0) } == true)
+            }
+        }
+    }
+
+    @Test func bodyLimitIs413EvenWhenChunked() async throws {
+        try await withUpstream { port in
+            try await withGateway(upstreamPort: port, routes: route("/api/small", rewrite: "/echo", maxBody: 1000)) { client in
+                let fits = try await client.execute(
+                    uri: "/api/small", method: .post, body: ByteBuffer(repeating: 0x61, count: 1000))
+                #expect(fits.status == .ok)
+                #expect((fits.json as? [String: String])?["bodyBytes"] == "1000")
+                let tooBig = try await client.execute(
+                    uri: "/api/small", method: .post, body: ByteBuffer(repeating: 0x61, count: 1001))
+                #expect(tooBig.status == .contentTooLarge)
+                #expect(tooBig.errorCode == "payload-too-large")
+            }
+        }
+    }
+
+    @Test func methodsTimeoutsAndUpstreamFailures() async throws {
+        try await withUpstream { port in
+            let routes = [
+                route("/api/read", rewrite: "/echo", methods: ["GET"]),
+                route("/api/slow", rewrite: "/slow", timeout: 300),
+                route("/api/fail", rewrite: "/fail", service: "failing"),
+            ].joined(separator: ",")
+            try await withGateway(upstreamPort: port, routes: routes, environment: ["BREAKER_RESET_TIMEOUT": "30s"]) { client in
+                let wrongMethod = try await client.execute(uri: "/api/read", method: .delete)
+                #expect(wrongMethod.status == .methodNotAllowed)
+                #expect(wrongMethod.headers[.allow] == "GET")
+                let start = ContinuousClock.now
+                let slow = try await client.execute(uri: "/api/slow", method: .get)
+                #expect(slow.status == .gatewayTimeout)
+                #expect(slow.errorCode == "upstream-timeout")
+                #expect(ContinuousClock.now - start < .seconds(1.5))
+                // 5xx answers pass through, and count against the upstream until its breaker opens.
+                var statuses: [Int] = []
+                for _ in 0..<12 { statuses.append(try await client.execute(uri: "/api/fail", method: .get).status.code) }
+                #expect(statuses.prefix(10).allSatisfy { $0 == 500 })
+                #expect(statuses.suffix(2) == [503, 503])
+                let open = try await client.execute(uri: "/api/fail", method: .get)
+                #expect(open.errorCode == "circuit-open")
+                #expect(open.headers[.retryAfter] != nil)
+                // Other upstreams are not affected.
+                #expect(try await client.execute(uri: "/api/read", method: .get).status == .ok)
+            }
+        }
+    }
+
+    @Test func anUnreachableUpstreamIs502AndUnknownPathsAre404() async throws {
+        let closed = try ChildProcess.freePort()
+        try await withGateway(upstreamPort: closed, routes: route("/api/gone", rewrite: "/echo")) { client in
+            let response = try await client.execute(uri: "/api/gone", method: .get)
+            #expect(response.status == .badGateway)
+            #expect(response.errorCode == "upstream-unreachable")
+            let unknown = try await client.execute(uri: "/elsewhere", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(unknown.errorCode == "not-found")
+        }
+    }
+
+    @Test func aMissingSecretStopsTheGatewayNamingTheVariable() async throws {
+        _ = observability
+        let runtime = try ServiceRuntime(definition: APIGateway.definition, environment: [
+            "ROUTES_FILE": ExternalTool.packageRoot.appendingPathComponent("gateway/routes.json").path,
+        ])
+        defer { Task { try? await runtime.httpClient.shutdown() } }
+        do {
+            _ = try await ServiceMain.makeRouter(runtime: runtime, context: GatewayRequestContext.self, routes: APIGateway.routes)
+            Issue.record("started without JWT_SECRET")
+        } catch let error as ConfigurationError {
+            #expect(error.variable == "JWT_SECRET")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import OrchestrateTestSupport
+import ServiceKit
+import Testing
+
+/// A database for a test: a fresh SQLite file, or the PostgreSQL server scripts/test starts
+/// (`ORCHESTRATE_TEST_POSTGRES=postgres://USER@127.0.0.1:PORT`, one database per service already created).
+enum TestDatabase: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    /// `DATABASE_URL` for `service`'s database, or nil when PostgreSQL is not available here (a failure in CI).
+    func url(service: String, directory: URL) -> String? {
+        switch self {
+        case .sqlite:
+            return "sqlite://" + directory.appendingPathComponent("\(service).sqlite").path
+        case .postgres:
+            guard let base = ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] else {
+                if ExternalTool.isRequired {
+                    Issue.record("ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL and sets it")
+                }
+                return nil
+            }
+            return base + "/" + service.replacingOccurrences(of: "-", with: "_")
+        }
+    }
+}
+
+/// Observability is process-wide: bootstrap it once, as a service does at start.
+let observability: Void = {
+    Observability.bootstrap(serviceName: "shop-tests", environment: ["LOG_LEVEL": "warning"])
+}()
+
+/// Runs `body` against a service's router (no sockets), with its database migrated.
+func withService(
+    _ definition: ServiceDefinition, database: TestDatabase = .sqlite, environment: [String: String] = [:],
+    routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void,
+    _ body: @escaping @Sendable (any TestClientProtocol, ServiceRuntime) async throws -> Void
+) async throws {
+    try await withService(
+        definition, context: BasicRequestContext.self, database: database, environment: environment, routes: routes, body)
+}
+
+func withService<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+    _ definition: ServiceDefinition, context: Context.Type,
+    database: TestDatabase = .sqlite, environment: [String: String] = [:],
+    routes: (ServiceRuntime, Router<Context>) async throws -> Void,
+    _ body: @escaping @Sendable (any TestClientProtocol, ServiceRuntime) async throws -> Void
+) async throws {
+    _ = observability
+    let directory = try ExternalTool.temporaryDirectory("shop-\(definition.name)")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    var environment = environment
+    environment["INTERNAL_TOKEN"] = environment["INTERNAL_TOKEN"] ?? testToken
+    if !definition.migrations.isEmpty {
+        guard let url = database.url(service: definition.name, directory: directory) else { return }
+        environment["DATABASE_URL"] = url
+    }
+    let runtime = try ServiceRuntime(definition: definition, environment: environment)
+    do {
+        try await runtime.database?.migrate()
+        let router = try await ServiceMain.makeRouter(runtime: runtime, context: Context.self, routes: routes)
+        try await Application(router: router).test(.router) { client in try await body(client, runtime) }
+    } catch {
+        await runtime.database?.shutdown()
+        try? await runtime.httpClient.shutdown()
+        throw error
+    }
+    await runtime.database?.shutdown()
+    try await runtime.httpClient.shutdown()
+}
+
+let testToken = "test-internal-token"
+
+/// Headers of an internal call.
+var internalHeaders: HTTPFields { [HTTPField.Name("X-Service-Token")!: testToken, .contentType: "application/json"] }
+
+extension TestResponse {
+    /// The body as JSON.
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+    }
+
+    /// `error.code` of a JSON error body.
+    var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+
+    /// The `field` of each entry of `error.fields`.
+    var errorFields: [String] {
+        ((json["error"] as? [String: Any])?["fields"] as? [[String: Any]] ?? []).compactMap { $0["field"] as? String }
+    }
+}
+
+func body(_ json: String) -> ByteBuffer { ByteBuffer(string: json) }
+
+/// A unique suffix, so tests that share a PostgreSQL database never collide.
+func unique() -> String { UUID().uuidString.prefix(8).lowercased() }
