@@ -276,7 +276,12 @@ struct GatewayProxy: RouterMiddleware {
                     }
                     do {
                         let answer = try await httpClient.execute(outgoing, deadline: deadline, logger: context.logger)
-                        if answer.status.code >= 500 { throw UpstreamServerError(response: answer) }
+                        // A 503 is the upstream's own answer that one of *its* dependencies is down (with
+                        // Retry-After): the upstream itself works, and its other endpoints may too, so it does not
+                        // count against it. Other 5xx do.
+                        if answer.status.code >= 500, answer.status.code != 503 {
+                            throw UpstreamServerError(response: answer)
+                        }
                         return answer
                     } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
                         resolver.invalidate(host: upstream.host)

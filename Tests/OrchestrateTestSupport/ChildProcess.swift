@@ -17,6 +17,10 @@ public final class ChildProcess: @unchecked Sendable {
 
     public struct SpawnError: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     public init(
