@@ -1,4 +1,4 @@
-public import FluentKit
+import FluentKit
 import Foundation
 public import Hummingbird
 import HTTPTypes
@@ -59,11 +59,7 @@ public enum OrderService {
         }
         orders.get(":id") { _, context in
             let db = runtime.database!.database(logger: context.logger)
-            guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
-                let order = try await OrderModel.find(id, on: db)
-            else {
-                throw ServiceError.notFound("no order \(context.parameters.get("id") ?? "")")
-            }
+            let order = try await OrderModel.find(parameter: context.parameters.get("id"), on: db, what: "order")
             return try jsonResponse(OrderView(order))
         }
         orders.get { request, context in

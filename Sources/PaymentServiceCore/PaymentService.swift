@@ -1,4 +1,4 @@
-public import FluentKit
+import FluentKit
 import Foundation
 public import Hummingbird
 import HTTPTypes
@@ -65,11 +65,7 @@ public enum PaymentService {
         }
         payments.get(":id") { _, context in
             let db = runtime.database!.database(logger: context.logger)
-            guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
-                let payment = try await PaymentModel.find(id, on: db)
-            else {
-                throw ServiceError.notFound("no payment \(context.parameters.get("id") ?? "")")
-            }
+            let payment = try await PaymentModel.find(parameter: context.parameters.get("id"), on: db, what: "payment")
             return try jsonResponse(PaymentView(payment))
         }
     }

@@ -144,3 +144,13 @@ public final class ServiceDatabase: Service, Sendable {
         await databases.shutdownAsync()
     }
 }
+
+extension Model where IDValue == UUID {
+    /// The row whose id is the route parameter `id`, or a 404 `not-found` (also for an id that is not a UUID).
+    public static func find(parameter id: String?, on database: any Database, what: String) async throws -> Self {
+        guard let id, let uuid = UUID(uuidString: id), let found = try await find(uuid, on: database) else {
+            throw ServiceError.notFound("no \(what) \(id ?? "")")
+        }
+        return found
+    }
+}

@@ -1,4 +1,4 @@
-public import FluentKit
+import FluentKit
 import Foundation
 public import Hummingbird
 public import ServiceKit
@@ -27,11 +27,7 @@ public enum UserService {
         }
         users.get(":id") { _, context in
             let db = runtime.database!.database(logger: context.logger)
-            guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
-                let user = try await UserModel.find(id, on: db)
-            else {
-                throw ServiceError.notFound("no user \(context.parameters.get("id") ?? "")")
-            }
+            let user = try await UserModel.find(parameter: context.parameters.get("id"), on: db, what: "user")
             return try jsonResponse(UserView(user))
         }
         users.get { request, context in

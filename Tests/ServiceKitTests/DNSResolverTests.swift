@@ -27,7 +27,7 @@ struct DNSResolverTests {
     /// Started with posix_spawn and queried with popen: Foundation's Process, used from an async test while a
     /// child it started keeps running, stopped noticing that dig had exited and hung the run.
     final class Server {
-        let pid: pid_t
+        let process: ChildProcess
         let port: Int
         let directory: URL
 
@@ -36,25 +36,9 @@ struct DNSResolverTests {
             port = 20_000 + Int(getpid() % 20_000)
             let conf = directory.appendingPathComponent("dnsmasq.conf")
             try Data((DNSResolverTests.configuration + "\nport=\(port)\n").utf8).write(to: conf)
-            let arguments = [dnsmasq.path, "--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"]
-            var cArguments = arguments.map { strdup($0) } + [nil]
-            defer { for argument in cArguments { free(argument) } }
-            // The test process blocks signals on its threads, and a spawned child inherits the mask: without a
-            // clean one dnsmasq ignores SIGTERM.
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var noSignals = sigset_t()
-            sigemptyset(&noSignals)
-            posix_spawnattr_setsigmask(&attributes, &noSignals)
-            var allSignals = sigset_t()
-            sigfillset(&allSignals)
-            posix_spawnattr_setsigdefault(&attributes, &allSignals)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-            var child: pid_t = 0
-            let status = posix_spawn(&child, dnsmasq.path, nil, &attributes, &cArguments, environ)
-            guard status == 0 else { throw ServerError(description: "cannot start dnsmasq: \(String(cString: strerror(status)))") }
-            pid = child
+            process = try ChildProcess(
+                dnsmasq.path, ["--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"],
+                environment: [:], logPath: directory.appendingPathComponent("dnsmasq.log").path)
             // Ready when dig gets an answer; bounded: 50 tries, 100 ms apart.
             for _ in 0..<50 {
                 if Self.dig(dig, port: port, ["+short", "user-service", "A"]) == "127.0.0.3" { return }
@@ -65,9 +49,9 @@ struct DNSResolverTests {
         }
 
         func stop() {
-            kill(pid, SIGKILL)  // dnsmasq keeps nothing worth a graceful stop
+            kill(process.pid, SIGKILL)  // dnsmasq keeps nothing worth a graceful stop
             var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            waitpid(process.pid, &status, 0)
             try? FileManager.default.removeItem(at: directory)
         }
 
