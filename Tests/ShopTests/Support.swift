@@ -38,19 +38,21 @@ let observability: Void = {
     Observability.bootstrap(serviceName: "shop-tests", environment: ["LOG_LEVEL": "warning"])
 }()
 
-/// Runs `body` against a service's router (no sockets), with its database migrated.
+/// Runs `body` against a service's router (no sockets; `.live` for a real server on a free port), with its database
+/// migrated.
 func withService(
     _ definition: ServiceDefinition, database: TestDatabase = .sqlite, environment: [String: String] = [:],
-    routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void,
+    setup: TestingSetup = .router, routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void,
     _ body: @escaping @Sendable (any TestClientProtocol, ServiceRuntime) async throws -> Void
 ) async throws {
     try await withService(
-        definition, context: BasicRequestContext.self, database: database, environment: environment, routes: routes, body)
+        definition, context: BasicRequestContext.self, database: database, environment: environment, setup: setup,
+        routes: routes, body)
 }
 
 func withService<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
     _ definition: ServiceDefinition, context: Context.Type,
-    database: TestDatabase = .sqlite, environment: [String: String] = [:],
+    database: TestDatabase = .sqlite, environment: [String: String] = [:], setup: TestingSetup = .router,
     routes: (ServiceRuntime, Router<Context>) async throws -> Void,
     _ body: @escaping @Sendable (any TestClientProtocol, ServiceRuntime) async throws -> Void
 ) async throws {
@@ -67,7 +69,7 @@ func withService<Context: RequestContext & InitializableFromSource<ApplicationRe
     do {
         try await runtime.database?.migrate()
         let router = try await ServiceMain.makeRouter(runtime: runtime, context: Context.self, routes: routes)
-        try await Application(router: router).test(.router) { client in try await body(client, runtime) }
+        try await Application(router: router).test(setup) { client in try await body(client, runtime) }
     } catch {
         await runtime.database?.shutdown()
         try? await runtime.httpClient.shutdown()
