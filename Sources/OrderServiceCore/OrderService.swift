@@ -160,6 +160,10 @@ struct OrderItem: Codable, Sendable {
     var unitPrice: Int
 }
 
+struct OrderLines: Codable, Sendable {
+    var items: [OrderItem]
+}
+
 struct OrderView: Codable {
     var id: String
     var userId: String
@@ -191,7 +195,10 @@ final class OrderModel: Model, @unchecked Sendable {
 
     @ID(key: .id) var id: UUID?
     @Field(key: "user_id") var userID: UUID
-    @Field(key: "items") var items: [OrderItem]
+    /// One JSON document (jsonb in PostgreSQL): a bare Swift array would be bound as `jsonb[]`.
+    @Field(key: "items") var lines: OrderLines
+
+    var items: [OrderItem] { lines.items }
     @Field(key: "total") var total: Int
     @Field(key: "currency") var currency: String
     @Field(key: "status") var status: String
@@ -203,7 +210,7 @@ final class OrderModel: Model, @unchecked Sendable {
     init(id: UUID, userID: UUID, items: [OrderItem], total: Int, currency: String, paymentID: String) {
         self.id = id
         self.userID = userID
-        self.items = items
+        self.lines = OrderLines(items: items)
         self.total = total
         self.currency = currency
         self.status = "confirmed"
