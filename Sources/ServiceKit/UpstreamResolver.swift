@@ -16,6 +16,11 @@ public final class UpstreamResolver: Sendable {
     public struct Endpoint: Sendable, Equatable {
         public var host: String
         public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     private let dns: DNSResolver?

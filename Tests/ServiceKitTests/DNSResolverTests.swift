@@ -104,6 +104,23 @@ struct DNSResolverTests {
         }
     }
 
+    /// What the HTTP client and the gateway use: every address of a name in turn, the port from SRV when the URL
+    /// has none.
+    @Test func upstreamResolverSpreadsOverEveryAddress() async throws {
+        try await withServer { server, dig in
+            let expected = Set(Server.dig(dig, port: server.port, ["+short", "order-service", "A"]).split(separator: "\n").map(String.init))
+            #expect(expected == ["127.0.0.5", "127.0.0.6"])
+            let resolver = UpstreamResolver(dns: try DNSResolver(host: "127.0.0.1", port: server.port))
+            var seen: [String] = []
+            for _ in 0..<4 { seen.append(try await resolver.endpoint(host: "order-service", port: 3002).host) }
+            #expect(Set(seen) == expected)
+            #expect(seen[0] != seen[1] && seen[0] == seen[2])  // round robin
+            let viaSRV = try await resolver.endpoint(host: "user-service", port: nil)
+            #expect(viaSRV.port == 3001)
+            #expect(try await resolver.endpoint(host: "127.0.0.9", port: 80) == .init(host: "127.0.0.9", port: 80))
+        }
+    }
+
     @Test func anUnknownNameIsNotFound() async throws {
         try await withServer { server, dig in
             #expect(Server.dig(dig, port: server.port, ["nope.shop.local", "A"]).contains("status: NXDOMAIN"))

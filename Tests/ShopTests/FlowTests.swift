@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import OrchestrateTestSupport
@@ -236,6 +238,43 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         #expect(try await healthcheck([users.url + "/missing"]) == 1)
         #expect(try await healthcheck(["http://127.0.0.1:\(try ChildProcess.freePort())/ready"]) == 1)
         #expect(try await healthcheck(["not-a-url"]) == 64)
+    }
+
+    /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans leave the process as OTLP/HTTP protobuf posts to
+    /// `/v1/traces` (here a loopback receiver that records what arrives); without it, nothing is sent.
+    @Test func spansAreExportedOverOTLPWhenAnEndpointIsSet() async throws {
+        let directory = try ExternalTool.temporaryDirectory("otlp")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let received = Received()
+        let router = Router()
+        router.post("/v1/traces") { request, _ -> Response in
+            let size = try await request.body.collect(upTo: 4 << 20).readableBytes
+            received.add(contentType: request.headers[.contentType] ?? "", bytes: size)
+            return Response(status: .ok)
+        }
+        try await Application(router: router).test(.live) { collector in
+            let users = try await RunningService(
+                "UserService", port: try ChildProcess.freePort(),
+                environment: [
+                    "INTERNAL_TOKEN": "t", "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collector.port!)", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                ],
+                directory: directory)
+            defer { users.process.signal(SIGKILL) }
+            _ = try await call(.GET, users.url + "/users", headers: [("X-Service-Token", "t")])
+            // Bounded wait for the batch processor: 50 × 100 ms.
+            for _ in 0..<50 where received.posts.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!received.posts.isEmpty, "no OTLP export arrived:\n\(users.process.log.suffix(1500))")
+            #expect(received.posts.allSatisfy { $0.contentType == "application/x-protobuf" && $0.bytes > 0 })
+            #expect(await users.process.stop() == 0)
+        }
+    }
+
+    final class Received: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _posts: [(contentType: String, bytes: Int)] = []
+        var posts: [(contentType: String, bytes: Int)] { lock.withLock { _posts } }
+        func add(contentType: String, bytes: Int) { lock.withLock { _posts.append((contentType, bytes)) } }
     }
 
     func metricsText(_ base: String) async throws -> String {
