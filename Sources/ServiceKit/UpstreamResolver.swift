@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -89,9 +90,7 @@ public final class UpstreamResolver: Sendable {
     }
 
     static func isIPLiteral(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 
     /// Every address of `host` from getaddrinfo, IPv4 first, without duplicates.
@@ -114,21 +113,18 @@ public final class UpstreamResolver: Sendable {
         var v6: [String] = []
         var cursor: UnsafeMutablePointer<addrinfo>? = first
         while let info = cursor {
-            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            if info.pointee.ai_family == AF_INET {
-                info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                    var raw = address.pointee.sin_addr
-                    _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
-                }
+            // getnameinfo rather than sockaddr_in's fields: in release builds Swift attributes those to NIO's C
+            // module, which this file does not import.
+            var buffer = [CChar](repeating: 0, count: 1025)
+            if info.pointee.ai_family == AF_INET || info.pointee.ai_family == AF_INET6,
+                getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0
+            {
                 let text = String(cString: buffer)
-                if !v4.contains(text) { v4.append(text) }
-            } else if info.pointee.ai_family == AF_INET6 {
-                info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                    var raw = address.pointee.sin6_addr
-                    _ = inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
+                if info.pointee.ai_family == AF_INET {
+                    if !v4.contains(text) { v4.append(text) }
+                } else if !v6.contains(text) {
+                    v6.append(text)
                 }
-                let text = String(cString: buffer)
-                if !v6.contains(text) { v6.append(text) }
             }
             cursor = info.pointee.ai_next
         }
