@@ -203,6 +203,37 @@ final class ClockBox: @unchecked Sendable {
         }
     }
 
+    /// RS256 with a public key in PEM: a key pair from openssl, tokens signed with the private half.
+    @Test func rs256TokensVerifyWithThePublicKey() async throws {
+        guard let openssl = ExternalTool.find("openssl") else {
+            if ExternalTool.isRequired { Issue.record("openssl is missing") }
+            return
+        }
+        let directory = try ExternalTool.temporaryDirectory("rsa")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let privatePath = directory.appendingPathComponent("private.pem").path
+        let publicPath = directory.appendingPathComponent("public.pem").path
+        #expect(try ExternalTool.run(openssl, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privatePath]).0 == 0)
+        #expect(try ExternalTool.run(openssl, ["pkey", "-in", privatePath, "-pubout", "-out", publicPath]).0 == 0)
+        let signer = JWTKeyCollection()
+        await signer.add(rsa: try Insecure.RSA.PrivateKey(pem: try String(contentsOfFile: privatePath, encoding: .utf8)), digestAlgorithm: .sha256)
+        let good = try await signer.sign(TestClaims(sub: "carol", exp: .init(value: Date().addingTimeInterval(600)), iss: "shop"))
+        try await withUpstream { port in
+            try await withGateway(
+                upstreamPort: port, routes: route("/api/private", rewrite: "/echo", auth: true),
+                environment: ["JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY_FILE": publicPath]
+            ) { client in
+                let accepted = try await client.execute(uri: "/api/private", method: .get, headers: [.authorization: "Bearer " + good])
+                #expect(accepted.status == .ok)
+                #expect((accepted.json as? [String: String])?["h:x-authenticated-subject"] == "carol")
+                // An HS256 token, even one signed with the public key's text as secret, is refused.
+                let hmac = try await token(secret: try String(contentsOfFile: publicPath, encoding: .utf8))
+                let refused = try await client.execute(uri: "/api/private", method: .get, headers: [.authorization: "Bearer " + hmac])
+                #expect(refused.status == .unauthorized)
+            }
+        }
+    }
+
     @Test func rateLimitIs429WithRetryAfter() async throws {
         try await withUpstream { port in
             try await withGateway(upstreamPort: port, routes: route("/api/limited", rewrite: "/echo", rateLimit: (0.5, 3))) { client in
