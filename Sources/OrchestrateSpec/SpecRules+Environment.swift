@@ -5,7 +5,7 @@ extension SpecRules {
         for service in spec.services {
             for variable in service.env {
                 let name = variable.name.value
-                let path = "services.\(service.name.value).env.\(name)"
+                var path: String { "services.\(service.name.value).env.\(name)" }  // only for a diagnostic
                 if let source = reservedSource(of: name, for: service, in: spec) {
                     diagnostics.append(
                         Diagnostic(
@@ -73,6 +73,15 @@ extension SpecRules {
         }
     }
 
+    /// The offset of the first occurrence of `needle` in `haystack`.
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
+        }
+        return nil
+    }
+
     /// Why this plain value looks like a credential, or nil when it does not.
     static func credentialReason(name: String, value: String) -> String? {
         guard !value.isEmpty else { return nil }
@@ -85,16 +94,20 @@ extension SpecRules {
         guard bytes.contains(UInt8(ascii: "-")) || bytes.contains(UInt8(ascii: ":")) || value.hasPrefix("AKIA")
             || value.hasPrefix("eyJ")
         else { return nil }
-        if value.contains("-----BEGIN") { return "the value of \(name) holds a PEM key" }
-        if let scheme = value.firstRange(of: "://") {
-            let authority = value[scheme.upperBound...].prefix { $0 != "/" }
-            if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") {
+        // Byte searches: String.contains(_:) and firstRange(of:) from _StringProcessing cost thousands of
+        // instructions per call, and this runs for every plain value of every service.
+        let utf8 = Array(bytes)
+        if Self.find(Array("-----BEGIN".utf8), in: utf8) != nil { return "the value of \(name) holds a PEM key" }
+        if let scheme = Self.find(Array("://".utf8), in: utf8) {
+            let authority = utf8[(scheme + 3)...].prefix { $0 != UInt8(ascii: "/") }
+            if let at = authority.lastIndex(of: UInt8(ascii: "@")), authority[..<at].contains(UInt8(ascii: ":")) {
                 return "the URL in \(name) carries a password"
             }
         }
         if value.hasPrefix("AKIA"), value.count == 20 { return "the value of \(name) looks like an AWS access key" }
-        let parts = value.split(separator: ".", omittingEmptySubsequences: false)
-        if value.hasPrefix("eyJ"), parts.count == 3 { return "the value of \(name) looks like a JWT" }
+        if value.hasPrefix("eyJ"), utf8.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
+            return "the value of \(name) looks like a JWT"
+        }
         return nil
     }
 }
