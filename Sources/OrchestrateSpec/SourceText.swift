@@ -21,16 +21,30 @@ enum SourceText {
 
     /// The byte offset of the first byte that is not valid UTF-8, or nil when all of `bytes` is valid.
     static func firstInvalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        var parser = Unicode.UTF8.ForwardParser()
-        var iterator = bytes.makeIterator()
+        guard let base = bytes.baseAddress else { return nil }
+        let count = bytes.count
         var offset = 0
-        while true {
+        while offset < count {
+            // ASCII runs eight bytes at a time (specs are mostly ASCII); the decoder only for the rest.
+            while offset + 8 <= count,
+                UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+            {
+                offset += 8
+            }
+            guard offset < count else { return nil }
+            if base[offset] < 0x80 {
+                offset += 1
+                continue
+            }
+            var parser = Unicode.UTF8.ForwardParser()
+            var iterator = UnsafeBufferPointer(rebasing: bytes[offset...]).makeIterator()
             switch parser.parseScalar(from: &iterator) {
             case .valid(let scalar): offset += scalar.count
             case .emptyInput: return nil
             case .error: return offset
             }
         }
+        return nil
     }
 
     /// Whether the text holds nothing but white space and comments.
