@@ -73,10 +73,29 @@ let package = Package(
             dependencies: ["OrchestrateCLI"],
             swiftSettings: swiftSettings
         ),
+        // DNS messages, both sides: ServiceKit's resolver and the supervisor's server. No dependencies.
+        .target(name: "DNSWire", swiftSettings: swiftSettings),
+        // The local runtime of `orchestrate up`: so far its DNS server.
+        .target(
+            name: "OrchestrateSupervisor",
+            dependencies: [
+                "OrchestrateSpec", "DNSWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrchestrateSupervisorTests",
+            dependencies: ["OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         // What every shop service shares. Not a dependency of the orchestrate CLI, so the CLI builds without it.
         .target(
             name: "ServiceKit",
             dependencies: [
+                "DNSWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 public import NIOCore
+import DNSWire
 public import NIOPosix
 
 /// Resolves service names through one DNS server over UDP: the supervisor's under `orchestrate up`

@@ -109,3 +109,17 @@ public final class ChildProcess: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// dig, run through popen (Foundation's Process hung beside a long-lived child in async tests).
+public enum Dig {
+    /// dig's output, trimmed. Arguments are fixed words from the tests, so the shell line needs no quoting.
+    public static func run(_ dig: URL, port: Int, _ arguments: [String]) -> String {
+        let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(separator: " ")
+        guard let pipe = popen(command, "r") else { return "" }
+        var output = ""
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), pipe) != nil { output += String(cString: buffer) }
+        pclose(pipe)
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -55,15 +55,8 @@ struct DNSResolverTests {
             try? FileManager.default.removeItem(at: directory)
         }
 
-        /// dig's output, trimmed. Arguments are fixed words from this file, so the shell line needs no quoting.
         static func dig(_ dig: URL, port: Int, _ arguments: [String]) -> String {
-            let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(separator: " ")
-            guard let pipe = popen(command, "r") else { return "" }
-            var output = ""
-            var buffer = [CChar](repeating: 0, count: 4096)
-            while fgets(&buffer, Int32(buffer.count), pipe) != nil { output += String(cString: buffer) }
-            pclose(pipe)
-            return output.trimmingCharacters(in: .whitespacesAndNewlines)
+            Dig.run(dig, port: port, arguments)
         }
     }
 

@@ -1,29 +1,30 @@
-/// DNS messages (RFC 1035) as the resolver needs them: a query for one name and type, and the A and SRV records
-/// of an answer. Written by hand because no package in the set speaks DNS.
-enum DNSMessage {
-    enum RecordType: UInt16 {
+/// DNS messages (RFC 1035) as orchestrate needs them: the client side (a query for one name and type, the A and SRV
+/// records of an answer) for ServiceKit's resolver, and the server side (a question, an answer) for the supervisor's
+/// DNS server. Written by hand because no package in the set speaks DNS; tested against dnsmasq and dig.
+public enum DNSMessage {
+    public enum RecordType: UInt16, Sendable {
         case a = 1
         case srv = 33
     }
 
-    struct ParseError: Error, CustomStringConvertible {
-        var description: String
+    public struct ParseError: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// A record of an answer section.
-    enum Record: Equatable {
+    public enum Record: Equatable, Sendable {
         case a(String)
         case srv(priority: UInt16, weight: UInt16, port: UInt16, target: String)
     }
 
-    struct Response {
-        var id: UInt16
-        var responseCode: UInt8
-        var records: [Record]
+    public struct Response: Sendable {
+        public var id: UInt16
+        public var responseCode: UInt8
+        public var records: [Record]
     }
 
     /// A standard query with recursion desired, one question, class IN.
-    static func query(id: UInt16, name: String, type: RecordType) throws -> [UInt8] {
+    public static func query(id: UInt16, name: String, type: RecordType) throws -> [UInt8] {
         var bytes: [UInt8] = []
         append16(id, to: &bytes)
         append16(0x0100, to: &bytes)  // RD
@@ -43,7 +44,7 @@ enum DNSMessage {
         return bytes
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> Response {
+    public static func parse(_ bytes: [UInt8]) throws -> Response {
         var reader = Reader(bytes: bytes)
         let id = try reader.uint16()
         let flags = try reader.uint16()
@@ -80,12 +81,12 @@ enum DNSMessage {
         return Response(id: id, responseCode: UInt8(flags & 0x000F), records: records)
     }
 
-    private static func append16(_ value: UInt16, to bytes: inout [UInt8]) {
+    static func append16(_ value: UInt16, to bytes: inout [UInt8]) {
         bytes.append(UInt8(value >> 8))
         bytes.append(UInt8(value & 0xFF))
     }
 
-    private struct Reader {
+    struct Reader {
         let bytes: [UInt8]
         var offset = 0
 

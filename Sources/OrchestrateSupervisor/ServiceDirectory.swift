@@ -1,0 +1,107 @@
+public import DNSWire
+import Synchronization
+
+/// Which replicas of which services run where, and which are ready: what the supervisor's DNS server answers from.
+///
+/// Names it answers (lowercase, a trailing dot ignored):
+/// - `NAME` and `NAME.<project>.local`: A, one record per *ready* replica;
+/// - `_http._tcp.NAME` and `_http._tcp.NAME.<project>.local` (or `NAME` asked for SRV): SRV, one record per ready
+///   replica, with its port and the target `<index>.NAME.<project>.local`;
+/// - `<index>.NAME.<project>.local`: A, that replica, ready or not (an SRV target must resolve).
+/// A known name with nothing ready, or asked for another type, has no records (NOERROR); any other name is
+/// NXDOMAIN.
+public final class ServiceDirectory: Sendable {
+    public struct Replica: Sendable, Equatable {
+        public var service: String
+        public var index: Int
+        public var address: String
+        public var port: Int
+        public var isReady: Bool
+
+        public init(service: String, index: Int, address: String, port: Int, isReady: Bool = false) {
+            self.service = service
+            self.index = index
+            self.address = address
+            self.port = port
+            self.isReady = isReady
+        }
+    }
+
+    public let project: String
+    private let replicas = Mutex<[Replica]>([])
+
+    public init(project: String, replicas: [Replica] = []) {
+        self.project = project.lowercased()
+        self.replicas.withLock { $0 = replicas }
+    }
+
+    public var all: [Replica] { replicas.withLock { $0 } }
+
+    /// Adds the replica, or replaces the one with the same service and index.
+    public func upsert(_ replica: Replica) {
+        replicas.withLock { replicas in
+            if let index = replicas.firstIndex(where: { $0.service == replica.service && $0.index == replica.index }) {
+                replicas[index] = replica
+            } else {
+                replicas.append(replica)
+            }
+        }
+    }
+
+    /// Marks a replica ready (its readiness probe passes) or not (it fails, or the replica stopped).
+    public func setReady(_ ready: Bool, service: String, index: Int) {
+        replicas.withLock { replicas in
+            for position in replicas.indices where replicas[position].service == service && replicas[position].index == index {
+                replicas[position].isReady = ready
+            }
+        }
+    }
+
+    /// The answer to a question for `name` of `type`.
+    public func answer(name: String, type: UInt16) -> (DNSMessage.ResponseCode, [DNSMessage.Record]) {
+        var name = name.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        let suffix = ".\(project).local"
+        var isSRVName = false
+        if name.hasPrefix("_http._tcp.") {
+            name.removeFirst("_http._tcp.".count)
+            isSRVName = true
+        }
+        if name.hasSuffix(suffix) { name.removeLast(suffix.count) }
+        let snapshot = all
+        // `<index>.NAME`: one replica.
+        if !isSRVName, let dot = name.firstIndex(of: "."), let index = Int(name[..<dot]) {
+            let service = String(name[name.index(after: dot)...])
+            guard let replica = snapshot.first(where: { $0.service == service && $0.index == index }) else {
+                return (.nameError, [])
+            }
+            return (.noError, type == DNSMessage.RecordType.a.rawValue || type == 255 ? [.a(replica.address)] : [])
+        }
+        let members = snapshot.filter { $0.service == name }.sorted { $0.index < $1.index }
+        guard !members.isEmpty else { return (.nameError, []) }
+        let ready = members.filter(\.isReady)
+        switch type {
+        case DNSMessage.RecordType.a.rawValue where !isSRVName:
+            return (.noError, ready.map { .a($0.address) })
+        case DNSMessage.RecordType.srv.rawValue:
+            return (
+                .noError,
+                ready.map { .srv(priority: 0, weight: 1, port: UInt16($0.port), target: "\($0.index).\($0.service)\(suffix)") }
+            )
+        case 255:
+            return (.noError, isSRVName ? [] : ready.map { .a($0.address) })
+        default:
+            return (.noError, [])
+        }
+    }
+
+    /// The reply to a raw query: nil when it is not one to answer (a response, several questions, garbage).
+    public func reply(to query: [UInt8]) -> [UInt8]? {
+        guard let question = DNSMessage.question(in: query) else { return nil }
+        guard question.recordClass == 1 || question.recordClass == 255 else {
+            return DNSMessage.answer(to: question, records: [], code: .refused)
+        }
+        let (code, records) = answer(name: question.name, type: question.type)
+        return DNSMessage.answer(to: question, records: records, code: code, ttl: 1)
+    }
+}
