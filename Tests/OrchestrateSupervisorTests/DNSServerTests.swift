@@ -105,7 +105,8 @@ import Testing
         #expect(parsed.records == [.a("127.0.0.2"), .a("127.0.0.3")])
         try await withServer { server, _, dig in
             // The server still answers after garbage over UDP.
-            #expect(try await DatagramProbe.send([0xFF, 0x00, 0x01], to: server.port))
+            let sent = try await DatagramProbe.send([0xFF, 0x00, 0x01], to: server.port)
+            #expect(sent)
             #expect(Dig.run(dig, port: server.port, ["+short", "user-service"]).contains("127.0.0.2"))
         }
     }
