@@ -1,0 +1,85 @@
+import Foundation
+import OrchestrateSpec
+import OrchestrateSupervisor
+import OrchestrateTestSupport
+import Testing
+
+struct LocalPlanTests {
+    func shop() throws -> Spec {
+        let bytes = try Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("services.yaml"))
+        return try #require(SpecLoader.load(Array(bytes)).spec)
+    }
+
+    func withState(_ body: (String) throws -> Void) throws {
+        let directory = try ExternalTool.temporaryDirectory("plan")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try body(directory.path)
+    }
+
+    @Test func theShopGetsAnAddressPerReplicaAndItsEnvironment() throws {
+        try withState { state in
+            let plan = try LocalPlan.make(
+                spec: try shop(), stateDirectory: state, dnsPort: 5353,
+                secrets: SecretStore(directory: state + "/secrets", environment: [:]))
+            #expect(plan.replicas.map { "\($0.service)#\($0.index)" } == [
+                "api-gateway#1", "api-gateway#2", "user-service#1", "user-service#2", "order-service#1",
+                "payment-service#1", "notification-service#1",
+            ])
+            #expect(Set(plan.replicas.map(\.address)).count == 7)
+            #expect(plan.replicas.allSatisfy { $0.environment["HOST"] == $0.address })
+            #expect(plan.replicas.allSatisfy { $0.environment["ORCHESTRATE_DNS"] == "127.0.0.1:5353" })
+            let order = try #require(plan.replicas.first { $0.service == "order-service" })
+            #expect(order.environment["USER_SERVICE_URL"] == "http://user-service:3001")
+            #expect(order.environment["PAYMENT_SERVICE_URL"] == "http://payment-service:3003")
+            #expect(order.environment["DATABASE_URL"] == "sqlite://\(state)/data/orders.sqlite")
+            #expect(order.environment["BROKER_URL"] == "sqlite://\(state)/data/events.sqlite")
+            #expect(order.environment["UPSTREAM_TIMEOUT"] == "2s")
+            #expect(order.environment["PORT"] == "3002")
+            let gateway = try #require(plan.replicas.first { $0.service == "api-gateway" })
+            #expect(gateway.environment["ROUTES_FILE"] == "\(state)/routes.json")
+            #expect(gateway.environment["JWT_ISSUER"] == "shop")
+            #expect((gateway.environment["JWT_SECRET"]?.utf8.count ?? 0) >= 32)
+            // One internal token for every service, as they must agree.
+            #expect(Set(plan.replicas.compactMap { $0.environment["INTERNAL_TOKEN"] }).count == 1)
+            // Dependencies first: user and payment before order, order before the gateway that routes to it.
+            let wave = Dictionary(plan.replicas.map { ($0.service, $0.wave) }, uniquingKeysWith: { a, _ in a })
+            #expect(wave["user-service"]! < wave["order-service"]!)
+            #expect(wave["payment-service"]! < wave["order-service"]!)
+        }
+    }
+
+    @Test func secretsAreGeneratedOnceThenReadFromTheirFiles() throws {
+        try withState { state in
+            let store = SecretStore(directory: state + "/secrets", environment: [:])
+            let first = try LocalPlan.make(spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store)
+            #expect(Set(first.generatedSecrets) == ["internal-token", "jwt-secret"])
+            let attributes = try FileManager.default.attributesOfItem(atPath: state + "/secrets/jwt-secret")
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let second = try LocalPlan.make(spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store)
+            #expect(second.generatedSecrets.isEmpty)
+            #expect(second.replicas[0].environment["JWT_SECRET"] == first.replicas[0].environment["JWT_SECRET"])
+            // A variable in the supervisor's environment wins over the file.
+            let overridden = try LocalPlan.make(
+                spec: try shop(), stateDirectory: state, dnsPort: 1,
+                secrets: SecretStore(directory: state + "/secrets", environment: ["INTERNAL_TOKEN": "from-env"]))
+            #expect(overridden.replicas.allSatisfy { $0.environment["INTERNAL_TOKEN"] == "from-env" })
+        }
+    }
+
+    @Test func imageOnlyServicesAndTooManyReplicasAreRefused() throws {
+        let imageOnly = """
+            version: 1
+            name: t
+            services:
+              cache: { image: "redis:7", port: 6379 }
+            """
+        let spec = try #require(SpecLoader.load(Array(imageOnly.utf8)).spec)
+        try withState { state in
+            #expect(throws: LocalPlan.PlanError.self) {
+                try LocalPlan.make(spec: spec, stateDirectory: state, dnsPort: 1, secrets: SecretStore(directory: state, environment: [:]))
+            }
+        }
+        #expect(throws: LocalPlan.PlanError.self) { try LoopbackAddresses.linux.address(253) }
+        #expect(try LoopbackAddresses.linux.address(0) == "127.0.0.2")
+    }
+}
