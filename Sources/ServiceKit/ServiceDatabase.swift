@@ -131,7 +131,8 @@ public final class ServiceDatabase: Service, Sendable {
                 logger.warning(
                     "database not ready; retrying",
                     metadata: ["database": "\(location)", "error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
-                try? await Task.sleep(for: delay)
+                let pause = delay  // a shutdown ends the wait at once
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
                 delay = min(delay * 2, .seconds(5))
             }
         }
