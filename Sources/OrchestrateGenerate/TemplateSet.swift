@@ -1,4 +1,4 @@
-public import Mustache
+import Mustache
 
 /// The templates every output is rendered from: the built-in ones (copies of the repository's `templates/`,
 /// embedded so the binary needs no files beside it), any of which a user may replace.

@@ -119,7 +119,7 @@ public final class UpstreamResolver: Sendable {
             if info.pointee.ai_family == AF_INET || info.pointee.ai_family == AF_INET6,
                 getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0
             {
-                let text = String(cString: buffer)
+                let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 if info.pointee.ai_family == AF_INET {
                     if !v4.contains(text) { v4.append(text) }
                 } else if !v6.contains(text) {

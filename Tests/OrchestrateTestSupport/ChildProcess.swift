@@ -1,7 +1,7 @@
 public import Foundation
 
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #endif
 
 /// A program the tests start and stop: a shop service, a database server.
@@ -118,7 +118,9 @@ public enum Dig {
         guard let pipe = popen(command, "r") else { return "" }
         var output = ""
         var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), pipe) != nil { output += String(cString: buffer) }
+        while fgets(&buffer, Int32(buffer.count), pipe) != nil {
+            output += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         pclose(pipe)
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }

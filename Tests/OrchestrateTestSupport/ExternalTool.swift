@@ -40,7 +40,7 @@ public enum ExternalTool {
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("tool-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
         let output = Pipe()
