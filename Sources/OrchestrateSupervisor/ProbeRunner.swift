@@ -1,0 +1,169 @@
+import Foundation
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+public import OrchestrateSpec
+
+/// Runs one probe against one replica, as Kubernetes does: an HTTP GET that answers 200–399, a TCP connect that
+/// succeeds, or a command that exits 0 — each within the probe's timeout.
+public struct ProbeRunner: Sendable {
+    public struct Result: Sendable, Equatable {
+        public var success: Bool
+        /// What happened, for `orchestrate status` and the log: `HTTP 503`, `connection refused`, `timed out`, …
+        public var detail: String
+
+        public init(success: Bool, detail: String) {
+            self.success = success
+            self.detail = detail
+        }
+    }
+
+    let group: any EventLoopGroup
+
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.group = group
+    }
+
+    /// - Parameters:
+    ///   - host: The replica's address; `port` its declared port (an HTTP probe's port).
+    ///   - environment: The replica's environment, for a command probe.
+    public func run(
+        _ check: Probe.Check, host: String, port: Int?, timeout: Duration, environment: [String: String] = [:]
+    ) async -> Result {
+        switch check {
+        case .http(let path):
+            guard let port else { return Result(success: false, detail: "no port to probe") }
+            return await http(host: host, port: port, path: path, timeout: timeout)
+        case .tcp(let port):
+            return await tcp(host: host, port: port, timeout: timeout)
+        case .command(let words):
+            return await command(words, environment: environment, timeout: timeout)
+        }
+    }
+
+    private func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    func tcp(host: String, port: Int, timeout: Duration) async -> Result {
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(nanoseconds(timeout)))
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+            return Result(success: true, detail: "connected")
+        } catch {
+            return Result(success: false, detail: Self.describe(error))
+        }
+    }
+
+    func http(host: String, port: Int, path: String, timeout: Duration) async -> Result {
+        let loop = group.next()
+        let promise = loop.makePromise(of: HTTPResponseStatus.self)
+        let deadline = loop.scheduleTask(in: .nanoseconds(nanoseconds(timeout))) {
+            promise.fail(ProbeTimeout())
+        }
+        defer { deadline.cancel() }
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.nanoseconds(nanoseconds(timeout)))
+                .channelInitializer { channel in
+                    channel.pipeline.addHTTPClientHandlers().flatMap {
+                        channel.pipeline.addHandler(StatusHandler(promise: promise))
+                    }
+                }
+                .connect(host: host, port: port).get()
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path.isEmpty ? "/" : path)
+            head.headers.add(name: "Host", value: "\(host):\(port)")
+            head.headers.add(name: "User-Agent", value: "orchestrate-probe")
+            head.headers.add(name: "Connection", value: "close")
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            defer { channel.close(promise: nil) }
+            let status = try await promise.futureResult.get()
+            let success = (200..<400).contains(Int(status.code))
+            return Result(success: success, detail: "HTTP \(status.code)")
+        } catch {
+            promise.fail(error)
+            return Result(success: false, detail: Self.describe(error))
+        }
+    }
+
+    func command(_ words: [String], environment: [String: String], timeout: Duration) async -> Result {
+        guard let executable = words.first else { return Result(success: false, detail: "empty command") }
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)  // its own group, so a timeout kills what it started too
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+        var arguments = words.map { strdup($0) } + [nil]
+        defer { for argument in arguments { free(argument) } }
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { _, own in own }
+        var entries = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in entries { free(entry) } }
+        var pid: pid_t = 0
+        let status = posix_spawnp(&pid, executable, &fileActions, &attributes, &arguments, &entries)
+        guard status == 0 else {
+            return Result(success: false, detail: "cannot run \(executable): \(String(cString: strerror(status)))")
+        }
+        let end = ContinuousClock.now + timeout
+        while true {
+            var code: Int32 = 0
+            if waitpid(pid, &code, WNOHANG) == pid {
+                let exited = code & 0x7f == 0
+                let exit = (code >> 8) & 0xff
+                return exited && exit == 0
+                    ? Result(success: true, detail: "exit 0")
+                    : Result(success: false, detail: exited ? "exit \(exit)" : "killed by signal \(code & 0x7f)")
+            }
+            if ContinuousClock.now >= end {
+                kill(-pid, SIGKILL)
+                var ignored: Int32 = 0
+                waitpid(pid, &ignored, 0)
+                return Result(success: false, detail: "timed out")
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if error is ProbeTimeout { return "timed out" }
+        if case ChannelError.connectTimeout = error { return "timed out" }
+        let text = "\(error)"
+        if text.contains("Connection refused") || text.contains("errno: 111") { return "connection refused" }
+        return text
+    }
+}
+
+struct ProbeTimeout: Error {}
+
+private final class StatusHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let promise: EventLoopPromise<HTTPResponseStatus>
+
+    init(promise: EventLoopPromise<HTTPResponseStatus>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = Self.unwrapInboundIn(data) { promise.succeed(head.status) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.eof)
+    }
+}

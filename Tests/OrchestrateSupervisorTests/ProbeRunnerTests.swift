@@ -1,0 +1,66 @@
+import Foundation
+import OrchestrateSpec
+import OrchestrateSupervisor
+import OrchestrateTestSupport
+import Testing
+
+/// Probes against real peers: Python's http.server on loopback, a closed port, and real commands.
+@Suite(.serialized) struct ProbeRunnerTests {
+    let runner = ProbeRunner()
+
+    func withHTTPServer(_ body: (Int) async throws -> Void) async throws {
+        guard let python = ExternalTool.find("python3") else {
+            Issue.record("python3 is missing")
+            return
+        }
+        let directory = try ExternalTool.temporaryDirectory("probe")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("ok".utf8).write(to: directory.appendingPathComponent("health"))
+        let port = try ChildProcess.freePort()
+        let server = try ChildProcess(
+            python.path, ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory.path],
+            environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("server.log").path)
+        defer { server.signal(SIGKILL) }
+        // Bounded wait for the server: 100 × 50 ms.
+        for _ in 0..<100 {
+            if await runner.run(.tcp(port: port), host: "127.0.0.1", port: nil, timeout: .seconds(1)).success { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await body(port)
+    }
+
+    @Test func httpSucceedsOn2xxAnd3xxOnly() async throws {
+        try await withHTTPServer { port in
+            let ok = await runner.run(.http(path: "/health"), host: "127.0.0.1", port: port, timeout: .seconds(2))
+            #expect(ok == .init(success: true, detail: "HTTP 200"))
+            let missing = await runner.run(.http(path: "/missing"), host: "127.0.0.1", port: port, timeout: .seconds(2))
+            #expect(missing == .init(success: false, detail: "HTTP 404"))
+            let tcp = await runner.run(.tcp(port: port), host: "127.0.0.1", port: nil, timeout: .seconds(1))
+            #expect(tcp.success)
+        }
+    }
+
+    @Test func aClosedPortFailsFast() async throws {
+        let closed = try ChildProcess.freePort()
+        let start = ContinuousClock.now
+        let http = await runner.run(.http(path: "/"), host: "127.0.0.1", port: closed, timeout: .seconds(2))
+        let tcp = await runner.run(.tcp(port: closed), host: "127.0.0.1", port: nil, timeout: .seconds(2))
+        #expect(!http.success && !tcp.success)
+        #expect(http.detail == "connection refused")
+        #expect(ContinuousClock.now - start < .seconds(1))
+    }
+
+    @Test func commandsByExitStatusWithinTheTimeout() async throws {
+        #expect(await runner.run(.command(["true"]), host: "", port: nil, timeout: .seconds(2)).success)
+        #expect(await runner.run(.command(["false"]), host: "", port: nil, timeout: .seconds(2)) == .init(success: false, detail: "exit 1"))
+        let env = await runner.run(
+            .command(["sh", "-c", "test \"$PROBE_ME\" = yes"]), host: "", port: nil, timeout: .seconds(2),
+            environment: ["PROBE_ME": "yes"])
+        #expect(env.success)
+        let start = ContinuousClock.now
+        let slow = await runner.run(.command(["sleep", "10"]), host: "", port: nil, timeout: .milliseconds(300))
+        #expect(slow == .init(success: false, detail: "timed out"))
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(await runner.run(.command(["no-such-program-here"]), host: "", port: nil, timeout: .seconds(1)).success == false)
+    }
+}
