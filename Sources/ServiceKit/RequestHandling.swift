@@ -56,7 +56,7 @@ extension Request {
         do {
             return try JSONDecoder().decode(Value.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
-            throw ServiceError.validation([JSONErrorMiddleware<BasicRequestContext>.fieldError(error)])
+            throw ServiceError.validation([ServiceError.FieldError(error)])
         }
     }
 }

@@ -107,7 +107,7 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as ServiceError:
             return error.makeResponse()
         case let error as DecodingError:
-            return ServiceError.validation([Self.fieldError(error)]).makeResponse()
+            return ServiceError.validation([ServiceError.FieldError(error)]).makeResponse()
         case let error as HTTPError:
             var converted = ServiceError(
                 error.status, code: Self.code(for: error.status),
@@ -138,25 +138,30 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         default: status.code < 500 ? "bad-request" : "internal"
         }
     }
+}
 
-    static func fieldError(_ error: DecodingError) -> ServiceError.FieldError {
+extension ServiceError.FieldError {
+    /// What was wrong with which field of a JSON body, from a decoding error.
+    init(_ error: DecodingError) {
         func path(_ codingPath: [any CodingKey]) -> String {
             codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
                 .drop { $0 == "." }.description
         }
         switch error {
         case .keyNotFound(let key, let context):
-            return .init(field: path(context.codingPath + [key]), message: "is required")
+            self.init(field: path(context.codingPath + [key]), message: "is required")
         case .typeMismatch(let type, let context):
-            return .init(field: path(context.codingPath), message: "must be \(Self.describe(type))")
+            self.init(field: path(context.codingPath), message: "must be \(Self.describe(type))")
         case .valueNotFound(let type, let context):
-            return .init(field: path(context.codingPath), message: "must be \(Self.describe(type)), not null")
+            self.init(field: path(context.codingPath), message: "must be \(Self.describe(type)), not null")
         case .dataCorrupted(let context):
-            return context.codingPath.isEmpty
-                ? .init(field: "body", message: "is not valid JSON")
-                : .init(field: path(context.codingPath), message: "is not valid: \(context.debugDescription)")
+            if context.codingPath.isEmpty {
+                self.init(field: "body", message: "is not valid JSON")
+            } else {
+                self.init(field: path(context.codingPath), message: "is not valid: \(context.debugDescription)")
+            }
         @unknown default:
-            return .init(field: "body", message: "is not valid")
+            self.init(field: "body", message: "is not valid")
         }
     }
 
