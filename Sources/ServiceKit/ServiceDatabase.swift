@@ -52,7 +52,13 @@ public final class ServiceDatabase: Service, Sendable {
             }
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
-                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                do {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                } catch {
+                    // Otherwise the failure would only show later, as migrations retrying forever.
+                    throw ConfigurationError(
+                        variable: "DATABASE_URL", message: "cannot create \(directory) for the SQLite file: \(error)")
+                }
             }
             engine = .sqlite
             location = path
