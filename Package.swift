@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "PaymentService", targets: ["PaymentService"]),
         .executable(name: "OrderService", targets: ["OrderService"]),
         .executable(name: "APIGateway", targets: ["APIGateway"]),
+        .executable(name: "NotificationService", targets: ["NotificationService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // HMAC-SHA256 for `orchestrate token` (the CLI signs a development JWT without jwt-kit's dependencies).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         // The service stack: only ServiceKit and the shop's services depend on these, never the orchestrate CLI.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -64,7 +67,9 @@ let package = Package(
             dependencies: [
                 "OrchestrateSpec",
                 "OrchestrateGenerate",
+                "OrchestrateSupervisor", "DNSWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -75,11 +80,14 @@ let package = Package(
         ),
         // DNS messages, both sides: ServiceKit's resolver and the supervisor's server. No dependencies.
         .target(name: "DNSWire", swiftSettings: swiftSettings),
-        // The local runtime of `orchestrate up`: so far its DNS server.
+        // Forks a child with its own process group and, on Linux, a parent-death signal (posix_spawn can do
+        // neither the prctl nor the check after it).
+        .target(name: "CSupervisorSpawn"),
+        // The local runtime of `orchestrate up`: processes, probes, restarts, DNS, logs, the control socket.
         .target(
             name: "OrchestrateSupervisor",
             dependencies: [
-                "OrchestrateSpec", "DNSWire",
+                "OrchestrateSpec", "DNSWire", "CSupervisorSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,7 +97,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestrateSupervisorTests",
-            dependencies: ["OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport"],
+            dependencies: [
+                "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateCLI",
+                "OrchestrateSpec",
+            ],
             swiftSettings: swiftSettings
         ),
         // What every shop service shares. Not a dependency of the orchestrate CLI, so the CLI builds without it.
@@ -147,6 +158,13 @@ let package = Package(
         ),
         .executableTarget(name: "OrderService", dependencies: ["OrderServiceCore"], swiftSettings: swiftSettings),
         .target(
+            name: "NotificationServiceCore",
+            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NotificationService", dependencies: ["NotificationServiceCore"], swiftSettings: swiftSettings),
+        .target(
             name: "APIGatewayCore",
             dependencies: [
                 "ServiceKit", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Hummingbird", package: "hummingbird"),
@@ -158,7 +176,8 @@ let package = Package(
         .testTarget(
             name: "ShopTests",
             dependencies: [
-                "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "ServiceKit",
+                "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "NotificationServiceCore",
+                "ServiceKit",
                 "OrchestrateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

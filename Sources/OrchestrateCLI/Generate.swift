@@ -46,24 +46,7 @@ struct Generate: ParsableCommand {
     var color: ColorMode = .auto
 
     func run() throws {
-        let source: SpecSource
-        do {
-            source = try SpecSource.read(file, displayName: file)
-        } catch {
-            POSIX.printError("orchestrate: \(error)")
-            throw ExitCode.usage
-        }
-        let result = SpecLoader.load(source.bytes)
-        if !result.diagnostics.isEmpty {
-            var renderer = DiagnosticRenderer(
-                format: format, useColor: color.isEnabled(forDescriptor: 2, environment: ProcessInfo.processInfo.environment))
-            renderer.add(file: file, source: source, diagnostics: result.diagnostics, serviceCount: nil)
-            POSIX.printError(String(renderer.finish().dropLast()))
-        }
-        guard let spec = result.spec, !result.hasErrors else {
-            POSIX.printError("orchestrate: \(file) is invalid; nothing was generated")
-            throw ExitCode.failure
-        }
+        let spec = try LoadSpec.load(file, format: format, color: color, failure: "nothing was generated")
         let templateSet: TemplateSet
         do {
             templateSet = try TemplateSet(overrides: templates.map(OutputDirectory.readTemplates) ?? [:])

@@ -6,7 +6,10 @@ public struct Orchestrate: AsyncParsableCommand {
         commandName: "orchestrate",
         abstract: "Describe a Swift microservice system in one services.yaml; check it, generate from it, run it.",
         version: "0.1.0",
-        subcommands: [Validate.self, Generate.self]
+        subcommands: [
+            Validate.self, Generate.self, Up.self, Status.self, Logs.self, Restart.self, Stop.self, Start.self,
+            Down.self, Resolve.self, Token.self,
+        ]
     )
 
     public init() {}

@@ -1,0 +1,20 @@
+#ifndef ORCHESTRATE_SUPERVISOR_SPAWN_H
+#define ORCHESTRATE_SUPERVISOR_SPAWN_H
+
+#include <sys/types.h>
+
+/// Starts `path` with `argv` and `envp` in `directory`, as the leader of a new process group, with standard input
+/// from /dev/null and standard output and error to `output_fd`, every signal at its default and unblocked.
+/// When `parent_death_signal` is not 0 and the system has PR_SET_PDEATHSIG (Linux), the child gets that signal
+/// when the thread that called this function ends — so call it from a thread that lives as long as the child.
+///
+/// Returns the child's PID, or -errno when it could not start (fork failed, or exec failed in the child: the
+/// child reports the exec error through a close-on-exec pipe before it exits, so "no such file" is an error here,
+/// not an exit status later).
+pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
+                        int output_fd, int parent_death_signal);
+
+/// A pipe whose both ends are close-on-exec (pipe2 is a GNU extension Swift's Glibc module does not show).
+int orchestrate_pipe(int fds[2]);
+
+#endif

@@ -1,0 +1,4 @@
+import NotificationServiceCore
+import ServiceKit
+
+await ServiceMain.main(NotificationService.definition, routes: NotificationService.routes)

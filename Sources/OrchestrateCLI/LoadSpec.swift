@@ -1,0 +1,35 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import OrchestrateSpec
+
+/// Reads and checks a spec for a command that acts on it (`generate`, `up`): the diagnostics of `validate` go to
+/// standard error; an unreadable file exits 2, an invalid spec exits 1 after `failure` is printed.
+enum LoadSpec {
+    static func load(
+        _ file: String, format: DiagnosticFormat, color: ColorMode, failure: String
+    ) throws -> Spec {
+        let source: SpecSource
+        do {
+            source = try SpecSource.read(file, displayName: file)
+        } catch {
+            POSIX.printError("orchestrate: \(error)")
+            throw ExitCode.usage
+        }
+        let result = SpecLoader.load(source.bytes)
+        if !result.diagnostics.isEmpty {
+            var renderer = DiagnosticRenderer(
+                format: format, useColor: color.isEnabled(forDescriptor: 2, environment: ProcessInfo.processInfo.environment))
+            renderer.add(file: file, source: source, diagnostics: result.diagnostics, serviceCount: nil)
+            POSIX.printError(String(renderer.finish().dropLast()))
+        }
+        guard let spec = result.spec, !result.hasErrors else {
+            POSIX.printError("orchestrate: \(file) is invalid; \(failure)")
+            throw ExitCode.failure
+        }
+        return spec
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Crypto
+import DNSWire
+import Foundation
+import OrchestrateSpec
+import OrchestrateSupervisor
+
+/// `orchestrate resolve NAME`: what the running supervisor's DNS server answers, as `dig` would show it.
+struct Resolve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the running orchestrate up's DNS server for a name's A and SRV records.",
+        discussion: """
+            Prints the ready replicas' addresses and the SRV records (port and per-replica target), the same \
+            answers `dig @127.0.0.1 -p PORT NAME` gets. Exits 1 when the name is unknown (NXDOMAIN).
+
+            Examples:
+              orchestrate resolve user-service
+              orchestrate resolve user-service.shop.local
+            """)
+
+    @Argument(help: "A service name, NAME.<project>.local, or <replica>.NAME.<project>.local.") var name: String
+    @OptionGroup var options: StateOptions
+
+    func run() throws {
+        let state = try options.runningState()
+        var any = false
+        for type in [DNSMessage.RecordType.a, .srv] {
+            let response: DNSMessage.Response
+            do {
+                response = try Self.query(name: name, type: type, port: state.dnsPort)
+            } catch {
+                POSIX.printError("orchestrate: \(error)")
+                throw ExitCode.failure
+            }
+            if response.responseCode == 3 {
+                POSIX.printError("orchestrate: \(name): no such name (NXDOMAIN)")
+                throw ExitCode.failure
+            }
+            for record in response.records {
+                any = true
+                switch record {
+                case .a(let address): print("\(name)\tA\t\(address)")
+                case .srv(let priority, let weight, let port, let target): print("\(name)\tSRV\t\(priority) \(weight) \(port) \(target)")
+                }
+            }
+        }
+        if !any { print("\(name): no ready replica") }
+    }
+
+    struct QueryError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func query(name: String, type: DNSMessage.RecordType, port: Int) throws -> DNSMessage.Response {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw QueryError(description: "cannot create a socket") }
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let id = UInt16.random(in: 0...UInt16.max)
+        let message = try DNSMessage.query(id: id, name: name, type: type)
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(descriptor, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard sent == message.count else { throw QueryError(description: "cannot send to 127.0.0.1:\(port)") }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        guard count > 0 else { throw QueryError(description: "no answer from the DNS server on 127.0.0.1:\(port)") }
+        let response = try DNSMessage.parse(Array(buffer[0..<count]))
+        guard response.id == id else { throw QueryError(description: "an answer to another query") }
+        return response
+    }
+}
+
+/// `orchestrate token`: a JWT the local gateway accepts, signed with the local secret, for calling it by hand.
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a JWT signed with the local gateway secret (HS256), for calling the gateway by hand.",
+        discussion: """
+            Reads the gateway's jwt settings from the spec and the secret from .orchestrate/secrets (made at \
+            random when missing, as orchestrate up does).
+
+            Example:
+              curl -H "Authorization: Bearer $(orchestrate token --sub 42)" localhost:3000/api/users
+            """)
+
+    @Option(help: "The token's subject (`sub`).") var sub = "developer"
+    @Option(help: "How long the token is valid (e.g. 30m, 1h, 24h).") var expiresIn = "1h"
+    @Option(name: [.customShort("f"), .long], help: "The spec file.", completion: .file(extensions: ["yaml", "yml"]))
+    var file = "services.yaml"
+
+    func run() throws {
+        let spec = try LoadSpec.load(file, format: .text, color: .auto, failure: "no token was made")
+        guard let jwt = spec.gateway?.jwt else {
+            POSIX.printError("orchestrate: \(file) has no gateway.jwt; the gateway checks no tokens")
+            throw ExitCode.failure
+        }
+        guard jwt.algorithm.value == .hs256 else {
+            POSIX.printError("orchestrate: the gateway verifies \(jwt.algorithm.value.rawValue) tokens; sign one with your private key")
+            throw ExitCode.failure
+        }
+        guard let lifetime = SpecDuration(parsing: expiresIn), lifetime.milliseconds >= 1000 else {
+            throw ValidationError("--expires-in must be a duration of at least 1s, like 30m or 1h")
+        }
+        let stateDirectory = URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path + "/.orchestrate"
+        let store = SecretStore(directory: stateDirectory + "/secrets", environment: ProcessInfo.processInfo.environment)
+        let (secret, generated) = try store.value(name: jwt.secret.name.value, key: jwt.secret.key?.value)
+        if let generated { POSIX.printError("orchestrate: generated secret \(generated) at random into .orchestrate/secrets/") }
+        let now = Int(Date().timeIntervalSince1970)
+        var claims: [String: Any] = ["sub": sub, "iat": now, "exp": now + lifetime.milliseconds / 1000]
+        claims["iss"] = jwt.issuer?.value
+        claims["aud"] = jwt.audience?.value
+        print(Self.sign(claims: claims, secret: secret))
+    }
+
+    static func sign(claims: [String: Any], secret: String) -> String {
+        let header = base64URL(Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let payload = base64URL((try? JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])) ?? Data())
+        let input = "\(header).\(payload)"
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(input.utf8), using: SymmetricKey(data: Data(secret.utf8)))
+        return "\(input).\(base64URL(Data(signature)))"
+    }
+
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,269 @@
+import ArgumentParser
+import Foundation
+import OrchestrateGenerate
+import OrchestrateSpec
+import OrchestrateSupervisor
+
+/// `orchestrate up`: build the products and run every service of the spec natively, supervised, with names that
+/// resolve as they do in compose and Kubernetes.
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build and run every service of services.yaml on this machine, supervised.",
+        discussion: """
+            Validates the spec (nothing starts on an error), builds every product with `swift build`, and starts \
+            each service once the services it depends on are ready. Each replica gets its own loopback address on \
+            its declared port; names resolve through a DNS server on loopback (ORCHESTRATE_DNS); public services \
+            are also at localhost:PORT. Logs are prefixed with the replica's name and kept in .orchestrate/logs. \
+            Ctrl-C or SIGTERM stops everything in reverse dependency order.
+
+            Examples:
+              orchestrate up
+              orchestrate up -f services.yaml --no-build
+            """
+    )
+
+    @Option(name: [.customShort("f"), .long], help: "The spec file.", completion: .file(extensions: ["yaml", "yml"]))
+    var file = "services.yaml"
+
+    @Flag(help: "Do not run `swift build`; run the products already built.")
+    var noBuild = false
+
+    @Option(help: "Where the built products are (default: `swift build --show-bin-path`).", completion: .directory)
+    var binPath: String?
+
+    @Option(help: "The DNS server's port on 127.0.0.1 (default: a free one, recorded in .orchestrate/state.json).")
+    var dnsPort = 0
+
+    @Option(help: "Colour the log prefixes: auto, always or never.")
+    var color: ColorMode = .auto
+
+    func run() async throws {
+        let spec = try LoadSpec.load(file, format: .text, color: color, failure: "nothing was started")
+        let specPath = URL(fileURLWithPath: file).standardizedFileURL
+        let projectDirectory = specPath.deletingLastPathComponent().path
+        let stateDirectory = projectDirectory + "/.orchestrate"
+        let environment = ProcessInfo.processInfo.environment
+        let useColor = color.isEnabled(forDescriptor: 1, environment: environment)
+        let say = { (text: String) in
+            print("orchestrate: \(text)")
+            fflush(stdout)
+        }
+
+        try FileManager.default.createDirectory(atPath: stateDirectory + "/data", withIntermediateDirectories: true)
+        let statePath = stateDirectory + "/state.json"
+        try reclaim(statePath: statePath, say: say)
+
+        if !noBuild {
+            say("building (swift build)…")
+            let build = ForegroundCommand.run(["swift", "build", "--package-path", projectDirectory])
+            guard build.status == 0 else {
+                POSIX.printError("orchestrate: the build failed (swift build exited \(build.status)); nothing was started")
+                throw ExitCode.failure
+            }
+        }
+        let products = try productsDirectory(projectDirectory: projectDirectory)
+        let missing = Set(spec.services.compactMap(\.product?.value)).sorted().filter {
+            !FileManager.default.isExecutableFile(atPath: products + "/" + $0)
+        }
+        guard missing.isEmpty else {
+            POSIX.printError("orchestrate: not built in \(products): \(missing.joined(separator: ", ")); run swift build, or drop --no-build")
+            throw ExitCode.failure
+        }
+
+        let directory = ServiceDirectory(project: spec.name.value)
+        let dns: DNSServer
+        do {
+            dns = try await DNSServer.start(directory: directory, port: dnsPort)
+        } catch {
+            POSIX.printError("orchestrate: cannot serve DNS on 127.0.0.1:\(dnsPort): \(error)")
+            throw ExitCode.failure
+        }
+        let plan: LocalPlan
+        do {
+            plan = try LocalPlan.make(
+                spec: spec, stateDirectory: stateDirectory, dnsPort: dns.port,
+                secrets: SecretStore(directory: stateDirectory + "/secrets", environment: environment))
+        } catch {
+            await dns.stop()
+            POSIX.printError("orchestrate: \(error)")
+            throw ExitCode.failure
+        }
+        for secret in plan.generatedSecrets {
+            say("generated secret \(secret) at random into .orchestrate/secrets/\(secret) (put a real value there to use it)")
+        }
+        let forwards = spec.services.filter { $0.isPublic?.value == true }.compactMap { service in
+            service.port.map { (service.name.value, $0.value) }
+        }
+        let conflicts = portConflicts(plan: plan, forwards: forwards)
+        guard conflicts.isEmpty else {
+            await dns.stop()
+            for conflict in conflicts { POSIX.printError("orchestrate: \(conflict)") }
+            POSIX.printError("orchestrate: nothing was started")
+            throw ExitCode.failure
+        }
+        try writeRoutes(spec: spec, to: stateDirectory + "/routes.json")
+
+        let inherited = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"]
+        var runPlan = plan
+        for index in runPlan.replicas.indices {
+            for name in inherited where runPlan.replicas[index].environment[name] == nil {
+                runPlan.replicas[index].environment[name] = environment[name]
+            }
+        }
+        let log = SupervisorLog(
+            directory: stateDirectory + "/logs", services: spec.services.map(\.name.value),
+            maximumReplicas: spec.services.map(\.effectiveReplicas).max() ?? 1, useColor: useColor)
+        let socketPath = stateDirectory + "/control.sock"
+        let recorder = try StateRecorder(
+            path: statePath,
+            initial: StateFile(supervisorPID: getpid(), dnsPort: dns.port, controlSocket: socketPath))
+        let supervisor = Supervisor(
+            spec: spec, plan: runPlan, executableDirectory: products, launcher: NativeLauncher(), prober: ProbeRunner(),
+            directory: directory, log: log, state: recorder)
+        try? directory.hostsFile().write(toFile: stateDirectory + "/hosts", atomically: true, encoding: .utf8)
+
+        let (stopRequests, requestStop) = AsyncStream<String>.makeStream()
+        let control = try await ControlServer.start(path: socketPath) { request in
+            await Self.handle(request, supervisor: supervisor, requestStop: requestStop)
+        }
+        let signals = SignalListener()
+        let signalTask = Task {
+            var count = 0
+            for await number in signals.signals {
+                count += 1
+                if count == 1 {
+                    requestStop.yield(number == SIGINT ? "interrupted" : "terminated")
+                } else {
+                    // A second Ctrl-C: no more waiting for grace periods.
+                    log.note("second signal: killing every process now")
+                    for row in await supervisor.status() { if let pid = row.pid { kill(-pid, SIGKILL) } }
+                }
+            }
+        }
+        let started = ContinuousClock.now
+        log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")
+        await supervisor.start()
+        var localForwards: [LocalhostForward] = []
+        for (service, port) in forwards {
+            do {
+                localForwards.append(try await LocalhostForward.start(service: service, port: port, directory: directory))
+                log.note("\(service) is also at http://localhost:\(port)")
+            } catch {
+                log.note("cannot forward localhost:\(port) to \(service): \(error)")
+            }
+        }
+        let announcer = Task {
+            var reportedFailures: Set<String> = []
+            while !Task.isCancelled {
+                if await supervisor.allReady() {
+                    let elapsed = ContinuousClock.now - started
+                    log.note("all \(runPlan.replicas.count) replicas of \(spec.services.count) services ready in \(Self.format(elapsed)); `orchestrate status` shows them")
+                    return
+                }
+                for failed in await supervisor.failedServices() where !reportedFailures.contains(failed) {
+                    reportedFailures.insert(failed)
+                    log.note("\(failed) failed; the other services keep running (`orchestrate logs \(failed)`)")
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
+        var reasons = stopRequests.makeAsyncIterator()
+        let reason = await reasons.next() ?? "stopped"
+        announcer.cancel()
+        log.note("\(reason): stopping in reverse dependency order")
+        await supervisor.shutdown()
+        for forward in localForwards { await forward.stop() }
+        await control.stop()
+        await dns.stop()
+        signalTask.cancel()
+        recorder.remove()
+        log.note("stopped")
+        log.close()
+    }
+
+    static func handle(
+        _ request: ControlRequest, supervisor: Supervisor, requestStop: AsyncStream<String>.Continuation
+    ) async -> ControlResponse {
+        do {
+            switch request.command {
+            case .status:
+                return ControlResponse(ok: true, replicas: await supervisor.status())
+            case .down:
+                requestStop.yield("orchestrate down")
+                return ControlResponse(ok: true, message: "stopping")
+            case .restart, .stop, .start:
+                guard let service = request.service else { return ControlResponse(ok: false, error: "which service?") }
+                switch request.command {
+                case .restart: try await supervisor.restart(service)
+                case .stop: try await supervisor.stop(service)
+                default: try await supervisor.start(service)
+                }
+                return ControlResponse(ok: true, replicas: await supervisor.status().filter { $0.service == service })
+            }
+        } catch {
+            return ControlResponse(ok: false, error: "\(error)")
+        }
+    }
+
+    /// A supervisor that is still running is an error; processes a dead one left behind are stopped.
+    private func reclaim(statePath: String, say: (String) -> Void) throws {
+        guard let state = StateFile.read(statePath) else { return }
+        if ProcessInfoReader.isAlive(state.supervisorPID),
+            ProcessInfoReader.command(of: state.supervisorPID).map({ $0.hasPrefix("orchestrate") }) == true
+        {
+            POSIX.printError("orchestrate: orchestrate up is already running here (PID \(state.supervisorPID)); `orchestrate down` stops it")
+            throw ExitCode.failure
+        }
+        var killed: [Int32] = []
+        for process in state.processes
+        where ProcessInfoReader.executable(of: process.pid) == process.executable {
+            say("reclaiming \(process.service)-\(process.replica) (PID \(process.pid)), left running by an earlier orchestrate up")
+            kill(-process.pid, SIGTERM)
+            killed.append(process.pid)
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while killed.contains(where: ProcessInfoReader.isAlive), ContinuousClock.now < deadline {
+            usleep(50_000)
+        }
+        for pid in killed where ProcessInfoReader.isAlive(pid) { kill(-pid, SIGKILL) }
+        unlink(statePath)
+    }
+
+    private func productsDirectory(projectDirectory: String) throws -> String {
+        if let binPath { return URL(fileURLWithPath: binPath).standardizedFileURL.path }
+        let shown = ForegroundCommand.run(["swift", "build", "--package-path", projectDirectory, "--show-bin-path"], capture: true)
+        let path = shown.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard shown.status == 0, !path.isEmpty else {
+            POSIX.printError("orchestrate: cannot find the built products (swift build --show-bin-path exited \(shown.status)); pass --bin-path")
+            throw ExitCode.failure
+        }
+        return path
+    }
+
+    /// Every address a replica or a localhost forward will bind that is taken, with who holds it.
+    private func portConflicts(plan: LocalPlan, forwards: [(String, Int)]) -> [String] {
+        let binds = plan.replicas.compactMap { replica in
+            replica.port.map { (replica.address, $0, "\(replica.service)-\(replica.index)") }
+        } + forwards.map { ("127.0.0.1", $0.1, "localhost:\($0.1) for \($0.0)") }
+        return binds.compactMap { address, port, user in
+            guard let error = PortCheck.bindError(address: address, port: port) else { return nil }
+            var text = "\(address):\(port) (for \(user)) cannot be bound: \(error)"
+            if let holder = PortCheck.holder(address: address, port: port) {
+                text = "\(address):\(port) (for \(user)) is held by PID \(holder.pid) (\(holder.command))"
+            }
+            return text
+        }
+    }
+
+    private func writeRoutes(spec: Spec, to path: String) throws {
+        let files = Generator(templates: try TemplateSet(overrides: [:])).generate(spec, target: .gateway)
+        guard let routes = files.first(where: { $0.path.hasSuffix("routes.json") }) else { return }
+        try routes.contents.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.2f s", seconds)
+    }
+}

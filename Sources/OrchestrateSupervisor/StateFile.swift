@@ -1,0 +1,88 @@
+import Foundation
+import Synchronization
+
+/// `.orchestrate/state.json`: who is running, so `status`/`down` find the supervisor and the next `up` can reclaim
+/// processes an earlier run left behind (a supervisor killed on a system without a parent-death signal).
+public struct StateFile: Codable, Sendable, Equatable {
+    public struct Process: Codable, Sendable, Equatable {
+        public var service: String
+        public var replica: Int
+        public var pid: Int32
+        public var executable: String
+    }
+
+    public var supervisorPID: Int32
+    public var dnsPort: Int
+    public var controlSocket: String
+    public var processes: [Process]
+
+    public init(supervisorPID: Int32, dnsPort: Int, controlSocket: String, processes: [Process] = []) {
+        self.supervisorPID = supervisorPID
+        self.dnsPort = dnsPort
+        self.controlSocket = controlSocket
+        self.processes = processes
+    }
+
+    public static func read(_ path: String) -> StateFile? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(StateFile.self, from: data)
+    }
+
+    /// Written to a temporary file and renamed, so a reader never sees half a file.
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
+/// Keeps the state file current as replicas start and exit.
+public final class StateRecorder: Sendable {
+    private let path: String
+    private let state: Mutex<StateFile>
+
+    public init(path: String, initial: StateFile) throws {
+        self.path = path
+        state = Mutex(initial)
+        try initial.write(to: path)
+    }
+
+    func record(service: String, index: Int, pid: Int32?, executable: String) {
+        state.withLock { state in
+            state.processes.removeAll { $0.service == service && $0.replica == index }
+            if let pid {
+                state.processes.append(StateFile.Process(service: service, replica: index, pid: pid, executable: executable))
+            }
+            state.processes.sort { ($0.service, $0.replica) < ($1.service, $1.replica) }
+            try? state.write(to: path)
+        }
+    }
+
+    public func remove() {
+        state.withLock { _ in _ = unlink(path) }
+    }
+}
+
+/// What a running process is, read from /proc (Linux): to tell a process of ours from one that reused its PID.
+public enum ProcessInfoReader {
+    /// The path of the program a live process runs, or nil (gone, not ours to read, or not Linux).
+    public static func executable(of pid: Int32) -> String? {
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        var path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
+        return path
+    }
+
+    /// The short command name (`/proc/PID/comm`).
+    public static func command(of pid: Int32) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/comm") else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public static func isAlive(_ pid: Int32) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    }
+}
