@@ -98,8 +98,10 @@ let package = Package(
         .testTarget(
             name: "OrchestrateSupervisorTests",
             dependencies: [
-                "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateCLI",
-                "OrchestrateSpec",
+                "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateSpec",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

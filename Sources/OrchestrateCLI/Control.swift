@@ -8,7 +8,9 @@ struct StateOptions: ParsableArguments {
             completion: .file(extensions: ["yaml", "yml"]))
     var file = "services.yaml"
 
-    var stateDirectory: String {
+    var stateDirectory: String { Self.stateDirectory(of: file) }
+
+    static func stateDirectory(of file: String) -> String {
         URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path + "/.orchestrate"
     }
 
@@ -159,10 +161,12 @@ struct Logs: AsyncParsableCommand {
     var follow = false
     @Option(name: [.customShort("n"), .long], help: "Start with the last N lines (default: all).")
     var lines: Int?
-    @OptionGroup var options: StateOptions
+    // -f is --follow here, as in `tail -f` and `docker logs -f`; the spec file is --file only.
+    @Option(name: .long, help: "The spec file whose run to address.", completion: .file(extensions: ["yaml", "yml"]))
+    var file = "services.yaml"
 
     func run() async throws {
-        let directory = options.stateDirectory + "/logs"
+        let directory = StateOptions.stateDirectory(of: file) + "/logs"
         let path = "\(directory)/\(service).log"
         guard let handle = FileHandle(forReadingAtPath: path) else {
             let known = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])

@@ -46,7 +46,7 @@ struct Up: AsyncParsableCommand {
         let useColor = color.isEnabled(forDescriptor: 1, environment: environment)
         let say = { (text: String) in
             print("orchestrate: \(text)")
-            fflush(stdout)
+            fflush(nil)
         }
 
         try FileManager.default.createDirectory(atPath: stateDirectory + "/data", withIntermediateDirectories: true)

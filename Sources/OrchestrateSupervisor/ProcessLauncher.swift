@@ -18,7 +18,7 @@ public struct LaunchRequest: Sendable, Equatable {
 }
 
 /// How a process ended.
-public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+public enum ProcessExit: Sendable, Equatable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
 
@@ -44,7 +44,7 @@ public protocol LaunchedProcess: AnyObject, Sendable {
     /// Sends `signal` to the whole group: the process and anything it started.
     func signalGroup(_ signal: Int32)
     /// Returns when the process has exited (at once if it already has).
-    func exitStatus() async -> ExitStatus
+    func exitStatus() async -> ProcessExit
 }
 
 /// Starts processes. The supervisor only ever talks to this, so its logic is tested with a fake.
@@ -169,9 +169,9 @@ public struct NativeLauncher: ProcessLauncher {
 final class NativeProcess: LaunchedProcess {
     private struct State {
         var pid: Int32 = 0
-        var status: ExitStatus?
+        var status: ProcessExit?
         var isReaping = false
-        var waiters: [CheckedContinuation<ExitStatus, Never>] = []
+        var waiters: [CheckedContinuation<ProcessExit, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -186,7 +186,7 @@ final class NativeProcess: LaunchedProcess {
         state.withLock { $0.isReaping = true }
     }
 
-    func finished(_ status: ExitStatus) {
+    func finished(_ status: ProcessExit) {
         let waiters = state.withLock { state in
             state.status = status
             defer { state.waiters = [] }
@@ -203,9 +203,9 @@ final class NativeProcess: LaunchedProcess {
         }
     }
 
-    func exitStatus() async -> ExitStatus {
+    func exitStatus() async -> ProcessExit {
         await withCheckedContinuation { continuation in
-            let done: ExitStatus? = state.withLock { state in
+            let done: ProcessExit? = state.withLock { state in
                 if let status = state.status { return status }
                 state.waiters.append(continuation)
                 return nil

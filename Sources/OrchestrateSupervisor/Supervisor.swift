@@ -23,6 +23,8 @@ public actor Supervisor {
 
     private let graph: ServiceGraph
     private let waves: [[String]]
+    /// The gateway and the public services: they take outside traffic, so they stop first.
+    private let entryPoints: [String]
     private let runners: [String: [ReplicaRunner]]
     private let log: SupervisorLog
     private let settings: Settings
@@ -36,6 +38,9 @@ public actor Supervisor {
     ) {
         graph = ServiceGraph(spec)
         waves = plan.waves
+        entryPoints = spec.services.map(\.name.value).filter { name in
+            spec.gateway?.service.value == name || spec.service(named: name)?.isPublic?.value == true
+        }
         self.log = log
         self.settings = settings
         let context = RunnerContext(
@@ -152,12 +157,13 @@ public actor Supervisor {
         for runner in try replicas(of: name) { await runner.start() }
     }
 
-    /// Stops everything, dependents before what they depend on; each replica gets SIGTERM, then SIGKILL after its
-    /// service's `stopGracePeriod`.
+    /// Stops everything: the gateway and public services first, then dependents before what they depend on; each
+    /// replica gets SIGTERM, then SIGKILL after its service's `stopGracePeriod`.
     public func shutdown() async {
         isShuttingDown = true
         for starter in starters { starter.cancel() }
-        for wave in waves.reversed() {
+        let rest = waves.reversed().map { $0.filter { !entryPoints.contains($0) } }
+        for wave in [entryPoints] + rest {
             await withTaskGroup(of: Void.self) { group in
                 for name in wave {
                     for runner in runners[name, default: []] {

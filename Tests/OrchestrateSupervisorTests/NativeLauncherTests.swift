@@ -1,0 +1,66 @@
+import Foundation
+@testable import OrchestrateSupervisor
+import OrchestrateTestSupport
+import Synchronization
+import Testing
+
+/// The real launcher against real processes (/bin/sh): output lines, exit statuses, process groups.
+@Suite struct NativeLauncherTests {
+    let launcher = NativeLauncher()
+
+    func isAlive(_ pid: Int32) -> Bool {
+        // A zombie is dead for our purpose: its state letter in /proc/PID/stat is Z.
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.contains(") Z ")
+    }
+
+    @Test func linesOfBothStreamsArriveAndTheExitStatusIsReported() async throws {
+        let lines = Mutex<[String]>([])
+        let process = try await launcher.launch(
+            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "echo one; echo two >&2; printf three; exit 3"],
+                          environment: ["PATH": "/usr/bin:/bin"])
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await process.exitStatus() == .exited(3))
+        #expect(await eventually { lines.withLock { $0.count } == 3 })
+        #expect(lines.withLock { Set($0) } == ["one", "two", "three"])
+    }
+
+    @Test func theEnvironmentIsExactlyTheOneGiven() async throws {
+        let lines = Mutex<[String]>([])
+        let process = try await launcher.launch(
+            LaunchRequest(executable: "/usr/bin/env", arguments: [], environment: ["ONLY": "this"])
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await process.exitStatus() == .exited(0))
+        #expect(await eventually { lines.withLock { $0 } == ["ONLY=this"] })
+    }
+
+    @Test func aMissingProgramIsALaunchErrorNotAnExitStatus() async throws {
+        await #expect(throws: LaunchError.self) {
+            _ = try await launcher.launch(LaunchRequest(executable: "/nonexistent/program", arguments: [], environment: [:])) { _ in }
+        }
+    }
+
+    @Test func signallingTheGroupReachesGrandchildrenAndAnExitingLeaderTakesItsGroupAlong() async throws {
+        let lines = Mutex<[String]>([])
+        // A shell that starts a grandchild and waits: SIGTERM to the group ends both.
+        let shell = try await launcher.launch(
+            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; wait"], environment: ["PATH": "/usr/bin:/bin"])
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await eventually { !lines.withLock { $0 }.isEmpty })
+        let grandchild = try #require(Int32(lines.withLock { $0[0] }))
+        #expect(isAlive(grandchild))
+        shell.signalGroup(SIGTERM)
+        #expect(await shell.exitStatus() == .signaled(SIGTERM))
+        #expect(await eventually { !isAlive(grandchild) })
+
+        // A leader that exits on its own, leaving a grandchild in its group: the group is killed before it is reaped.
+        lines.withLock { $0 = [] }
+        let leader = try await launcher.launch(
+            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; exit 0"], environment: ["PATH": "/usr/bin:/bin"])
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await leader.exitStatus() == .exited(0))
+        #expect(await eventually { !lines.withLock { $0 }.isEmpty })
+        let left = try #require(Int32(lines.withLock { $0[0] }))
+        #expect(await eventually { !isAlive(left) })
+    }
+}

@@ -1,0 +1,179 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OrchestrateSupervisor
+import OrchestrateTestSupport
+import Testing
+
+/// The built products: beside the test bundle (`.build/debug`).
+let productsDirectory: URL = {
+    let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+    let beside = executable.deletingLastPathComponent()
+    if FileManager.default.isExecutableFile(atPath: beside.appendingPathComponent("orchestrate").path) { return beside }
+    return ExternalTool.packageRoot.appendingPathComponent(".build/debug")
+}()
+
+/// `orchestrate up` as a user runs it, as a process of its own, and its other commands beside it.
+@Suite(.serialized) struct UpEndToEndTests {
+    let orchestrate = productsDirectory.appendingPathComponent("orchestrate").path
+
+    /// Runs an `orchestrate` command to its end (at most 60 s) and returns its exit status and output.
+    func command(_ arguments: [String], in directory: URL) async throws -> (Int32?, String) {
+        let log = directory.appendingPathComponent("command-\(UUID().uuidString).log").path
+        let process = try ChildProcess(orchestrate, arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path], logPath: log)
+        let status = await process.wait(timeout: .seconds(60))
+        if status == nil { await process.stop() }
+        return (status, process.log)
+    }
+
+    func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.contains(") Z ")
+    }
+
+    /// Every live process running one of the shop's products from `productsDirectory`.
+    func shopProcesses() -> [Int32] {
+        let products = ["APIGateway", "UserService", "OrderService", "PaymentService", "NotificationService"]
+            .map { productsDirectory.appendingPathComponent($0).path }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return false }
+            return products.contains(exe) && isAlive(pid)
+        }
+    }
+
+    func replicas(_ directory: URL) async throws -> [ReplicaStatus] {
+        let (status, output) = try await command(["status", "--format", "json", "-f", directory.appendingPathComponent("services.yaml").path], in: directory)
+        guard status == 0 else { return [] }
+        return (try? JSONDecoder().decode([ReplicaStatus].self, from: Data(output.utf8))) ?? []
+    }
+
+    @Test func theShopComesUpAnswersByNameHealsAndLeavesNothingBehind() async throws {
+        let directory = try ExternalTool.temporaryDirectory("up")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let spec = directory.appendingPathComponent("services.yaml")
+        try FileManager.default.copyItem(at: ExternalTool.packageRoot.appendingPathComponent("services.yaml"), to: spec)
+        let up = try ChildProcess(
+            orchestrate, ["up", "-f", spec.path, "--no-build", "--bin-path", productsDirectory.path, "--color", "never"],
+            environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path],
+            logPath: directory.appendingPathComponent("up.log").path)
+        var stopped = false
+        defer { if !stopped { up.signal(SIGKILL) } }
+
+        // All ready: bounded at 120 s (a cold debug binary takes seconds to load the first time).
+        #expect(await eventually(.seconds(120)) { up.log.contains("all 7 replicas of 5 services ready") })
+        let rows = try await replicas(directory)
+        #expect(rows.count == 7)
+        #expect(rows.allSatisfy { $0.ready && $0.state == .running && $0.pid != nil })
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/hosts").path))
+        #expect(up.log.contains("generated secret jwt-secret"))
+
+        // Through the gateway at localhost:3000 with a token from `orchestrate token`: a user, then an order.
+        let (tokenStatus, tokenOutput) = try await command(["token", "--sub", "e2e", "-f", spec.path], in: directory)
+        #expect(tokenStatus == 0)
+        let token = tokenOutput.split(separator: "\n").last.map(String.init) ?? ""
+        let client = HTTPClient.shared
+        func call(_ method: HTTPMethod, _ path: String, _ body: String? = nil, token: String?) async throws -> (UInt, String) {
+            var request = HTTPClientRequest(url: "http://localhost:3000\(path)")
+            request.method = method
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: body))
+            }
+            let response = try await client.execute(request, timeout: .seconds(10))
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            return (response.status.code, String(buffer: bytes))
+        }
+        #expect(try await call(.GET, "/api/users", token: nil).0 == 401)
+        let (created, user) = try await call(.POST, "/api/users", #"{"name":"Ada","email":"ada@example.com"}"#, token: token)
+        #expect(created == 201)
+        let userID = try #require(
+            (try JSONSerialization.jsonObject(with: Data(user.utf8)) as? [String: Any])?["id"] as? String)
+        let (ordered, order) = try await call(
+            .POST, "/api/orders", #"{"userId":"\#(userID)","items":[{"sku":"book","quantity":2,"unitPrice":1250}]}"#, token: token)
+        #expect(ordered == 201)
+        #expect(order.contains(#""total":2500"#))
+
+        // DNS: both user-service replicas, by dig and by `orchestrate resolve`.
+        let state = try #require(StateFile.read(directory.appendingPathComponent(".orchestrate/state.json").path))
+        if let dig = ExternalTool.find("dig") {
+            let answer = Dig.run(dig, port: state.dnsPort, ["+short", "user-service"]).split(separator: "\n")
+            #expect(Set(answer) == ["127.0.0.4", "127.0.0.5"])
+        } else if ExternalTool.isRequired {
+            Issue.record("dig is missing: scripts/test installs bind9-dnsutils")
+        }
+        let (resolved, resolveOutput) = try await command(["resolve", "user-service", "-f", spec.path], in: directory)
+        #expect(resolved == 0)
+        #expect(resolveOutput.contains("user-service\tA\t127.0.0.4") && resolveOutput.contains("user-service\tA\t127.0.0.5"))
+        #expect(resolveOutput.contains("SRV\t0 1 3001 2.user-service.shop.local"))
+
+        // kill -9 one replica: restarted and ready again, the other untouched.
+        let victim = try #require(rows.first { $0.service == "user-service" && $0.replica == 1 }?.pid)
+        let other = rows.first { $0.service == "user-service" && $0.replica == 2 }?.pid
+        kill(victim, SIGKILL)
+        #expect(await eventually(.seconds(30)) {
+            let now = (try? await self.replicas(directory)) ?? []
+            let row = now.first { $0.service == "user-service" && $0.replica == 1 }
+            return row?.restarts == 1 && row?.ready == true && row?.pid != victim
+        })
+        #expect(try await replicas(directory).first { $0.service == "user-service" && $0.replica == 2 }?.pid == other)
+        #expect(up.log.contains("user-service-1 killed by SIGKILL"))
+        let (logsStatus, logs) = try await command(["logs", "user-service", "--file", spec.path], in: directory)
+        #expect(logsStatus == 0)
+        #expect(logs.contains("user-service-2") && logs.contains("user-service-1 killed by SIGKILL"))
+
+        // SIGTERM: everything stops, in order, and no process of the shop is left.
+        let pids = try await replicas(directory).compactMap(\.pid)
+        #expect(pids.count == 7)
+        up.signal(SIGTERM)
+        let exit = await up.wait(timeout: .seconds(60))
+        stopped = exit != nil
+        #expect(exit == 0)
+        #expect(pids.allSatisfy { !isAlive($0) })
+        #expect(shopProcesses().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/state.json").path))
+        let lines = up.log.split(separator: "\n")
+        let gatewayStopped = lines.firstIndex { $0.contains("api-gateway-1 stopped") }
+        let userStopped = lines.firstIndex { $0.contains("user-service-1 stopped") }
+        #expect(gatewayStopped != nil && userStopped != nil && gatewayStopped! < userStopped!)
+    }
+
+    /// A supervisor killed with SIGKILL cannot stop anything itself: the kernel does, through PR_SET_PDEATHSIG.
+    @Test func aKilledSupervisorLeavesNoChildren() async throws {
+        let directory = try ExternalTool.temporaryDirectory("orphans")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let sleeper = bin.appendingPathComponent("Sleeper")
+        try "#!/bin/sh\necho \"sleeping as $$\"\nexec sleep 300\n".write(to: sleeper, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: sleeper.path)
+        let spec = directory.appendingPathComponent("services.yaml")
+        try """
+            version: 1
+            name: orphans
+            services:
+              sleeper: { product: Sleeper, replicas: 2 }
+            """.write(to: spec, atomically: true, encoding: .utf8)
+        let up = try ChildProcess(
+            orchestrate, ["up", "-f", spec.path, "--no-build", "--bin-path", bin.path, "--color", "never"],
+            environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path],
+            logPath: directory.appendingPathComponent("up.log").path)
+        #expect(await eventually(.seconds(30)) { up.log.components(separatedBy: "sleeping as").count == 3 })
+        let pids = up.log.components(separatedBy: "sleeping as ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) }
+        #expect(pids.count == 2)
+        #expect(pids.allSatisfy(isAlive))
+        up.signal(SIGKILL)
+        _ = await up.wait(timeout: .seconds(10))
+        #expect(await eventually(.seconds(10)) { pids.allSatisfy { !isAlive($0) } })
+
+        // The state file it left names them; the next `up` finds nothing to reclaim and starts cleanly.
+        let again = try ChildProcess(
+            orchestrate, ["up", "-f", spec.path, "--no-build", "--bin-path", bin.path, "--color", "never"],
+            environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path],
+            logPath: directory.appendingPathComponent("again.log").path)
+        #expect(await eventually(.seconds(30)) { again.log.contains("all 2 replicas of 1 services ready") })
+        #expect(await again.stop(grace: .seconds(30)) == 0)
+    }
+}
