@@ -181,7 +181,7 @@ actor ReplicaRunner {
             switch decision {
             case .restart(let delay):
                 state = .backoff
-                detail = "\(ran); restarting in \(Self.format(delay))"
+                detail = delay == .zero ? "\(ran); restarting" : "\(ran); restarting in \(Self.format(delay))"
                 say(detail)
                 try? await Task.sleep(for: delay)
                 guard wanted, !Task.isCancelled else { break }

@@ -5,7 +5,8 @@ public import OrchestrateSpec
 /// instead of restarting it forever. Time is passed in, so the logic is tested with a fake clock.
 public struct RestartTracker: Sendable {
     public struct Settings: Sendable {
-        /// The first delay; each quick exit doubles it, up to `maximum`.
+        /// The delay after a second quick exit (the first restarts at once); each further one doubles it, up to
+        /// `maximum`.
         public var initial: Duration = .milliseconds(250)
         public var maximum: Duration = .seconds(30)
         /// ± this fraction, so replicas that fail together do not restart in lockstep.
@@ -53,10 +54,13 @@ public struct RestartTracker: Sendable {
             return .failed(
                 reason: "exited \(exits.count) times within \(settings.crashLoopWindow.components.seconds) s; not restarting")
         }
-        let factor = Double(1 << min(attempt, 30))
+        // The first exit after a stable run restarts at once (one crash of a healthy service costs nothing but
+        // its start); exits that follow quickly wait `initial`, doubling each time, up to `maximum`.
+        defer { attempt += 1 }
+        guard attempt > 0 else { return .restart(after: .zero) }
+        let factor = Double(1 << min(attempt - 1, 30))
         let base = min(settings.maximum, settings.initial * factor)
         let spread = 1 + Double.random(in: -settings.jitter...settings.jitter, using: &random)
-        attempt += 1
         return .restart(after: min(settings.maximum, base * spread))
     }
 }

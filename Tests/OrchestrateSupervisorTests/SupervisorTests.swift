@@ -152,7 +152,8 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
     }
 
     func withSupervisor(
-        launcher: FakeLauncher = FakeLauncher(), crashLoopLimit: Int = 5, _ body: (Harness) async throws -> Void
+        launcher: FakeLauncher = FakeLauncher(), crashLoopLimit: Int = 5, initialBackoff: Duration = .milliseconds(20),
+        _ body: (Harness) async throws -> Void
     ) async throws {
         let spec = try #require(SpecLoader.load(Array(Self.spec.utf8)).spec)
         let state = try ExternalTool.temporaryDirectory("supervisor")
@@ -163,8 +164,8 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
         var settings = Supervisor.Settings()
         settings.fastProbeInterval = .milliseconds(5)
         settings.dependencyPollInterval = .milliseconds(5)
-        settings.restart.initial = .milliseconds(20)
-        settings.restart.maximum = .milliseconds(100)
+        settings.restart.initial = initialBackoff
+        settings.restart.maximum = max(initialBackoff, .milliseconds(100))
         settings.restart.crashLoopLimit = crashLoopLimit
         let directory = ServiceDirectory(project: "test")
         let log = SupervisorLog(
@@ -212,15 +213,22 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
         }
     }
 
-    @Test func anExitedReplicaIsRestartedAfterABackoffAndIsOutOfDNSMeanwhile() async throws {
-        try await withSupervisor { harness in
+    @Test func anExitedReplicaIsRestartedAtOnceThenAfterABackoffOutOfDNSMeanwhile() async throws {
+        try await withSupervisor(initialBackoff: .milliseconds(500)) { harness in
             await harness.supervisor.start()
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
-            let first = try #require(harness.launcher.running("Store").first)
-            first.exit(.exited(1))
-            #expect(await eventually { self.addresses(harness.directory, "store").isEmpty })
+            // The first exit of a running replica: started again at once.
+            try #require(harness.launcher.running("Store").first).exit(.exited(1))
             #expect(await eventually { harness.launcher.running("Store").count == 1 && harness.launcher.launches("Store") == 2 })
             #expect(await eventually { await row(harness, "store")?.restarts == 1 })
+            #expect(harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.hasSuffix("; restarting\n") })
+            #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
+            // A second exit soon after: a backoff of 500 ms ± 20 %, out of DNS meanwhile.
+            try #require(harness.launcher.running("Store").first).exit(.exited(1))
+            #expect(await eventually { await row(harness, "store")?.state == .backoff })
+            #expect(self.addresses(harness.directory, "store").isEmpty)
+            #expect(harness.launcher.launches("Store") == 2)
+            #expect(await eventually { harness.launcher.launches("Store") == 3 })
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
             #expect(harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.contains("restarting in") })
         }
