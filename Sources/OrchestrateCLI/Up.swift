@@ -164,7 +164,7 @@ struct Up: AsyncParsableCommand {
                     reportedFailures.insert(failed)
                     log.note("\(failed) failed; the other services keep running (`orchestrate logs \(failed)`)")
                 }
-                try? await Task.sleep(for: .milliseconds(20))
+                try? await Task.sleep(for: .milliseconds(5))
             }
         }
 

@@ -251,7 +251,14 @@ actor ReplicaRunner {
         duration(probe.initialDelay) + duration(probe.interval) * probe.failureThreshold
     }
 
-    /// Probes often (every `fastProbeInterval`) until the startup probe passes, for at most its budget
+    /// The pause between probes of a replica that has not been ready yet (see `Supervisor.Settings`).
+    private func startingProbeDelay(started: ContinuousClock.Instant, interval: SpecDuration) -> Duration {
+        let settings = context.settings
+        let pace = ContinuousClock.now - started < settings.fastProbeWindow ? settings.fastProbeInterval : settings.slowProbeInterval
+        return min(pace, Self.duration(interval))
+    }
+
+    /// Probes often until the startup probe passes, for at most its budget
     /// (initial delay + failureThreshold × interval, as in Kubernetes).
     private func passStartup(_ startup: Probe, started: ContinuousClock.Instant) async -> Bool {
         let deadline = started + Self.startupBudget(startup)
@@ -260,12 +267,12 @@ actor ReplicaRunner {
             let result = await context.prober.probe(startup.check.value, replica: replica, timeout: Self.duration(startup.timeout))
             if result.success { return true }
             detail = "startup probe: \(result.detail)"
-            try? await Task.sleep(for: min(context.settings.fastProbeInterval, Self.duration(startup.interval)))
+            try? await Task.sleep(for: startingProbeDelay(started: started, interval: startup.interval))
         }
         return false
     }
 
-    /// Until the first success the probe runs every `fastProbeInterval` (so dependents start as soon as this is
+    /// Until the first success the probe runs often (`startingProbeDelay`, so dependents start as soon as this is
     /// ready, not up to an interval later); after it, at the declared interval with the declared thresholds.
     private func readiness(_ probe: Probe?) async {
         guard let probe else {
@@ -292,7 +299,7 @@ actor ReplicaRunner {
                 detail = "readiness: \(result.detail)"
             }
             let interval = Self.duration(probe.interval)
-            try? await Task.sleep(for: hasBeenReady ? interval : min(context.settings.fastProbeInterval, interval))
+            try? await Task.sleep(for: hasBeenReady ? interval : startingProbeDelay(started: startedWaiting, interval: probe.interval))
         }
     }
 

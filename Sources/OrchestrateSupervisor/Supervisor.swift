@@ -7,10 +7,14 @@ public import OrchestrateSpec
 public actor Supervisor {
     public struct Settings: Sendable {
         public var restart = RestartTracker.Settings()
-        /// How often a starting replica is probed until it is first ready.
-        public var fastProbeInterval: Duration = .milliseconds(100)
+        /// How often a starting replica is probed until it is first ready: every `fastProbeInterval` for the first
+        /// `fastProbeWindow` after it started (a Swift service is ready in tens of milliseconds, and every
+        /// dependent waits for it), then every `slowProbeInterval` (never more often than the probe's interval).
+        public var fastProbeInterval: Duration = .milliseconds(5)
+        public var fastProbeWindow: Duration = .seconds(2)
+        public var slowProbeInterval: Duration = .milliseconds(100)
         /// How often a waiting service looks at its dependencies.
-        public var dependencyPollInterval: Duration = .milliseconds(20)
+        public var dependencyPollInterval: Duration = .milliseconds(5)
         /// The zero of the monotonic times given to the restart tracker.
         var epoch = ContinuousClock.now
 

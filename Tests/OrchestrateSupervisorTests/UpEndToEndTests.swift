@@ -32,14 +32,14 @@ let productsDirectory: URL = {
         return !stat.contains(") Z ")
     }
 
-    /// Every live process running one of the shop's products from `productsDirectory`.
-    func shopProcesses() -> [Int32] {
-        let products = ["APIGateway", "UserService", "OrderService", "PaymentService", "NotificationService"]
-            .map { productsDirectory.appendingPathComponent($0).path }
+    /// Every live process this supervisor started, grandchildren included: those whose environment names its DNS
+    /// server (other tests run the same products at the same time, so the executable alone does not tell).
+    func processes(withDNSPort port: Int) -> [Int32] {
+        let marker = Data("ORCHESTRATE_DNS=127.0.0.1:\(port)\u{0}".utf8)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
-            guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return false }
-            return products.contains(exe) && isAlive(pid)
+            guard let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return environment.range(of: marker) != nil && isAlive(pid)
         }
     }
 
@@ -127,12 +127,13 @@ let productsDirectory: URL = {
         // SIGTERM: everything stops, in order, and no process of the shop is left.
         let pids = try await replicas(directory).compactMap(\.pid)
         #expect(pids.count == 7)
+        #expect(processes(withDNSPort: state.dnsPort).count == 7)  // the check below can see them
         up.signal(SIGTERM)
         let exit = await up.wait(timeout: .seconds(60))
         stopped = exit != nil
         #expect(exit == 0)
         #expect(pids.allSatisfy { !isAlive($0) })
-        #expect(shopProcesses().isEmpty)
+        #expect(processes(withDNSPort: state.dnsPort).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/state.json").path))
         let lines = up.log.split(separator: "\n")
         let gatewayStopped = lines.firstIndex { $0.contains("api-gateway-1 stopped") }
