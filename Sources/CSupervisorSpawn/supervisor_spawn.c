@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -53,6 +54,17 @@ pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[]
         if (dup2(null_fd, 0) < 0) report_and_exit(report[1]);
         if (dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) report_and_exit(report[1]);
         if (directory != NULL && chdir(directory) != 0) report_and_exit(report[1]);
+        // Nothing else of the supervisor's reaches the program: its listening sockets, the control connections,
+        // other children's pipes. Marked close-on-exec (not closed: the report pipe must work until exec).
+        int marked = -1;
+#if defined(__linux__) && defined(SYS_close_range)
+        marked = (int)syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */);
+#endif
+        if (marked != 0) {
+            long limit = sysconf(_SC_OPEN_MAX);
+            if (limit < 0 || limit > 65536) limit = 65536;
+            for (int fd = 3; fd < limit; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
         execve(path, argv, envp);
         report_and_exit(report[1]);
     }

@@ -23,6 +23,12 @@ struct StateOptions: ParsableArguments {
         return state
     }
 
+    /// restart, stop or start NAME, then the service's rows as `status` prints them.
+    func act(_ command: ControlRequest.Command, on service: String) throws {
+        let replicas = try send(ControlRequest(command: command, service: service)).replicas ?? []
+        print(Status.render(replicas, format: .table), terminator: "")
+    }
+
     func send(_ request: ControlRequest) throws -> ControlResponse {
         let state = try runningState()
         let response: ControlResponse
@@ -99,8 +105,7 @@ struct Restart: ParsableCommand {
     @OptionGroup var options: StateOptions
 
     func run() throws {
-        let replicas = try options.send(ControlRequest(command: .restart, service: service)).replicas ?? []
-        print(Status.render(replicas, format: .table), terminator: "")
+        try options.act(.restart, on: service)
     }
 }
 
@@ -111,8 +116,7 @@ struct Stop: ParsableCommand {
     @OptionGroup var options: StateOptions
 
     func run() throws {
-        let replicas = try options.send(ControlRequest(command: .stop, service: service)).replicas ?? []
-        print(Status.render(replicas, format: .table), terminator: "")
+        try options.act(.stop, on: service)
     }
 }
 
@@ -123,8 +127,7 @@ struct Start: ParsableCommand {
     @OptionGroup var options: StateOptions
 
     func run() throws {
-        let replicas = try options.send(ControlRequest(command: .start, service: service)).replicas ?? []
-        print(Status.render(replicas, format: .table), terminator: "")
+        try options.act(.start, on: service)
     }
 }
 

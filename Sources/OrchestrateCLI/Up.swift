@@ -39,6 +39,8 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         let spec = try LoadSpec.load(file, format: .text, color: color, failure: "nothing was started")
+        // A closed terminal or pipe must not kill the supervisor (and with it every child): writes just fail.
+        signal(SIGPIPE, SIG_IGN)
         let specPath = URL(fileURLWithPath: file).standardizedFileURL
         let projectDirectory = specPath.deletingLastPathComponent().path
         let stateDirectory = projectDirectory + "/.orchestrate"
@@ -219,26 +221,33 @@ struct Up: AsyncParsableCommand {
         for process in state.processes
         where ProcessInfoReader.executable(of: process.pid) == process.executable {
             say("reclaiming \(process.service)-\(process.replica) (PID \(process.pid)), left running by an earlier orchestrate up")
-            kill(-process.pid, SIGTERM)
+            Self.signalGroup(process.pid, SIGTERM)
             killed.append(process.pid)
         }
         let deadline = ContinuousClock.now + .seconds(5)
         while killed.contains(where: ProcessInfoReader.isAlive), ContinuousClock.now < deadline {
             usleep(50_000)
         }
-        for pid in killed where ProcessInfoReader.isAlive(pid) { kill(-pid, SIGKILL) }
+        for pid in killed where ProcessInfoReader.isAlive(pid) { Self.signalGroup(pid, SIGKILL) }
         unlink(statePath)
     }
 
+    /// Its group (our children lead one each), or the process alone when it leads none.
+    static func signalGroup(_ pid: Int32, _ signal: Int32) {
+        if kill(-pid, signal) != 0, errno == ESRCH { kill(pid, signal) }
+    }
+
     private func productsDirectory(projectDirectory: String) throws -> String {
-        if let binPath { return URL(fileURLWithPath: binPath).standardizedFileURL.path }
+        // Symbolic links resolved (.build/debug is one): the state file records executables as /proc/PID/exe
+        // names them, which is how the next run recognises its processes.
+        if let binPath { return URL(fileURLWithPath: binPath).standardizedFileURL.resolvingSymlinksInPath().path }
         let shown = ForegroundCommand.run(["swift", "build", "--package-path", projectDirectory, "--show-bin-path"], capture: true)
         let path = shown.output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard shown.status == 0, !path.isEmpty else {
             POSIX.printError("orchestrate: cannot find the built products (swift build --show-bin-path exited \(shown.status)); pass --bin-path")
             throw ExitCode.failure
         }
-        return path
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
     /// Every address a replica or a localhost forward will bind that is taken, with who holds it.

@@ -151,6 +151,8 @@ public enum ControlClient {
             guard count >= 0 else { throw Unreachable(description: "no answer from the supervisor within \(timeoutSeconds) s") }
             if count == 0 { break }
             reply += chunk[0..<count]
+            // One line is the whole answer: do not depend on the end of the connection.
+            if reply.last == UInt8(ascii: "\n") { break }
         }
         do {
             return try JSONDecoder().decode(ControlResponse.self, from: Data(reply))

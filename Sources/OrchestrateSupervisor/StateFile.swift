@@ -9,6 +9,13 @@ public struct StateFile: Codable, Sendable, Equatable {
         public var replica: Int
         public var pid: Int32
         public var executable: String
+
+        public init(service: String, replica: Int, pid: Int32, executable: String) {
+            self.service = service
+            self.replica = replica
+            self.pid = pid
+            self.executable = executable
+        }
     }
 
     public var supervisorPID: Int32
@@ -82,7 +89,10 @@ public enum ProcessInfoReader {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Running (a zombie, exited but not yet reaped by its parent, is not).
     public static func isAlive(_ pid: Int32) -> Bool {
-        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return true }
+        return !String(decoding: stat, as: UTF8.self).contains(") Z ")
     }
 }

@@ -63,4 +63,19 @@ import Testing
         let left = try #require(Int32(lines.withLock { $0[0] }))
         #expect(await eventually { !isAlive(left) })
     }
+
+    /// A descriptor the supervisor holds without close-on-exec (a socket from a library, a control connection)
+    /// does not reach a child: it would keep a port bound or a connection open after the supervisor is done.
+    @Test func theChildGetsOnlyStandardInputOutputAndError() async throws {
+        let leaked = open("/dev/null", O_RDONLY)  // deliberately without O_CLOEXEC
+        #expect(leaked >= 3)
+        defer { close(leaked) }
+        let lines = Mutex<[String]>([])
+        let process = try await launcher.launch(
+            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "ls /proc/$$/fd"], environment: ["PATH": "/usr/bin:/bin"])
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await process.exitStatus() == .exited(0))
+        #expect(await eventually { lines.withLock { $0.count } >= 3 })
+        #expect(lines.withLock { Set($0) } == ["0", "1", "2"])
+    }
 }

@@ -124,6 +124,21 @@ let productsDirectory: URL = {
         #expect(logsStatus == 0)
         #expect(logs.contains("user-service-2") && logs.contains("user-service-1 killed by SIGKILL"))
 
+        // stop, start and restart through the control socket.
+        let (stopStatus, stopOutput) = try await command(["stop", "payment-service", "-f", spec.path], in: directory)
+        #expect(stopStatus == 0 && stopOutput.contains("stopped"))
+        #expect(try await replicas(directory).first { $0.service == "payment-service" }?.state == .stopped)
+        #expect(try await command(["start", "payment-service", "-f", spec.path], in: directory).0 == 0)
+        #expect(await eventually(.seconds(30)) {
+            (try? await self.replicas(directory))?.first { $0.service == "payment-service" }?.ready == true
+        })
+        let (restartStatus, restartOutput) = try await command(["restart", "notification-service", "-f", spec.path], in: directory)
+        #expect(restartStatus == 0)
+        #expect(restartOutput.contains("notification-service  1"))
+        #expect(try await replicas(directory).first { $0.service == "notification-service" }?.restarts == 1)
+        let (unknownStatus, unknownOutput) = try await command(["restart", "no-such-service", "-f", spec.path], in: directory)
+        #expect(unknownStatus == 1 && unknownOutput.contains("no service named no-such-service"))
+
         // SIGTERM: everything stops, in order, and no process of the shop is left.
         let pids = try await replicas(directory).compactMap(\.pid)
         #expect(pids.count == 7)
@@ -176,5 +191,40 @@ let productsDirectory: URL = {
             logPath: directory.appendingPathComponent("again.log").path)
         #expect(await eventually(.seconds(30)) { again.log.contains("all 2 replicas of 1 services ready") })
         #expect(await again.stop(grace: .seconds(30)) == 0)
+    }
+
+    /// A process an earlier run left behind (as on a system without a parent-death signal), named in its state
+    /// file, is stopped by the next `up` before it starts anything.
+    @Test func aLeftoverOfAnEarlierRunIsReclaimed() async throws {
+        let directory = try ExternalTool.temporaryDirectory("reclaim")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let spec = directory.appendingPathComponent("services.yaml")
+        try "version: 1\nname: reclaim\nservices:\n  sleeper: { product: Sleeper }\n".write(to: spec, atomically: true, encoding: .utf8)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try "#!/bin/sh\nexec sleep 300\n".write(to: bin.appendingPathComponent("Sleeper"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.appendingPathComponent("Sleeper").path)
+        // The leftover: a `sleep` leading its own session and group, as the supervisor's children do.
+        let leftover = try ChildProcess(
+            "/usr/bin/setsid", ["sleep", "300"], environment: ["PATH": "/usr/bin:/bin"],
+            logPath: directory.appendingPathComponent("leftover.log").path)
+        defer { leftover.signal(SIGKILL) }
+        #expect(await eventually { ProcessInfoReader.executable(of: leftover.pid)?.hasSuffix("sleep") == true })
+        let executable = try #require(ProcessInfoReader.executable(of: leftover.pid))
+        let state = directory.appendingPathComponent(".orchestrate")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        try StateFile(
+            supervisorPID: 4_194_305,  // above Linux's largest PID: a supervisor that is gone
+            dnsPort: 1, controlSocket: state.appendingPathComponent("control.sock").path,
+            processes: [.init(service: "sleeper", replica: 1, pid: leftover.pid, executable: executable)]
+        ).write(to: state.appendingPathComponent("state.json").path)
+        let up = try ChildProcess(
+            orchestrate, ["up", "-f", spec.path, "--no-build", "--bin-path", bin.path, "--color", "never"],
+            environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path],
+            logPath: directory.appendingPathComponent("up.log").path)
+        #expect(await eventually(.seconds(30)) { up.log.contains("all 1 replicas of 1 services ready") })
+        #expect(up.log.contains("reclaiming sleeper-1 (PID \(leftover.pid)), left running by an earlier orchestrate up"))
+        #expect(await leftover.wait(timeout: .seconds(10)) != nil)
+        #expect(await up.stop(grace: .seconds(30)) == 0)
     }
 }
