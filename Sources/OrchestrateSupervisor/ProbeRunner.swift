@@ -91,29 +91,12 @@ public struct ProbeRunner: Sendable {
 
     func command(_ words: [String], environment: [String: String], timeout: Duration) async -> Result {
         guard let executable = words.first else { return Result(success: false, detail: "empty command") }
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)  // its own group, so a timeout kills what it started too
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
-        var arguments = words.map { strdup($0) } + [nil]
-        defer { for argument in arguments { free(argument) } }
         let merged = ProcessInfo.processInfo.environment.merging(environment) { _, own in own }
-        var entries = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for entry in entries { free(entry) } }
-        var pid: pid_t = 0
-        let status = posix_spawnp(&pid, executable, &fileActions, &attributes, &arguments, &entries)
-        guard status == 0 else {
-            return Result(success: false, detail: "cannot run \(executable): \(String(cString: strerror(status)))")
+        // Its own group, so a timeout kills what it started too.
+        let pid: pid_t
+        switch Spawn.start(words, environment: merged, output: .null, ownGroup: true) {
+        case .success(let started): pid = started
+        case .failure(let error): return Result(success: false, detail: "cannot run \(executable): \(error)")
         }
         let end = ContinuousClock.now + timeout
         while true {
