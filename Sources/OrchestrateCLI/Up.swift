@@ -166,7 +166,8 @@ struct Up: AsyncParsableCommand {
                     reportedFailures.insert(failed)
                     log.note("\(failed) failed; the other services keep running (`orchestrate logs \(failed)`)")
                 }
-                try? await Task.sleep(for: .milliseconds(5))
+                // Often while the shop starts; rarely once it should have (a failed service may never be ready).
+                try? await Task.sleep(for: ContinuousClock.now - started < .seconds(2) ? .milliseconds(5) : .milliseconds(250))
             }
         }
 

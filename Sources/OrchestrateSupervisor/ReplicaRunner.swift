@@ -212,11 +212,6 @@ actor ReplicaRunner {
         if let detail { self.detail = detail }
     }
 
-    private func markRunning(detail: String) {
-        if state == .starting { state = .running }
-        self.detail = detail
-    }
-
     private func terminate(_ process: any LaunchedProcess, grace: Duration) async {
         process.signalGroup(SIGTERM)
         let killer = Task {
@@ -277,7 +272,6 @@ actor ReplicaRunner {
     private func readiness(_ probe: Probe?) async {
         guard let probe else {
             setReady(true, detail: "running (no readiness probe)")
-            markRunning(detail: "running (no readiness probe)")
             return
         }
         var tracker = ProbeTracker(

@@ -13,7 +13,8 @@ public actor Supervisor {
         public var fastProbeInterval: Duration = .milliseconds(5)
         public var fastProbeWindow: Duration = .seconds(2)
         public var slowProbeInterval: Duration = .milliseconds(100)
-        /// How often a waiting service looks at its dependencies.
+        /// How often a waiting service looks at its dependencies: as often as starting replicas are probed for the
+        /// first `fastProbeWindow`, then every `slowProbeInterval` (a dependency that failed may wait for hours).
         public var dependencyPollInterval: Duration = .milliseconds(5)
         /// The zero of the monotonic times given to the restart tracker.
         var epoch = ContinuousClock.now
@@ -75,6 +76,7 @@ public actor Supervisor {
     private func startWhenDependenciesReady(_ name: String) async {
         let dependencies = graph.dependencies(of: name)
         var announced = ""
+        let waitingSince = ContinuousClock.now
         while !Task.isCancelled, !isShuttingDown {
             var waitingFor: [String] = []
             for dependency in dependencies where !(await isServiceReady(dependency)) {
@@ -87,7 +89,8 @@ public actor Supervisor {
                 announced = text
                 for runner in runners[name, default: []] { await runner.setWaiting(text) }
             }
-            try? await Task.sleep(for: settings.dependencyPollInterval)
+            let fast = ContinuousClock.now - waitingSince < settings.fastProbeWindow
+            try? await Task.sleep(for: fast ? settings.dependencyPollInterval : settings.slowProbeInterval)
         }
         guard !Task.isCancelled, !isShuttingDown else { return }
         for runner in runners[name, default: []] { await runner.start() }

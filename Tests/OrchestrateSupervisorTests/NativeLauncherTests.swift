@@ -8,12 +8,6 @@ import Testing
 @Suite struct NativeLauncherTests {
     let launcher = NativeLauncher()
 
-    func isAlive(_ pid: Int32) -> Bool {
-        // A zombie is dead for our purpose: its state letter in /proc/PID/stat is Z.
-        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        return !stat.contains(") Z ")
-    }
-
     @Test func linesOfBothStreamsArriveAndTheExitStatusIsReported() async throws {
         let lines = Mutex<[String]>([])
         let process = try await launcher.launch(
@@ -48,10 +42,10 @@ import Testing
         ) { line in lines.withLock { $0.append(line) } }
         #expect(await eventually { !lines.withLock { $0 }.isEmpty })
         let grandchild = try #require(Int32(lines.withLock { $0[0] }))
-        #expect(isAlive(grandchild))
+        #expect(ProcessInfoReader.isAlive(grandchild))
         shell.signalGroup(SIGTERM)
         #expect(await shell.exitStatus() == .signaled(SIGTERM))
-        #expect(await eventually { !isAlive(grandchild) })
+        #expect(await eventually { !ProcessInfoReader.isAlive(grandchild) })
 
         // A leader that exits on its own, leaving a grandchild in its group: the group is killed before it is reaped.
         lines.withLock { $0 = [] }
@@ -61,7 +55,7 @@ import Testing
         #expect(await leader.exitStatus() == .exited(0))
         #expect(await eventually { !lines.withLock { $0 }.isEmpty })
         let left = try #require(Int32(lines.withLock { $0[0] }))
-        #expect(await eventually { !isAlive(left) })
+        #expect(await eventually { !ProcessInfoReader.isAlive(left) })
     }
 
     /// A descriptor the supervisor holds without close-on-exec (a socket from a library, a control connection)

@@ -27,11 +27,6 @@ let productsDirectory: URL = {
         return (status, process.log)
     }
 
-    func isAlive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        return !stat.contains(") Z ")
-    }
-
     /// Every live process this supervisor started, grandchildren included: those whose environment names its DNS
     /// server (other tests run the same products at the same time, so the executable alone does not tell).
     func processes(withDNSPort port: Int) -> [Int32] {
@@ -39,7 +34,7 @@ let productsDirectory: URL = {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
             guard let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
-            return environment.range(of: marker) != nil && isAlive(pid)
+            return environment.range(of: marker) != nil && ProcessInfoReader.isAlive(pid)
         }
     }
 
@@ -147,7 +142,7 @@ let productsDirectory: URL = {
         let exit = await up.wait(timeout: .seconds(60))
         stopped = exit != nil
         #expect(exit == 0)
-        #expect(pids.allSatisfy { !isAlive($0) })
+        #expect(pids.allSatisfy { !ProcessInfoReader.isAlive($0) })
         #expect(processes(withDNSPort: state.dnsPort).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/state.json").path))
         let lines = up.log.split(separator: "\n")
@@ -179,10 +174,10 @@ let productsDirectory: URL = {
         #expect(await eventually(.seconds(30)) { up.log.components(separatedBy: "sleeping as").count == 3 })
         let pids = up.log.components(separatedBy: "sleeping as ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) }
         #expect(pids.count == 2)
-        #expect(pids.allSatisfy(isAlive))
+        #expect(pids.allSatisfy(ProcessInfoReader.isAlive))
         up.signal(SIGKILL)
         _ = await up.wait(timeout: .seconds(10))
-        #expect(await eventually(.seconds(10)) { pids.allSatisfy { !isAlive($0) } })
+        #expect(await eventually(.seconds(10)) { pids.allSatisfy { !ProcessInfoReader.isAlive($0) } })
 
         // The state file it left names them; the next `up` finds nothing to reclaim and starts cleanly.
         let again = try ChildProcess(
