@@ -8,6 +8,22 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// A shop service: its library (routes, models, migrations; tested at router level) and a thin executable named as
+/// services.yaml's `product:`.
+func shopService(_ name: String) -> [Target] {
+    [
+        .target(
+            name: name + "Core",
+            dependencies: [
+                "ServiceKit", .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: name, dependencies: [.target(name: name + "Core")], swiftSettings: swiftSettings),
+    ]
+}
+
 let package = Package(
     name: "orchestrate",
     platforms: [.macOS(.v14)],
@@ -139,33 +155,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The shop. Each service is a library (its routes, models and migrations, tested at router level) and a
-        // thin executable named as services.yaml's `product:`.
-        .target(
-            name: "UserServiceCore",
-            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(name: "UserService", dependencies: ["UserServiceCore"], swiftSettings: swiftSettings),
-        .target(
-            name: "PaymentServiceCore",
-            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(name: "PaymentService", dependencies: ["PaymentServiceCore"], swiftSettings: swiftSettings),
-        .target(
-            name: "OrderServiceCore",
-            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(name: "OrderService", dependencies: ["OrderServiceCore"], swiftSettings: swiftSettings),
-        .target(
-            name: "NotificationServiceCore",
-            dependencies: ["ServiceKit", .product(name: "FluentKit", package: "fluent-kit"), .product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "NotificationService", dependencies: ["NotificationServiceCore"], swiftSettings: swiftSettings),
+    ] + ["UserService", "PaymentService", "OrderService", "NotificationService"].flatMap { shopService($0) } + [
+        // The gateway: the same shape, with jwt-kit and AsyncHTTPClient.
         .target(
             name: "APIGatewayCore",
             dependencies: [
