@@ -1,4 +1,5 @@
 import NotificationServiceCore
 import ServiceKit
 
-await ServiceMain.main(NotificationService.definition, routes: NotificationService.routes)
+await ServiceMain.main(
+    NotificationService.definition, subscriptions: NotificationService.subscriptions, routes: NotificationService.routes)

@@ -12,7 +12,7 @@ public import ServiceKit
 public enum OrderService {
     public static let definition = ServiceDefinition(
         name: "order-service", defaultPort: 3002, dependencies: ["user-service", "payment-service"],
-        requiresInternalToken: true, migrations: [CreateOrders()])
+        requiresInternalToken: true, migrations: [CreateOrders()], publishes: ["order.created"])
 
     public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) {
         let orders = router.group("orders")
@@ -52,7 +52,11 @@ public enum OrderService {
 
             let order = OrderModel(
                 id: orderID, userID: userID, items: items, total: total, currency: "USD", paymentID: authorization.id)
-            try await order.create(on: runtime.database!.database(logger: context.logger))
+            // The order and its `order.created` event commit together (the outbox); the relay publishes the event.
+            try await runtime.outbox!.transaction(on: runtime.database!.database(logger: context.logger)) { transaction, events in
+                try await order.create(on: transaction)
+                try await events.publish("order.created", OrderCreated(order), id: orderID)
+            }
             context.logger.info("order created", metadata: ["order_id": "\(orderID)", "total": "\(total)"])
             return try jsonResponse(
                 OrderView(order), status: .created, headers: [.location: "/orders/\(orderID.uuidString.lowercased())"])
@@ -154,14 +158,31 @@ struct PaymentAnswer: Codable {
     var declineReason: String?
 }
 
-struct OrderItem: Codable, Sendable {
-    var sku: String
-    var quantity: Int
-    var unitPrice: Int
+public struct OrderItem: Codable, Sendable {
+    public var sku: String
+    public var quantity: Int
+    public var unitPrice: Int
 }
 
 struct OrderLines: Codable, Sendable {
     var items: [OrderItem]
+}
+
+/// The `order.created` event's payload: what a consumer needs without calling back.
+public struct OrderCreated: Codable, Sendable {
+    public var orderId: String
+    public var userId: String
+    public var items: [OrderItem]
+    public var total: Int
+    public var currency: String
+
+    init(_ order: OrderModel) {
+        orderId = order.id!.uuidString.lowercased()
+        userId = order.userID.uuidString.lowercased()
+        items = order.items
+        total = order.total
+        currency = order.currency
+    }
 }
 
 struct OrderView: Codable {

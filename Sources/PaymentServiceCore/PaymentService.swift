@@ -16,7 +16,8 @@ public import ServiceKit
 /// are declined; default 100000000).
 public enum PaymentService {
     public static let definition = ServiceDefinition(
-        name: "payment-service", defaultPort: 3003, requiresInternalToken: true, migrations: [CreatePayments()])
+        name: "payment-service", defaultPort: 3003, requiresInternalToken: true, migrations: [CreatePayments()],
+        publishes: ["payment.authorized"])
 
     public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) throws {
         let processor = try SimulatedProcessor(environment: runtime.environment)
@@ -58,7 +59,14 @@ public enum PaymentService {
             }
             payment.status = decision.status
             payment.declineReason = decision.reason
-            try await payment.update(on: db)
+            // The decision and, when authorized, its event commit together (the outbox).
+            let decided = payment
+            try await runtime.outbox!.transaction(on: db) { transaction, events in
+                try await decided.update(on: transaction)
+                if decided.status == "authorized" {
+                    try await events.publish("payment.authorized", PaymentAuthorized(decided))
+                }
+            }
             context.logger.info(
                 "payment \(payment.status)", metadata: ["payment_id": "\(payment.id!)", "order_id": "\(orderID)"])
             return try jsonResponse(PaymentView(payment), status: .created, headers: [.location: "/payments/\(payment.id!.uuidString.lowercased())"])
@@ -168,6 +176,21 @@ struct SimulatedProcessor: Sendable {
                 ? Decision(status: "declined", reason: "amount over the approval limit")
                 : Decision(status: "authorized", reason: nil)
         }
+    }
+}
+
+/// The `payment.authorized` event's payload.
+struct PaymentAuthorized: Codable, Sendable {
+    var paymentId: String
+    var orderId: String
+    var amount: Int
+    var currency: String
+
+    init(_ payment: PaymentModel) {
+        paymentId = payment.id!.uuidString.lowercased()
+        orderId = payment.orderID
+        amount = payment.amount
+        currency = payment.currency
     }
 }
 

@@ -27,16 +27,27 @@ public struct ServiceDefinition: Sendable {
     public var requiresInternalToken: Bool
     /// Its schema; empty when the service has no database.
     public var migrations: [any Migration]
+    /// The event types it publishes through its outbox (services.yaml's `publishes`).
+    public var publishes: [String]
+    /// The event types it consumes (services.yaml's `subscribes`); each needs an `EventSubscription`.
+    public var subscribes: [String]
 
     public init(
         name: String, defaultPort: Int, dependencies: [String] = [], requiresInternalToken: Bool = false,
-        migrations: [any Migration] = []
+        migrations: [any Migration] = [], publishes: [String] = [], subscribes: [String] = []
     ) {
         self.name = name
         self.defaultPort = defaultPort
         self.dependencies = dependencies
         self.requiresInternalToken = requiresInternalToken
         self.migrations = migrations
+        self.publishes = publishes
+        self.subscribes = subscribes
+    }
+
+    /// The service's migrations with the outbox and inbox tables its events need.
+    var allMigrations: [any Migration] {
+        migrations + (publishes.isEmpty ? [] : [CreateOutbox()]) + (subscribes.isEmpty ? [] : [CreateInbox()])
     }
 }
 
@@ -84,6 +95,11 @@ public struct ServiceRuntime: Sendable {
     public let internalToken: InternalToken?
     /// The level of the one line logged per request (`REQUEST_LOG_LEVEL`, default info).
     public let requestLogLevel: Logger.Level
+    /// The broker (`BROKER_URL`), when the service publishes or subscribes.
+    public let broker: BrokerLocation?
+    /// Where the service publishes its events, when it publishes any.
+    public let outbox: Outbox?
+    public let consumerSettings: EventConsumerSettings
 
     /// Reads the configuration and prepares the database and client, without starting anything.
     ///
@@ -102,14 +118,21 @@ public struct ServiceRuntime: Sendable {
         var logger = Logger(label: definition.name)
         logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         self.logger = logger
-        if definition.migrations.isEmpty {
+        if definition.allMigrations.isEmpty {
             database = nil
         } else {
             database = try ServiceDatabase(
                 url: configuration.databaseURL, password: configuration.databasePassword,
-                defaultFile: ".orchestrate/data/\(definition.name).sqlite", migrations: definition.migrations,
+                defaultFile: ".orchestrate/data/\(definition.name).sqlite", migrations: definition.allMigrations,
                 logger: logger)
         }
+        if definition.publishes.isEmpty, definition.subscribes.isEmpty {
+            broker = nil
+        } else {
+            broker = try BrokerLocation(url: configuration.brokerURL)
+        }
+        outbox = definition.publishes.isEmpty ? nil : Outbox(types: definition.publishes)
+        consumerSettings = try EventConsumerSettings(environment: environment)
         readiness = Readiness(database: database, service: definition.name)
         let httpClient = httpClient ?? ServiceRuntime.makeHTTPClient()
         self.httpClient = httpClient
@@ -263,14 +286,17 @@ public enum ServiceMain {
     /// or SIGINT: readiness turns false, the server stops accepting, in-flight requests finish within
     /// `SHUTDOWN_GRACE_PERIOD` (default 10s), then the process exits 0.
     public static func main(
-        _ definition: ServiceDefinition, routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void
+        _ definition: ServiceDefinition,
+        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
+        routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void
     ) async -> Never {
-        await main(definition, context: BasicRequestContext.self, routes: routes)
+        await main(definition, context: BasicRequestContext.self, subscriptions: subscriptions, routes: routes)
     }
 
     /// `main` for a service with its own request context (the gateway's carries the client address).
     public static func main<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
         _ definition: ServiceDefinition, context: Context.Type,
+        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
         routes: (ServiceRuntime, Router<Context>) async throws -> Void
     ) async -> Never {
         let arguments = Array(CommandLine.arguments.dropFirst())
@@ -290,7 +316,7 @@ public enum ServiceMain {
         }
         do {
             let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
-            try await run(runtime: runtime, router: router, tracer: tracer)
+            try await run(runtime: runtime, router: router, tracer: tracer, subscriptions: subscriptions(runtime))
             exit(0)
         } catch let error as ConfigurationError {
             runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
@@ -302,10 +328,16 @@ public enum ServiceMain {
         }
     }
 
-    /// Runs the server with its database and tracer until SIGTERM or SIGINT.
+    /// Runs the server with its database, tracer, outbox relay and event consumers until SIGTERM or SIGINT.
     public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
-        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?
+        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?, subscriptions: [EventSubscription] = []
     ) async throws {
+        let subscribed = Set(subscriptions.map(\.type))
+        guard subscribed == Set(runtime.definition.subscribes) else {
+            throw ConfigurationError(
+                variable: "BROKER_URL",
+                message: "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())")
+        }
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
             router: router,
@@ -322,6 +354,23 @@ public enum ServiceMain {
         services.append(.init(service: HTTPClientService(client: runtime.httpClient)))
         if let database = runtime.database {
             services.append(.init(service: database, successTerminationBehavior: .ignore))
+            if let broker = runtime.broker {
+                if let outbox = runtime.outbox {
+                    services.append(
+                        .init(
+                            service: OutboxRelay(outbox: outbox, database: database, broker: broker, logger: runtime.logger),
+                            successTerminationBehavior: .ignore))
+                }
+                let member = "\(runtime.definition.name)-\(runtime.environment["HOSTNAME"] ?? "local")-\(getpid())"
+                for subscription in subscriptions {
+                    services.append(
+                        .init(
+                            service: EventConsumer(
+                                subscription: subscription, group: runtime.definition.name, consumer: member,
+                                database: database, broker: broker, settings: runtime.consumerSettings, logger: runtime.logger),
+                            successTerminationBehavior: .ignore))
+                }
+            }
         }
         services.append(.init(service: app))
         services.append(
