@@ -110,7 +110,7 @@ struct LogSender: NotificationSender {
 
     func send(_ notification: OutgoingNotification) async throws {
         logger.info(
-            "notification sent", metadata: ["to": "\(notification.to)", "event_id": "\(notification.eventID)", "message": "\(notification.message)"])
+            "notification sent", metadata: ["to": "\(notification.to)", "event_id": "\(notification.eventID)", "text": "\(notification.message)"])
     }
 }
 

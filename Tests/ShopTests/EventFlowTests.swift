@@ -1,0 +1,162 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OrchestrateTestSupport
+import ServiceKit
+import Testing
+
+/// Which broker the shop's events travel on in a test.
+enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case redis, embedded
+    var testDescription: String { rawValue }
+}
+
+/// The article's asynchronous half with real processes: order-service publishes `order.created` through its outbox,
+/// notification-service consumes it.
+@Suite(.serialized) struct EventFlowTests {
+    /// 1,000 orders while notification-service is killed (SIGKILL) and restarted twice and — on Redis — Redis is
+    /// stopped and started once: afterwards exactly 1,000 notifications, one per order, none twice, none lost; every
+    /// order was taken (201) whatever the broker did. A poison event (its user does not exist) goes to the dead-letter
+    /// stream after its deliveries, and the consumer keeps going.
+    @Test(arguments: ShopBroker.allCases) func everyOrderIsNotifiedExactlyOnce(broker: ShopBroker) async throws {
+        let directory = try ExternalTool.temporaryDirectory("events-\(broker)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var redis: RedisServer?
+        let brokerURL: String
+        switch broker {
+        case .redis:
+            guard let server = try await RedisServer.start("events-redis") else { return }
+            redis = server
+            brokerURL = server.url
+        case .embedded:
+            brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
+        }
+        defer { if let redis { Task { await redis.remove() } } }
+        let common = [
+            "INTERNAL_TOKEN": "events-token", "LOG_LEVEL": "info", "REQUEST_LOG_LEVEL": "debug", "BROKER_URL": brokerURL,
+            "EVENT_VISIBILITY_TIMEOUT": "1s", "EVENT_MAX_DELIVERIES": "3", "SHUTDOWN_GRACE_PERIOD": "3s",
+        ]
+        func environment(_ database: String, _ extra: [String: String] = [:]) -> [String: String] {
+            common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("\(database).sqlite").path]) { a, _ in a }
+                .merging(extra) { a, _ in a }
+        }
+        let users = try await RunningService(
+            "UserService", port: try ChildProcess.freePort(), environment: environment("users"), directory: directory)
+        let payments = try await RunningService(
+            "PaymentService", port: try ChildProcess.freePort(), environment: environment("payments"), directory: directory)
+        let orders = try await RunningService(
+            "OrderService", port: try ChildProcess.freePort(),
+            environment: environment("orders", ["USER_SERVICE_URL": users.url, "PAYMENT_SERVICE_URL": payments.url]),
+            directory: directory)
+        let notifications = try await RunningService(
+            "NotificationService", port: try ChildProcess.freePort(),
+            environment: environment("notifications", ["USER_SERVICE_URL": users.url]), directory: directory)
+        let all = [notifications, orders, payments, users]
+        defer { for service in all { service.process.signal(SIGKILL) } }
+        let serviceToken = [("X-Service-Token", "events-token")]
+
+        var buyers: [String] = []
+        for number in 0..<20 {
+            let user = try await call(
+                .POST, users.url + "/users", json: #"{"name":"Buyer \#(number)","email":"buyer\#(number)@example.com"}"#,
+                headers: serviceToken)
+            buyers.append(try #require(user.json["id"] as? String))
+        }
+        let userIDs = buyers
+
+        /// Places `count` orders, 8 at a time; returns their ids. Every one must be taken.
+        let placed = Placed()
+        func place(_ count: Int) async throws {
+            let start = placed.count
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in stride(from: start + worker, to: start + count, by: 8) {
+                            let userID = userIDs[index % userIDs.count]
+                            let body = #"{"userId":"\#(userID)","items":[{"sku":"sku-\#(index)","quantity":1,"unitPrice":\#(100 + index)}]}"#
+                            let answer = try await call(.POST, orders.url + "/orders", json: body, headers: serviceToken)
+                            #expect(answer.status == 201, "order \(index): \(answer.status) \(answer.json)")
+                            if let id = answer.json["id"] as? String { placed.add(id) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+
+        try await place(250)
+        notifications.process.signal(SIGKILL)  // mid-stream: some events delivered, not acknowledged
+        _ = await notifications.process.wait(timeout: .seconds(5))
+        try await place(100)
+        try await notifications.restart()
+        try await place(100)
+        if let redis {
+            await redis.stop()  // orders are still taken; their events wait in the outbox
+            try await place(100)
+            try await redis.start()
+        } else {
+            try await place(100)
+        }
+        try await place(150)
+        notifications.process.signal(SIGKILL)
+        _ = await notifications.process.wait(timeout: .seconds(5))
+        try await place(100)
+        try await notifications.restart()
+        try await place(200)
+        #expect(placed.count == 1000)
+
+        // A poison event: well-formed, but for a user that does not exist, so every delivery fails.
+        let producer = try await BrokerLocation(url: brokerURL).connect()
+        let poisonID = UUID().uuidString.lowercased()
+        let poison = EventEnvelope(
+            id: poisonID, type: "order.created", occurredAt: Date(),
+            payload: #"{"orderId":"\#(poisonID)","userId":"\#(UUID().uuidString.lowercased())","items":[],"total":1,"currency":"USD"}"#,
+            traceparent: nil)
+        _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [poison.fields])
+
+        // Recovery, bounded: 90 s.
+        var notified: [String: Int] = [:]
+        var deadLetters: [StreamDelivery] = []
+        for _ in 0..<180 {
+            notified = [:]
+            for userID in userIDs {
+                let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: serviceToken)
+                for item in listed.json["items"] as? [[String: Any]] ?? [] {
+                    notified[item["eventId"] as? String ?? "", default: 0] += 1
+                }
+            }
+            deadLetters = try await producer.messages(stream: EventEnvelope.deadLetterStream(for: "order.created"), limit: 10)
+            if notified.count >= 1000, !deadLetters.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        await producer.close()
+        #expect(notified.count == 1000, "notifications: \(notified.count) of 1000")
+        #expect(notified.values.allSatisfy { $0 == 1 }, "none twice")
+        #expect(Set(notified.keys) == placed.ids, "one per order: lost \(placed.ids.subtracting(notified.keys).count)")
+        #expect(deadLetters.map { $0.fields["id"] } == [poisonID])
+        #expect(deadLetters.first?.fields["dead_letter_reason"] == "failed 3 deliveries")
+
+        let orderMetrics = try await metrics(orders.url)
+        #expect(orderMetrics.contains("events_outbox_pending 0"), "the outbox drained")
+        let consumerMetrics = try await metrics(notifications.url)
+        #expect(consumerMetrics.contains(#"events_dead_letters_total{type="order.created",group="notification-service"} 1"#))
+        #expect(notifications.process.log.contains("Thank you, Buyer"))
+        for service in all { #expect(await service.process.stop() == 0, "\(service.product)") }
+    }
+
+    func metrics(_ base: String) async throws -> String {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/metrics"), timeout: .seconds(5))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+}
+
+/// The orders placed so far, from several tasks.
+final class Placed: @unchecked Sendable {
+    private let lock = NSLock()
+    private var placed: [String] = []
+
+    func add(_ id: String) { lock.withLock { placed.append(id) } }
+    var count: Int { lock.withLock { placed.count } }
+    var ids: Set<String> { lock.withLock { Set(placed) } }
+}
