@@ -85,6 +85,27 @@ public final class ChildProcess: @unchecked Sendable {
         return await wait(timeout: .seconds(5))
     }
 
+    /// `stop` for a synchronous `defer`: SIGTERM, SIGKILL after `grace`, and the exit reaped before it returns.
+    @discardableResult
+    public func stopNow(grace: Duration = .seconds(5)) -> Int32? {
+        if let exitStatus { return exitStatus }
+        kill(pid, SIGTERM)
+        let end = ContinuousClock.now + grace
+        var killed = false
+        while true {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                return exitStatus
+            }
+            if !killed, ContinuousClock.now >= end {
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            usleep(10_000)
+        }
+    }
+
     /// What it has written so far.
     public var log: String {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""

@@ -59,9 +59,10 @@ public final class RedisServer: @unchecked Sendable {
         process = nil
     }
 
-    /// Stops it and removes its directory.
-    public func remove() async {
-        await stop()
+    /// Stops it (waiting for its exit) and removes its directory; synchronous, for a `defer`.
+    public func remove() {
+        process?.stopNow()
+        process = nil
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -87,8 +87,8 @@ final class TestBroker: Sendable {
         self.directory = directory
     }
 
-    func remove() async {
-        await redis?.remove()
+    func remove() {
+        redis?.remove()
         try? FileManager.default.removeItem(at: directory)
     }
 }
@@ -100,9 +100,8 @@ func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0
     /// again after the idle time with the delivery counted, a group created later reads from the start.
     @Test(arguments: BrokerKind.allCases) func consumerGroupSemantics(kind: BrokerKind) async throws {
         guard let test = try await TestBroker.make(kind, "broker-\(kind)") else { return }
-        defer { Task { await test.remove() } }
+        defer { test.remove() }
         let broker = try await test.location.connect()
-        defer { Task { await broker.close() } }
         let ids = try await broker.append(stream: "s", messages: (1...3).map { fields(("n", "\($0)")) })
         #expect(ids.count == 3 && Set(ids).count == 3)
         try await broker.createGroup(stream: "s", group: "g")
@@ -138,12 +137,13 @@ func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0
         _ = try await broker.append(stream: "s", messages: [fields(("n", "4"))])
         #expect(try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .seconds(1)).map { $0.fields["n"] } == ["4"])
         #expect(try await broker.messages(stream: "s", limit: 100).count == 4)
+        await broker.close()
     }
 
     /// The Redis client reconnects: a command after the server went away and came back works.
     @Test func redisClientReconnects() async throws {
         guard let redis = try await RedisServer.start("redis-reconnect") else { return }
-        defer { Task { await redis.remove() } }
+        defer { redis.remove() }
         let client = try RedisClient(url: redis.url)
         #expect(try await client.command("PING") == .simpleString("PONG"))
         await redis.stop()
@@ -179,26 +179,34 @@ final class Handled: Sendable {
 }
 
 @Suite(.serialized) struct EventConsumerTests {
-    func envelope(_ id: String, payload: String = "{}") -> EventEnvelope {
-        EventEnvelope(id: id, type: "thing.happened", occurredAt: Date(), payload: payload, traceparent: nil)
-    }
 
     /// A redelivered event is handled once (inbox); a handler that fails once succeeds on the next delivery after the
     /// visibility timeout; a poison event lands in the dead-letter stream after N deliveries and a malformed message
-    /// at once; the consumer keeps going and ends with nothing pending.
-    @Test(arguments: BrokerKind.allCases) func deliverySemantics(kind: BrokerKind) async throws {
+    /// at once; the consumer keeps going and ends with nothing pending. The consumer's database (the inbox) is SQLite
+    /// or, with Redis, PostgreSQL (scripts/test's throwaway server; its database outlives the test, so ids are fresh).
+    @Test(arguments: [(BrokerKind.redis, "sqlite"), (.sqlite, "sqlite"), (.redis, "postgres")])
+    func deliverySemantics(kind: BrokerKind, inbox: String) async throws {
         guard let test = try await TestBroker.make(kind, "consumer-\(kind)") else { return }
-        defer { Task { await test.remove() } }
+        defer { test.remove() }
+        var url = "sqlite://" + test.directory.appendingPathComponent("consumer.sqlite").path
+        if inbox == "postgres" {
+            guard let base = ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] else {
+                if ExternalTool.isRequired { Issue.record("ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL") }
+                return
+            }
+            url = base + "/notification_service"
+        }
         let database = try ServiceDatabase(
-            url: "sqlite://" + test.directory.appendingPathComponent("consumer.sqlite").path, password: nil,
-            defaultFile: "", migrations: [CreateInbox()], logger: Logger(label: "test"))
+            url: url, password: nil, defaultFile: "", migrations: [CreateInbox()], logger: Logger(label: "test"))
         try await database.migrate()
+        let run = UUID().uuidString.prefix(8) + "-"
         let handled = Handled()
         let subscription = EventSubscription("thing.happened") { event, _ in
-            let attempt = handled.attempt(event.id)
-            if event.id == "poison" { throw CancellationError() }
-            if event.id == "flaky", attempt == 1 { throw CancellationError() }
-            handled.events.withLock { $0.append(event.id) }
+            let id = String(event.id.dropFirst(run.count))
+            let attempt = handled.attempt(id)
+            if id == "poison" { throw CancellationError() }
+            if id == "flaky", attempt == 1 { throw CancellationError() }
+            handled.events.withLock { $0.append(id) }
         }
         var settings = EventConsumerSettings()
         settings.visibilityTimeout = .milliseconds(300)
@@ -206,6 +214,9 @@ final class Handled: Sendable {
         let consumer = EventConsumer(
             subscription: subscription, group: "test-service", consumer: "c1", database: database, broker: test.location,
             settings: settings, logger: Logger(label: "consumer"))
+        func envelope(_ id: String) -> EventEnvelope {
+            EventEnvelope(id: run + id, type: "thing.happened", occurredAt: Date(), payload: "{}", traceparent: nil)
+        }
         let producer = try await test.location.connect()
         let stream = EventEnvelope.stream(for: "thing.happened")
         _ = try await producer.append(
@@ -227,7 +238,7 @@ final class Handled: Sendable {
         #expect(handled.attempts.withLock { $0["poison"] } == 3)
         #expect(handled.attempts.withLock { $0["one"] } == 1, "the duplicate never reached the handler")
         #expect(dead.count == 2)
-        let poison = try #require(dead.first { $0.fields["id"] == "poison" })
+        let poison = try #require(dead.first { $0.fields["id"] == run + "poison" })
         #expect(poison.fields["dead_letter_reason"] == "failed 3 deliveries")
         #expect(poison.fields["dead_letter_group"] == "test-service")
         #expect(dead.contains { $0.fields["garbage"] == "yes" && $0.fields["dead_letter_reason"]?.hasPrefix("malformed") == true })
@@ -249,7 +260,7 @@ final class Handled: Sendable {
     /// in order when it returns.
     @Test func outboxWaitsForTheBroker() async throws {
         guard let test = try await TestBroker.make(.redis, "outbox") else { return }
-        defer { Task { await test.remove() } }
+        defer { test.remove() }
         let redis = try #require(test.redis)
         await redis.stop()
         let database = try ServiceDatabase(

@@ -32,7 +32,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .embedded:
             brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
         }
-        defer { if let redis { Task { await redis.remove() } } }
+        defer { redis?.remove() }
         let common = [
             "INTERNAL_TOKEN": "events-token", "LOG_LEVEL": "info", "REQUEST_LOG_LEVEL": "debug", "BROKER_URL": brokerURL,
             "EVENT_VISIBILITY_TIMEOUT": "1s", "EVENT_MAX_DELIVERIES": "3", "SHUTDOWN_GRACE_PERIOD": "3s",

@@ -229,8 +229,10 @@ final class Wakeup: Sendable {
                 }
             }
             group.addTask {
+                // Also when cancelled (the wait is over, or the caller was cancelled): the waiter above must resume
+                // either way, and a spare signal is cleared below.
                 try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { self.signal() }
+                self.signal()
             }
             await group.next()
             group.cancelAll()

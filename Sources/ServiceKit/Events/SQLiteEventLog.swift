@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import NIOPosix
 import SQLiteNIO
 
 /// The embedded broker: an event log in one SQLite file in WAL mode, shared by the processes of one machine (what
@@ -8,11 +10,15 @@ import SQLiteNIO
 /// while messages flow, slowing to 100 ms when idle), because SQLite cannot wake another process.
 public actor SQLiteEventLog: EventBroker {
     private let connection: SQLiteConnection
+    /// The connection's own thread: a statement waiting for another connection's write lock (busy_timeout) blocks it,
+    /// and on the shared pool two such waits could hold every thread the lock holder needs to commit.
+    private let thread: NIOThreadPool
     public nonisolated let address: String
     private var lastActivity = ContinuousClock.now
 
-    private init(connection: SQLiteConnection, path: String) {
+    private init(connection: SQLiteConnection, thread: NIOThreadPool, path: String) {
         self.connection = connection
+        self.thread = thread
         address = "sqlite://" + path
     }
 
@@ -20,7 +26,17 @@ public actor SQLiteEventLog: EventBroker {
     public static func open(path: String) async throws -> SQLiteEventLog {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-        let connection = try await SQLiteConnection.open(storage: .file(path: path))
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: thread, logger: Logger(label: "event-log"),
+                on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await thread.shutdownGracefully()
+            throw error
+        }
         do {
             // busy_timeout replaces SQLiteNIO's retry-at-once busy handler with one that sleeps between tries.
             for statement in [
@@ -45,9 +61,10 @@ public actor SQLiteEventLog: EventBroker {
         } catch {
             let closed: EventLoopFuture<Void> = connection.close()
             try? await closed.get()
+            try? await thread.shutdownGracefully()
             throw error
         }
-        return SQLiteEventLog(connection: connection, path: path)
+        return SQLiteEventLog(connection: connection, thread: thread, path: path)
     }
 
     public func append(stream: String, messages: [EventFields]) async throws -> [String] {
@@ -187,6 +204,7 @@ public actor SQLiteEventLog: EventBroker {
         // The future API: the async one does nothing in a cancelled task, and an unclosed connection traps on deinit.
         let closed: EventLoopFuture<Void> = connection.close()
         try? await closed.get()
+        try? await thread.shutdownGracefully()
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` (rolled back when it throws).
