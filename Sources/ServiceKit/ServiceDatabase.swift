@@ -28,6 +28,10 @@ public final class ServiceDatabase: Service, Sendable {
     private let migrations: Migrations
     private let logger: Logger
     private let migrated = Atomic<Bool>(false)
+    /// SQLite: every request on one event loop, so on one pooled connection (one per loop): SQLite has one writer at
+    /// a time, and two connections of one process with transactions that read then write fail each other with
+    /// SQLITE_BUSY instead of waiting.
+    private let sqliteLoop: (any EventLoop)?
     private let failures = Counter(label: "database_migration_failures_total")
 
     /// - Parameters:
@@ -62,6 +66,7 @@ public final class ServiceDatabase: Service, Sendable {
             }
             engine = .sqlite
             location = path
+            sqliteLoop = MultiThreadedEventLoopGroup.singleton.next()
             databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
         } else {
             guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
@@ -89,6 +94,7 @@ public final class ServiceDatabase: Service, Sendable {
                 hostname: host, port: components.port ?? 5432, username: user,
                 password: components.password ?? password, database: database.isEmpty ? user : database, tls: tls)
             engine = .postgres
+            sqliteLoop = nil
             location = "postgres://\(user)@\(host):\(components.port ?? 5432)/\(database.isEmpty ? user : database)"
             databases.use(
                 .postgres(configuration: configuration, maxConnectionsPerEventLoop: maxConnections,
@@ -102,7 +108,7 @@ public final class ServiceDatabase: Service, Sendable {
 
     /// A handle on the database for one request.
     public func database(logger: Logger) -> any Database {
-        databases.database(logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())!
+        databases.database(logger: logger, on: sqliteLoop ?? MultiThreadedEventLoopGroup.singleton.any())!
     }
 
     /// Applies the migrations once; throws when the database cannot be reached or a migration fails.
@@ -110,6 +116,12 @@ public final class ServiceDatabase: Service, Sendable {
         let migrator = Migrator(
             databases: databases, migrations: migrations, logger: logger,
             on: MultiThreadedEventLoopGroup.singleton.any())
+        if engine == .sqlite, let sql = database(logger: logger) as? any SQLDatabase {
+            // Write-ahead logging (kept in the file): readers do not wait for the writer, and a commit appends to
+            // the log instead of rewriting the journal; with several processes and concurrent requests this is
+            // SQLite's mode for servers.
+            try await sql.raw("PRAGMA journal_mode = WAL").run()
+        }
         try await migrator.setupIfNeeded().get()
         try await migrator.prepareBatch().get()
         migrated.store(true, ordering: .releasing)

@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import OrchestrateTestSupport
@@ -145,10 +148,91 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         for service in all { #expect(await service.process.stop() == 0, "\(service.product)") }
     }
 
+    /// `NOTIFICATION_SENDER=webhook`: the confirmation is POSTed as JSON with the event id as `Idempotency-Key`; a
+    /// receiver that fails (500) makes the event be delivered again, and the notification is recorded once, when the
+    /// send succeeded. A sender that does not exist stops the service at start, naming the variable.
+    @Test func theWebhookSenderRetriesUntilTheReceiverTakesIt() async throws {
+        let directory = try ExternalTool.temporaryDirectory("webhook")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let hooks = Hooks()
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
+            let attempt = hooks.add(key: request.headers[HTTPField.Name("Idempotency-Key")!] ?? "", body: body)
+            return Response(status: attempt == 1 ? .internalServerError : .noContent)
+        }
+        try await Application(router: router).test(.live) { receiver in
+            let brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
+            let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
+            let users = try await RunningService(
+                "UserService", port: try ChildProcess.freePort(),
+                environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
+                directory: directory)
+            defer { users.process.signal(SIGKILL) }
+            let notifications = try await RunningService(
+                "NotificationService", port: try ChildProcess.freePort(),
+                environment: common.merging([
+                    "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("n.sqlite").path,
+                    "USER_SERVICE_URL": users.url, "NOTIFICATION_SENDER": "webhook",
+                    "NOTIFICATION_WEBHOOK_URL": "http://127.0.0.1:\(receiver.port!)/hook",
+                ]) { a, _ in a },
+                directory: directory)
+            defer { notifications.process.signal(SIGKILL) }
+            let user = try await call(
+                .POST, users.url + "/users", json: #"{"name":"Hook","email":"hook@example.com"}"#, headers: [("X-Service-Token", "t")])
+            let userID = try #require(user.json["id"] as? String)
+            let eventID = UUID().uuidString.lowercased()
+            let event = EventEnvelope(
+                id: eventID, type: "order.created", occurredAt: Date(),
+                payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":1999,"currency":"EUR"}"#,
+                traceparent: nil)
+            let producer = try await BrokerLocation(url: brokerURL).connect()
+            _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
+            await producer.close()
+            var items: [[String: Any]] = []
+            for _ in 0..<100 {  // bounded: 10 s
+                let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
+                items = listed.json["items"] as? [[String: Any]] ?? []
+                if !items.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(items.count == 1)
+            #expect(items.first?["channel"] as? String == "webhook")
+            #expect(items.first?["message"] as? String == "Order \(eventID) confirmed: 19.99 EUR. Thank you, Hook.")
+            let received = hooks.all
+            #expect(received.count == 2, "the failed send, then the redelivery")
+            #expect(received.allSatisfy { $0.key == eventID })
+            let sent = try JSONSerialization.jsonObject(with: Data((received.last?.body ?? "").utf8)) as? [String: Any]
+            #expect(sent?["to"] as? String == "hook@example.com")
+            #expect(sent?["eventID"] as? String == eventID)
+        }
+
+        let misconfigured = try ChildProcess(
+            binaries.appendingPathComponent("NotificationService").path,
+            environment: [
+                "INTERNAL_TOKEN": "t", "USER_SERVICE_URL": "http://127.0.0.1:1", "NOTIFICATION_SENDER": "carrier-pigeon",
+                "PORT": String(try ChildProcess.freePort()),
+                "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("m.sqlite").path,
+            ],
+            logPath: directory.appendingPathComponent("misconfigured.log").path)
+        #expect(await misconfigured.wait(timeout: .seconds(20)) == 78)
+        #expect(misconfigured.log.contains("NOTIFICATION_SENDER must be log or webhook"))
+    }
+
     func metrics(_ base: String) async throws -> String {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/metrics"), timeout: .seconds(5))
         return String(buffer: try await response.body.collect(upTo: 1 << 20))
     }
+}
+
+/// What the webhook receiver was sent.
+final class Hooks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received: [(key: String, body: String)] = []
+
+    /// Records a call; returns its number (1 for the first).
+    func add(key: String, body: String) -> Int { lock.withLock { received.append((key, body)); return received.count } }
+    var all: [(key: String, body: String)] { lock.withLock { received } }
 }
 
 /// The orders placed so far, from several tasks.

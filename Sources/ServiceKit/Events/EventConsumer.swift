@@ -19,13 +19,16 @@ public struct EventSubscription: Sendable {
     }
 }
 
-/// How a consumer treats deliveries (`EVENT_VISIBILITY_TIMEOUT`, `EVENT_MAX_DELIVERIES`, `EVENT_BATCH_SIZE`).
+/// How a consumer treats deliveries (`EVENT_VISIBILITY_TIMEOUT`, `EVENT_MAX_DELIVERIES`, `EVENT_BATCH_SIZE`,
+/// `EVENT_CONCURRENCY`).
 public struct EventConsumerSettings: Sendable, Equatable {
     /// A delivered message not acknowledged for this long is claimed again (by any member of the group).
     public var visibilityTimeout: Duration = .seconds(30)
     /// After this many failed deliveries a message moves to the dead-letter stream.
     public var maximumDeliveries = 5
     public var batchSize = 32
+    /// Handlers running at once (1: strictly in stream order).
+    public var concurrency = 8
 
     public init() {}
 
@@ -47,6 +50,12 @@ public struct EventConsumerSettings: Sendable, Equatable {
                 throw ConfigurationError(variable: "EVENT_BATCH_SIZE", message: "must be a number from 1 to 1000, not \"\(text)\"")
             }
             batchSize = count
+        }
+        if let text = environment["EVENT_CONCURRENCY"] {
+            guard let count = Int(text), (1...256).contains(count) else {
+                throw ConfigurationError(variable: "EVENT_CONCURRENCY", message: "must be a number from 1 to 256, not \"\(text)\"")
+            }
+            concurrency = count
         }
     }
 }
@@ -125,7 +134,7 @@ public struct EventConsumer: Service {
                         stream: stream, group: group, consumer: consumer, minimumIdle: settings.visibilityTimeout,
                         count: settings.batchSize)
                     meters.redeliveries.increment(by: claimed.count)
-                    for delivery in claimed { try await process(delivery, stream: stream, broker: broker, meters: meters) }
+                    try await process(claimed, stream: stream, broker: broker, meters: meters)
                     if claimed.count < settings.batchSize { nextClaim = .now + claimEvery }
                 }
                 if ContinuousClock.now >= nextLag {
@@ -138,7 +147,7 @@ public struct EventConsumer: Service {
                         stream: stream, group: group, consumer: consumer, count: settings.batchSize,
                         wait: min(.seconds(1), claimEvery))
                 }
-                for delivery in batch { try await process(delivery, stream: stream, broker: broker, meters: meters) }
+                try await process(batch, stream: stream, broker: broker, meters: meters)
                 delay = .milliseconds(100)
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -158,17 +167,42 @@ public struct EventConsumer: Service {
         await connection?.close()
     }
 
-    /// Handles one delivery. Throws only what the broker throws; a failing handler leaves the message pending.
-    func process(_ delivery: StreamDelivery, stream: String, broker: any EventBroker, meters: Meters) async throws {
-        guard let event = EventEnvelope(fields: delivery.fields) else {
-            try await deadLetter(delivery, stream: stream, reason: "malformed: not an event (id, type, occurred_at, payload)", broker: broker, meters: meters)
-            return
+    /// Handles a batch: dead-letters what cannot be handled, runs up to `concurrency` handlers at once and
+    /// acknowledges each message whose transaction committed. Only this task talks to the broker; it throws only
+    /// what the broker throws, and a failing handler leaves its message pending.
+    func process(_ batch: [StreamDelivery], stream: String, broker: any EventBroker, meters: Meters) async throws {
+        var runnable: [(StreamDelivery, EventEnvelope)] = []
+        for delivery in batch {
+            guard let event = EventEnvelope(fields: delivery.fields) else {
+                try await deadLetter(
+                    delivery, stream: stream, reason: "malformed: not an event (id, type, occurred_at, payload)",
+                    broker: broker, meters: meters)
+                continue
+            }
+            if delivery.deliveries > settings.maximumDeliveries {
+                try await deadLetter(
+                    delivery, stream: stream, reason: "failed \(delivery.deliveries - 1) deliveries", broker: broker,
+                    meters: meters)
+                continue
+            }
+            runnable.append((delivery, event))
         }
-        if delivery.deliveries > settings.maximumDeliveries {
-            try await deadLetter(
-                delivery, stream: stream, reason: "failed \(delivery.deliveries - 1) deliveries", broker: broker, meters: meters)
-            return
+        try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+            var pending = runnable[...]
+            func startNext() {
+                guard let (delivery, event) = pending.popFirst() else { return }
+                group.addTask { (delivery.id, await self.handle(delivery, event, stream: stream, meters: meters)) }
+            }
+            for _ in 0..<settings.concurrency { startNext() }
+            while let (id, committed) = try await group.next() {
+                if committed { try await broker.acknowledge(stream: stream, group: self.group, ids: [id]) }
+                startNext()
+            }
         }
+    }
+
+    /// Runs the handler in a transaction with the inbox; true when the event is now processed (or already was).
+    func handle(_ delivery: StreamDelivery, _ event: EventEnvelope, stream: String, meters: Meters) async -> Bool {
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(delivery.fields, into: &context, using: EventFieldsExtractor())
         let handle = subscription.handle
@@ -190,6 +224,7 @@ public struct EventConsumer: Service {
                 meters.duplicates.increment()
                 logger.debug("event already processed", metadata: ["event_id": "\(event.id)"])
             }
+            return true
         } catch {
             meters.failures.increment()
             logger.warning(
@@ -199,9 +234,8 @@ public struct EventConsumer: Service {
                     "max_deliveries": "\(settings.maximumDeliveries)", "retry_in": "\(settings.visibilityTimeout)",
                     "error": "\(String(reflecting: error))",
                 ])
-            return
+            return false
         }
-        try await broker.acknowledge(stream: stream, group: group, ids: [delivery.id])
     }
 
     func deadLetter(_ delivery: StreamDelivery, stream: String, reason: String, broker: any EventBroker, meters: Meters)

@@ -6,8 +6,8 @@ import SQLiteNIO
 
 /// The embedded broker: an event log in one SQLite file in WAL mode, shared by the processes of one machine (what
 /// `orchestrate up` runs), with the semantics of Redis Streams' consumer groups. Writes take SQLite's write lock
-/// (`BEGIN IMMEDIATE`), so two processes never deliver one message to two members of a group; a reader polls (10 ms
-/// while messages flow, slowing to 100 ms when idle), because SQLite cannot wake another process.
+/// (`BEGIN IMMEDIATE`), so two processes never deliver one message to two members of a group; a reader polls (every
+/// 5 ms while messages flow, 50 ms after 2 s without any), because SQLite cannot wake another process.
 public actor SQLiteEventLog: EventBroker {
     private let connection: SQLiteConnection
     /// The connection's own thread: a statement waiting for another connection's write lock (busy_timeout) blocks it,
@@ -108,7 +108,7 @@ public actor SQLiteEventLog: EventBroker {
             }
             let now = ContinuousClock.now
             guard now < deadline else { return [] }
-            let pause: Duration = now - lastActivity < .seconds(2) ? .milliseconds(10) : .milliseconds(100)
+            let pause: Duration = now - lastActivity < .seconds(2) ? .milliseconds(5) : .milliseconds(50)
             try await Task.sleep(for: min(pause, deadline - now))
         }
     }
