@@ -83,6 +83,30 @@ public struct BrokerLocation: Sendable, Equatable {
     }
 }
 
+/// A relay's or consumer's connection to the broker: opened when first needed, dropped after a failure so the next
+/// use reconnects.
+struct BrokerConnection {
+    let location: BrokerLocation
+    private var current: (any EventBroker)?
+
+    init(location: BrokerLocation) {
+        self.location = location
+    }
+
+    /// The connection, and whether it was opened just now.
+    mutating func open() async throws -> (broker: any EventBroker, fresh: Bool) {
+        if let current { return (current, false) }
+        let broker = try await location.connect()
+        current = broker
+        return (broker, true)
+    }
+
+    mutating func drop() async {
+        await current?.close()
+        current = nil
+    }
+}
+
 extension Duration {
     /// The duration in whole milliseconds, as Redis takes block and idle times.
     var wholeMilliseconds: Int64 {

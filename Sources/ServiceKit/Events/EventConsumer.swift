@@ -39,24 +39,17 @@ public struct EventConsumerSettings: Sendable, Equatable {
             }
             visibilityTimeout = timeout
         }
-        if let text = environment["EVENT_MAX_DELIVERIES"] {
-            guard let count = Int(text), (1...1000).contains(count) else {
-                throw ConfigurationError(variable: "EVENT_MAX_DELIVERIES", message: "must be a number from 1 to 1000, not \"\(text)\"")
+        func count(_ variable: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let text = environment[variable] else { return nil }
+            guard let count = Int(text), range.contains(count) else {
+                throw ConfigurationError(
+                    variable: variable, message: "must be a number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
             }
-            maximumDeliveries = count
+            return count
         }
-        if let text = environment["EVENT_BATCH_SIZE"] {
-            guard let count = Int(text), (1...1000).contains(count) else {
-                throw ConfigurationError(variable: "EVENT_BATCH_SIZE", message: "must be a number from 1 to 1000, not \"\(text)\"")
-            }
-            batchSize = count
-        }
-        if let text = environment["EVENT_CONCURRENCY"] {
-            guard let count = Int(text), (1...256).contains(count) else {
-                throw ConfigurationError(variable: "EVENT_CONCURRENCY", message: "must be a number from 1 to 256, not \"\(text)\"")
-            }
-            concurrency = count
-        }
+        maximumDeliveries = try count("EVENT_MAX_DELIVERIES", 1...1000) ?? maximumDeliveries
+        batchSize = try count("EVENT_BATCH_SIZE", 1...1000) ?? batchSize
+        concurrency = try count("EVENT_CONCURRENCY", 1...256) ?? concurrency
     }
 }
 
@@ -106,7 +99,7 @@ public struct EventConsumer: Service {
         let stream = EventEnvelope.stream(for: subscription.type)
         let meters = Meters(type: subscription.type, group: group)
         let claimEvery = min(settings.visibilityTimeout / 2, .seconds(5))
-        var connection: (any EventBroker)?
+        var connection = BrokerConnection(location: broker)
         var delay = Duration.milliseconds(100)
         var failing = false
         var nextClaim = ContinuousClock.now
@@ -117,12 +110,8 @@ public struct EventConsumer: Service {
                     try? await Task.sleep(for: .milliseconds(50))
                     continue
                 }
-                let broker: any EventBroker
-                if let connection {
-                    broker = connection
-                } else {
-                    broker = try await self.broker.connect()
-                    connection = broker
+                let (broker, fresh) = try await connection.open()
+                if fresh {
                     try await broker.createGroup(stream: stream, group: group)
                     logger.info(
                         failing ? "consuming events again" : "consuming events",
@@ -157,14 +146,13 @@ public struct EventConsumer: Service {
                         metadata: ["type": "\(subscription.type)", "error": "\(error)", "broker": "\(broker.address)"])
                     failing = true
                 }
-                await connection?.close()
-                connection = nil
+                await connection.drop()
                 let pause = delay
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
                 delay = min(delay * 2, .seconds(5))
             }
         }
-        await connection?.close()
+        await connection.drop()
     }
 
     /// Handles a batch: dead-letters what cannot be handled, runs up to `concurrency` handlers at once and

@@ -119,7 +119,7 @@ struct OutboxRelay: Service {
         let published = Counter(label: "events_published_total")
         let pendingGauge = Gauge(label: "events_outbox_pending")
         let failures = Counter(label: "events_publish_failures_total")
-        var connection: (any EventBroker)?
+        var connection = BrokerConnection(location: broker)
         var delay = Duration.milliseconds(100)
         var failing = false
         var lastPrune = ContinuousClock.now
@@ -132,7 +132,9 @@ struct OutboxRelay: Service {
                     }
                     let db = database.database(logger: logger)
                     let rows = try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).sort(\.$id).limit(batchSize).all()
-                    pendingGauge.record(rows.count)
+                    pendingGauge.record(
+                        rows.count < batchSize
+                            ? rows.count : try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).count())
                     if rows.isEmpty {
                         if ContinuousClock.now - lastPrune > .seconds(60) {
                             lastPrune = .now
@@ -141,13 +143,7 @@ struct OutboxRelay: Service {
                         await outbox.wakeup.wait(timeout: .seconds(1))
                         continue
                     }
-                    let broker: any EventBroker
-                    if let connection {
-                        broker = connection
-                    } else {
-                        broker = try await self.broker.connect()
-                        connection = broker
-                    }
+                    let broker = try await connection.open().broker
                     // Consecutive rows of one type go in one pipelined append; the order is kept across types too.
                     var start = 0
                     while start < rows.count {
@@ -174,8 +170,7 @@ struct OutboxRelay: Service {
                             metadata: ["error": "\(error)", "broker": "\(broker.address)"])
                         failing = true
                     }
-                    await connection?.close()
-                    connection = nil
+                    await connection.drop()
                     await outbox.wakeup.wait(timeout: delay)
                     delay = min(delay * 2, .seconds(5))
                 }
@@ -183,7 +178,7 @@ struct OutboxRelay: Service {
         } onGracefulShutdown: {
             outbox.wakeup.signal()
         }
-        await connection?.close()
+        await connection.drop()
     }
 }
 
