@@ -90,6 +90,15 @@ let productsDirectory: URL = {
             .POST, "/api/orders", #"{"userId":"\#(userID)","items":[{"sku":"book","quantity":2,"unitPrice":1250}]}"#, token: token)
         #expect(ordered == 201)
         #expect(order.contains(#""total":2500"#))
+        // The order's event reaches notification-service through the embedded event log; bounded: 10 s.
+        var notifications = ""
+        for _ in 0..<100 {
+            notifications = try await call(.GET, "/api/notifications?userId=\(userID)", token: token).1
+            if notifications.contains("confirmed: 25.00 USD") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(notifications.contains("confirmed: 25.00 USD"), "\(notifications)")
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/data/events.sqlite").path))
 
         // DNS: both user-service replicas, by dig and by `orchestrate resolve`.
         let state = try #require(StateFile.read(directory.appendingPathComponent(".orchestrate/state.json").path))
