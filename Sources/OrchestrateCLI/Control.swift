@@ -52,6 +52,7 @@ enum StatusFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show every replica of the running shop: address, state, readiness, restarts, uptime, PID.")
 
     @OptionGroup var options: StateOptions
@@ -99,6 +100,7 @@ struct Status: ParsableCommand {
 
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "restart",
         abstract: "Restart a service's replicas one at a time, each ready before the next (also revives a failed one).")
 
     @Argument(help: "The service.") var service: String
@@ -110,7 +112,8 @@ struct Restart: ParsableCommand {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop a service's replicas (SIGTERM, then SIGKILL after its grace period).")
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop a service's replicas (SIGTERM, then SIGKILL after its grace period).")
 
     @Argument(help: "The service.") var service: String
     @OptionGroup var options: StateOptions
@@ -121,7 +124,8 @@ struct Stop: ParsableCommand {
 }
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a service that `orchestrate stop` stopped.")
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Start a service that `orchestrate stop` stopped.")
 
     @Argument(help: "The service.") var service: String
     @OptionGroup var options: StateOptions
@@ -133,6 +137,7 @@ struct Start: ParsableCommand {
 
 struct Down: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "down",
         abstract: "Stop the running orchestrate up and every service, in reverse dependency order.")
 
     @OptionGroup var options: StateOptions
@@ -157,6 +162,7 @@ struct Down: ParsableCommand {
 
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "logs",
         abstract: "Print a service's log (.orchestrate/logs/NAME.log); -f follows it.")
 
     @Argument(help: "The service, or `orchestrate` for nothing but the supervisor's own lines.") var service: String

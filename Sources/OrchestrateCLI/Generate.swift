@@ -10,6 +10,7 @@ import OrchestrateSpec
 /// `orchestrate generate`: docker-compose, Kubernetes and gateway files from the spec, or a drift check.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "generate",
         abstract: "Write docker-compose, Kubernetes and gateway files from services.yaml.",
         discussion: """
             Lists every file it writes. An invalid spec gets the diagnostics of `orchestrate validate` and \

@@ -19,6 +19,11 @@ extension Orchestrate {
     /// Parses the process arguments, runs the command and exits; the executable's whole `main`.
     ///
     /// Usage errors exit with 2, as the commands document (argument-parser's own default is 64).
+    ///
+    /// On the main actor, so a synchronous command (`validate`, `generate`) runs on the main thread: there glibc's
+    /// malloc grows its main heap with a few `brk`s, where on a pool thread it grew a secondary arena with an
+    /// `mprotect` per step (1,300 of them for a 1,000-service spec). Async commands leave it at their first `await`.
+    @MainActor
     public static func runFromCommandLine() async {
         do {
             var command = try parseAsRoot()

@@ -8,6 +8,7 @@ import OrchestrateSupervisor
 /// `orchestrate resolve NAME`: what the running supervisor's DNS server answers, as `dig` would show it.
 struct Resolve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "resolve",
         abstract: "Ask the running orchestrate up's DNS server for a name's A and SRV records.",
         discussion: """
             Prints the ready replicas' addresses and the SRV records (port and per-replica target), the same \
@@ -81,6 +82,7 @@ struct Resolve: ParsableCommand {
 /// `orchestrate token`: a JWT the local gateway accepts, signed with the local secret, for calling it by hand.
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "token",
         abstract: "Print a JWT signed with the local gateway secret (HS256), for calling the gateway by hand.",
         discussion: """
             Reads the gateway's jwt settings from the spec and the secret from .orchestrate/secrets (made at \

@@ -8,6 +8,7 @@ import OrchestrateSupervisor
 /// resolve as they do in compose and Kubernetes.
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "up",
         abstract: "Build and run every service of services.yaml on this machine, supervised.",
         discussion: """
             Validates the spec (nothing starts on an error), builds every product with `swift build`, and starts \

@@ -9,6 +9,7 @@ import OrchestrateSpec
 /// `orchestrate validate`: every problem of every file in one pass; exit 0 valid, 1 invalid, 2 usage or I/O.
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check services.yaml files and report every problem at once.",
         discussion: """
             Prints each problem as FILE:LINE:COLUMN: SEVERITY[CODE]: PATH: MESSAGE, with the source line, a caret \
