@@ -22,9 +22,9 @@ struct YAMLComposer {
         let anchor: String?
         let location: SourceLocation
         var size = 1
-        var items: [YAMLNode] = []
-        var entries: [YAMLMappingEntry] = []
-        /// Where each explicit key of a large mapping was written; small mappings are searched in `entries`.
+        /// Where this collection's items or entries begin in the composer's `Open` arrays.
+        let start: Int
+        /// Where each explicit key of a large mapping was written; small mappings are searched linearly.
         var keys: [String: SourceLocation] = [:]
         var pendingKey: YAMLScalar?
         var awaitingValue = false
@@ -33,33 +33,100 @@ struct YAMLComposer {
         /// Merge sources with the index of the explicit entry they were written before.
         var merges: [(index: Int, node: YAMLNode, location: SourceLocation)] = []
 
-        init(_ kind: Kind, anchor: String?, location: SourceLocation) {
+        init(_ kind: Kind, anchor: String?, location: SourceLocation, start: Int) {
             self.kind = kind
             self.anchor = anchor
             self.location = location
+            self.start = start
+        }
+
+        /// Adds a finished node: an item, a key, or the value of the pending key.
+        mutating func add(_ node: YAMLNode, size nodeSize: Int, to open: inout Open, diagnostics: inout [Diagnostic]) {
+            size += nodeSize
+            switch kind {
+            case .sequence:
+                open.items.append(node)
+            case .mapping:
+                if !awaitingValue {
+                    awaitingValue = true
+                    skipValue = false
+                    guard case .scalar(let key) = node else {
+                        skipValue = true
+                        diagnostics.append(
+                            Diagnostic(
+                                .error, .complexKey, path: "", at: node.location,
+                                "a mapping key must be a plain value, not \(node.kindDescription)",
+                                hint: "write the key as text: `name: value`"))
+                        return
+                    }
+                    pendingKeyIsMerge = (key.text == "<<" && key.style == .plain && key.tag == .none) || key.tag == .merge
+                    pendingKey = key
+                    return
+                }
+                awaitingValue = false
+                guard !skipValue, let key = pendingKey.take() else { return }
+                if pendingKeyIsMerge {
+                    merges.append((open.entries.count - start, node, key.location))
+                    return
+                }
+                if let first = location(ofKey: key.text, in: open.entries) {
+                    diagnostics.append(
+                        Diagnostic(
+                            .error, .duplicateKey, path: "", at: key.location,
+                            "the key \"\(key.text)\" is already set at line \(first.line), column \(first.column)",
+                            hint: "remove one of the two; YAML tools disagree on which one wins"))
+                    return
+                }
+                open.entries.append(YAMLMappingEntry(key: key, value: node))
+                indexKeys(open.entries)
+            }
         }
 
         /// Mappings up to this size are searched linearly: cheaper than hashing every key.
         static let linearSearchLimit = 16
 
-        func location(ofKey key: String) -> SourceLocation? {
-            if entries.count > Self.linearSearchLimit { return keys[key] }
-            return entries.first { $0.key.text == key }?.key.location
+        func location(ofKey key: String, in entries: [YAMLMappingEntry]) -> SourceLocation? {
+            if entries.count - start > Self.linearSearchLimit { return keys[key] }
+            return entries[start...].first { $0.key.text == key }?.key.location
         }
 
         /// Keeps the key table of a large mapping current after an entry was appended.
-        mutating func indexKeys() {
-            guard entries.count > Self.linearSearchLimit else { return }
+        mutating func indexKeys(_ entries: [YAMLMappingEntry]) {
+            guard entries.count - start > Self.linearSearchLimit else { return }
             if keys.isEmpty {
-                keys.reserveCapacity(entries.count * 2)
-                for entry in entries { keys[entry.key.text] = entry.key.location }
+                keys.reserveCapacity((entries.count - start) * 2)
+                for entry in entries[start...] { keys[entry.key.text] = entry.key.location }
             } else if let last = entries.last {
                 keys[last.key.text] = last.key.location
             }
         }
     }
 
-    private var stack: [Collection] = []
+    /// The innermost open collection. It is kept out of `outer` so that adding a node changes it in place: going
+    /// through `outer[…]` for each node copied the collection (and retained everything in it).
+    private var current: Collection?
+    /// The collections that enclose `current`, outermost first.
+    private var outer: [Collection] = []
+
+    /// The items and entries of every open collection, each collection's after its parent's. A collection that
+    /// closes takes its own in one exactly sized array, so building it costs no regrowth and wastes no capacity.
+    private struct Open {
+        var items: [YAMLNode] = []
+        var entries: [YAMLMappingEntry] = []
+
+        mutating func takeItems(from start: Int) -> [YAMLNode] {
+            defer { items.removeSubrange(start...) }
+            return Array(items[start...])
+        }
+
+        mutating func takeEntries(from start: Int) -> [YAMLMappingEntry] {
+            defer { entries.removeSubrange(start...) }
+            return Array(entries[start...])
+        }
+    }
+
+    private var open = Open()
+    private var depth: Int { outer.count + (current == nil ? 0 : 1) }
     private var anchors: [String: (node: YAMLNode, size: Int)] = [:]
     private var expandedNodes = 0
     private var root: YAMLNode?
@@ -142,7 +209,7 @@ struct YAMLComposer {
                 let isMapping = event.type == YAML_MAPPING_START_EVENT
                 let tag = string(isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag)
                 checkTag(tag, at: location)
-                guard stack.count < Self.maximumDepth else {
+                guard depth < Self.maximumDepth else {
                     fail(
                         .nestingTooDeep, at: location,
                         "the document nests deeper than \(Self.maximumDepth) levels",
@@ -151,13 +218,18 @@ struct YAMLComposer {
                 }
                 guard count(1, at: location) else { return }
                 let anchor = string(isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor)
-                stack.append(Collection(isMapping ? .mapping : .sequence, anchor: anchor, location: location))
+                if let enclosing = current.take() { outer.append(enclosing) }
+                current = Collection(
+                    isMapping ? .mapping : .sequence, anchor: anchor, location: location,
+                    start: isMapping ? open.entries.count : open.items.count)
             case YAML_MAPPING_END_EVENT, YAML_SEQUENCE_END_EVENT:
-                let collection = stack.removeLast()
+                guard let collection = current.take() else { break }
+                current = outer.popLast()
                 let node: YAMLNode
                 switch collection.kind {
-                case .sequence: node = .sequence(collection.items, collection.location)
-                case .mapping: node = .mapping(merged(collection), collection.location)
+                case .sequence: node = .sequence(open.takeItems(from: collection.start), collection.location)
+                case .mapping:
+                    node = .mapping(merged(collection, open.takeEntries(from: collection.start)), collection.location)
                 }
                 finish(node, size: collection.size, anchor: collection.anchor)
             default:
@@ -191,57 +263,18 @@ struct YAMLComposer {
 
     private mutating func finish(_ node: YAMLNode, size: Int, anchor: String? = nil) {
         if let anchor { anchors[anchor] = (node, size) }
-        guard !stack.isEmpty else {
+        guard current != nil else {
             root = node
             return
         }
-        let top = stack.count - 1
-        stack[top].size += size
-        switch stack[top].kind {
-        case .sequence:
-            stack[top].items.append(node)
-        case .mapping:
-            if !stack[top].awaitingValue {
-                stack[top].awaitingValue = true
-                stack[top].skipValue = false
-                guard case .scalar(let key) = node else {
-                    stack[top].skipValue = true
-                    diagnostics.append(
-                        Diagnostic(
-                            .error, .complexKey, path: "", at: node.location,
-                            "a mapping key must be a plain value, not \(node.kindDescription)",
-                            hint: "write the key as text: `name: value`"))
-                    return
-                }
-                stack[top].pendingKey = key
-                stack[top].pendingKeyIsMerge =
-                    (key.text == "<<" && key.style == .plain && key.tag == .none) || key.tag == .merge
-                return
-            }
-            stack[top].awaitingValue = false
-            guard !stack[top].skipValue, let key = stack[top].pendingKey else { return }
-            if stack[top].pendingKeyIsMerge {
-                stack[top].merges.append((stack[top].entries.count, node, key.location))
-                return
-            }
-            if let first = stack[top].location(ofKey: key.text) {
-                diagnostics.append(
-                    Diagnostic(
-                        .error, .duplicateKey, path: "", at: key.location,
-                        "the key \"\(key.text)\" is already set at line \(first.line), column \(first.column)",
-                        hint: "remove one of the two; YAML tools disagree on which one wins"))
-                return
-            }
-            stack[top].entries.append(YAMLMappingEntry(key: key, value: node))
-            stack[top].indexKeys()
-        }
+        current!.add(node, size: size, to: &open, diagnostics: &diagnostics)
     }
 
     /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of
     /// several merged mappings the earlier wins (the YAML merge-key rules).
-    private mutating func merged(_ collection: Collection) -> [YAMLMappingEntry] {
-        guard !collection.merges.isEmpty else { return collection.entries }
-        var taken = Set(collection.entries.map(\.key.text))
+    private mutating func merged(_ collection: Collection, _ entries: [YAMLMappingEntry]) -> [YAMLMappingEntry] {
+        guard !collection.merges.isEmpty else { return entries }
+        var taken = Set(entries.map(\.key.text))
         var inserts: [Int: [YAMLMappingEntry]] = [:]
         for merge in collection.merges {
             let sources: [YAMLNode]
@@ -265,12 +298,12 @@ struct YAMLComposer {
             }
         }
         var result: [YAMLMappingEntry] = []
-        result.reserveCapacity(collection.entries.count + inserts.values.reduce(0) { $0 + $1.count })
-        for (index, entry) in collection.entries.enumerated() {
+        result.reserveCapacity(entries.count + inserts.values.reduce(0) { $0 + $1.count })
+        for (index, entry) in entries.enumerated() {
             result.append(contentsOf: inserts[index] ?? [])
             result.append(entry)
         }
-        result.append(contentsOf: inserts[collection.entries.count] ?? [])
+        result.append(contentsOf: inserts[entries.count] ?? [])
         return result
     }
 
