@@ -5,52 +5,53 @@ extension SpecDecoder {
         "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod",
     ]
 
-    mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: String) -> Service? {
-        guard let (entries, location) = mapping(node, path) else { return nil }
+    mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: @autoclosure () -> String) -> Service? {
+        guard let (entries, location) = mapping(node, path()) else { return nil }
         var service = Service(
             name: name, product: nil, image: nil, port: nil, isPublic: nil, replicas: nil, autoscaling: nil,
             args: [], env: [], database: nil, dependsOn: [], publishes: [], subscribes: [], probes: Probes(),
             routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
         var probesWritten = false
         for entry in entries {
-            lazy var fieldPath = path + "." + entry.key.text
+            let key = text(entry.key)
+            func fieldPath() -> String { path() + "." + key }
             let value = entry.value
-            switch entry.key.text {
-            case "product": service.product = string(value, fieldPath)
-            case "image": service.image = string(value, fieldPath)
-            case "port": service.port = port(value, fieldPath)
-            case "public": service.isPublic = bool(value, fieldPath)
-            case "replicas": service.replicas = int(value, fieldPath, minimum: 0, code: .invalidReplicas)
-            case "autoscaling": service.autoscaling = autoscaling(value, fieldPath)
-            case "args": service.args = strings(value, fieldPath)
-            case "env": service.env = environment(value, fieldPath)
-            case "database": service.database = database(value, fieldPath)
-            case "dependsOn": service.dependsOn = strings(value, fieldPath)
-            case "publishes": service.publishes = eventNames(value, fieldPath)
-            case "subscribes": service.subscribes = eventNames(value, fieldPath)
+            switch key {
+            case "product": service.product = string(value, fieldPath())
+            case "image": service.image = string(value, fieldPath())
+            case "port": service.port = port(value, fieldPath())
+            case "public": service.isPublic = bool(value, fieldPath())
+            case "replicas": service.replicas = int(value, fieldPath(), minimum: 0, code: .invalidReplicas)
+            case "autoscaling": service.autoscaling = autoscaling(value, fieldPath())
+            case "args": service.args = strings(value, fieldPath())
+            case "env": service.env = environment(value, fieldPath())
+            case "database": service.database = database(value, fieldPath())
+            case "dependsOn": service.dependsOn = strings(value, fieldPath())
+            case "publishes": service.publishes = eventNames(value, fieldPath())
+            case "subscribes": service.subscribes = eventNames(value, fieldPath())
             case "probes":
                 probesWritten = true
-                service.probes = probes(value, fieldPath)
+                service.probes = probes(value, fieldPath())
             case "routes":
-                guard let items = list(value, fieldPath) else { continue }
-                service.routes = items.enumerated().compactMap { route($1, "\(fieldPath)[\($0)]") }
-            case "resources": service.resources = resources(value, fieldPath)
-            case "restart": service.restart = choice(value, fieldPath, RestartPolicy.self)
-            case "stopGracePeriod": service.stopGracePeriod = duration(value, fieldPath)
-            default: unknownField(entry.key, path, allowed: Self.serviceFields)
+                guard let items = list(value, fieldPath()) else { continue }
+                service.routes = items.enumerated().compactMap { route($1, "\(fieldPath())[\($0)]") }
+            case "resources": service.resources = resources(value, fieldPath())
+            case "restart": service.restart = choice(value, fieldPath(), RestartPolicy.self)
+            case "stopGracePeriod": service.stopGracePeriod = duration(value, fieldPath())
+            default: unknownField(entry.key, path(), allowed: Self.serviceFields)
             }
         }
-        let namesBuild = entries.contains { $0.key.text == "product" || $0.key.text == "image" }
+        let namesBuild = entries.contains { text($0.key) == "product" || text($0.key) == "image" }
         switch (service.product, service.image) {
         case (nil, nil) where !namesBuild:
             error(
-                .missingField, path, at: name.location,
+                .missingField, path(), at: name.location,
                 "the required field \"product\" (the SwiftPM executable to build) or \"image\" is missing",
                 hint: "add `product: \(Self.productName(for: name.value))`")
         case (_?, let image?):
             error(
-                .conflictingFields, path + ".image", at: image.location,
-                "\(path) sets both \"product\" and \"image\"; a service is built from a product or runs an image",
+                .conflictingFields, path() + ".image", at: image.location,
+                "\(path()) sets both \"product\" and \"image\"; a service is built from a product or runs an image",
                 hint: "keep one of the two")
         default: break
         }
@@ -85,49 +86,50 @@ extension SpecDecoder {
         return port
     }
 
-    private mutating func autoscaling(_ node: YAMLNode, _ path: String) -> Autoscaling? {
-        guard let (entries, location) = mapping(node, path) else { return nil }
+    private mutating func autoscaling(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Autoscaling? {
+        guard let (entries, location) = mapping(node, path()) else { return nil }
         var minimum = Located(1, at: location)
         var maximum: Located<Int>?
         var target = Located(Autoscaling.defaultTargetCPUUtilization, at: location)
         for entry in entries {
-            lazy var fieldPath = path + "." + entry.key.text
-            switch entry.key.text {
-            case "minReplicas": int(entry.value, fieldPath, minimum: 1).map { minimum = $0 }
-            case "maxReplicas": maximum = int(entry.value, fieldPath, minimum: 1)
-            case "targetCPUUtilization": int(entry.value, fieldPath, minimum: 1).map { target = $0 }
-            default: unknownField(entry.key, path, allowed: ["minReplicas", "maxReplicas", "targetCPUUtilization"])
+            let key = text(entry.key)
+            func fieldPath() -> String { path() + "." + key }
+            switch key {
+            case "minReplicas": int(entry.value, fieldPath(), minimum: 1).map { minimum = $0 }
+            case "maxReplicas": maximum = int(entry.value, fieldPath(), minimum: 1)
+            case "targetCPUUtilization": int(entry.value, fieldPath(), minimum: 1).map { target = $0 }
+            default: unknownField(entry.key, path(), allowed: ["minReplicas", "maxReplicas", "targetCPUUtilization"])
             }
         }
-        guard let maximum = required(maximum, "maxReplicas", in: entries, path, at: location, example: "maxReplicas: 5") else {
+        guard let maximum = required(maximum, "maxReplicas", in: entries, path(), at: location, example: "maxReplicas: 5") else {
             return nil
         }
         return Autoscaling(minReplicas: minimum, maxReplicas: maximum, targetCPUUtilization: target, location: location)
     }
 
-    private mutating func environment(_ node: YAMLNode, _ path: String) -> [EnvironmentVariable] {
-        guard let (entries, _) = mapping(node, path) else { return [] }
+    private mutating func environment(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [EnvironmentVariable] {
+        guard let (entries, _) = mapping(node, path()) else { return [] }
         var variables: [EnvironmentVariable] = []
         for entry in entries {
-            let name = entry.key.text
-            lazy var fieldPath = path + "." + name
+            let name = text(entry.key)
+            func fieldPath() -> String { path() + "." + name }
             if !Self.isEnvironmentName(name) {
                 error(
-                    .invalidEnvName, fieldPath, at: entry.key.location,
+                    .invalidEnvName, fieldPath(), at: entry.key.location,
                     "\"\(name)\" is not a valid environment variable name",
                     hint: "use letters, digits and `_`, not starting with a digit: "
                         + name.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined())
             }
             let value: EnvironmentVariable.Value
             switch entry.value {
-            case .scalar(let scalar) where scalar.resolved != .null:
-                value = .plain(scalar.text)
+            case .scalar(let scalar) where resolved(scalar) != .null:
+                value = .plain(text(scalar))
             case .mapping:
-                guard let reference = secretReference(entry.value, fieldPath) else { continue }
+                guard let reference = secretReference(entry.value, fieldPath()) else { continue }
                 value = .secret(reference)
             default:
                 wrongType(
-                    entry.value, fieldPath, expected: "a value or a secret reference",
+                    entry.value, fieldPath(), expected: "a value or a secret reference",
                     hint: "write `\(name): text` or `\(name): { secret: NAME }`")
                 continue
             }
@@ -146,31 +148,32 @@ extension SpecDecoder {
         }
     }
 
-    private mutating func database(_ node: YAMLNode, _ path: String) -> Database? {
-        guard let (entries, location) = mapping(node, path) else { return nil }
+    private mutating func database(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Database? {
+        guard let (entries, location) = mapping(node, path()) else { return nil }
         var engine = Located(Database.Engine.postgres, at: location)
         var name: Located<String>?
         var storage: Located<Quantity>?
         var external: SecretReference?
         for entry in entries {
-            lazy var fieldPath = path + "." + entry.key.text
-            switch entry.key.text {
-            case "engine": choice(entry.value, fieldPath, Database.Engine.self).map { engine = $0 }
-            case "name": name = dnsLabel(entry.value, fieldPath, what: "a database")
-            case "storage": storage = quantity(entry.value, fieldPath)
-            case "external": external = secretReference(entry.value, fieldPath)
-            default: unknownField(entry.key, path, allowed: ["engine", "name", "storage", "external"])
+            let key = text(entry.key)
+            func fieldPath() -> String { path() + "." + key }
+            switch key {
+            case "engine": choice(entry.value, fieldPath(), Database.Engine.self).map { engine = $0 }
+            case "name": name = dnsLabel(entry.value, fieldPath(), what: "a database")
+            case "storage": storage = quantity(entry.value, fieldPath())
+            case "external": external = secretReference(entry.value, fieldPath())
+            default: unknownField(entry.key, path(), allowed: ["engine", "name", "storage", "external"])
             }
         }
-        guard let name = required(name, "name", in: entries, path, at: location, example: "name: users") else { return nil }
+        guard let name = required(name, "name", in: entries, path(), at: location, example: "name: users") else { return nil }
         return Database(engine: engine, name: name, storage: storage, external: external, location: location)
     }
 
-    private mutating func eventNames(_ node: YAMLNode, _ path: String) -> [Located<String>] {
-        strings(node, path).enumerated().compactMap { index, name in
+    private mutating func eventNames(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [Located<String>] {
+        strings(node, path()).enumerated().compactMap { index, name in
             guard let problem = DNSName.eventNameProblem(name.value) else { return name }
             error(
-                .invalidName, "\(path)[\(index)]", at: name.location,
+                .invalidName, "\(path())[\(index)]", at: name.location,
                 "\"\(name.value)\" is not a valid event name: \(problem)",
                 hint: "name events as lowercase words joined by dots: order.created")
             return nil

@@ -1,6 +1,10 @@
 /// Readers for single values: each checks the node's type and form, reports what is wrong, and returns the
 /// value with its location, or nil when there is nothing usable.
 extension SpecDecoder {
+    func text(_ scalar: YAMLScalar) -> String { tree.text(of: scalar) }
+    func resolved(_ scalar: YAMLScalar) -> ResolvedScalar { tree.resolved(scalar) }
+    func kindDescription(_ node: YAMLNode) -> String { tree.kindDescription(of: node) }
+
     mutating func error(_ code: DiagnosticCode, _ path: String, at location: SourceLocation, _ message: String,
         hint: String? = nil)
     {
@@ -16,59 +20,61 @@ extension SpecDecoder {
     /// A required field's value; when the key is absent, reports it as missing. A key that is present with a
     /// bad value has been reported by its reader already, so it is not called missing too.
     mutating func required<T>(
-        _ value: T?, _ field: String, in entries: [YAMLMappingEntry], _ path: String, at location: SourceLocation,
+        _ value: T?, _ field: String, in entries: YAMLChildList<YAMLMappingEntry>, _ path: @autoclosure () -> String, at location: SourceLocation,
         example: String
     ) -> T? {
         if let value { return value }
-        guard !entries.contains(where: { $0.key.text == field }) else { return nil }
+        guard !entries.contains(where: { text($0.key) == field }) else { return nil }
         error(
-            .missingField, path, at: location, "the required field \"\(field)\" is missing", hint: "add `\(example)`")
+            .missingField, path(), at: location, "the required field \"\(field)\" is missing", hint: "add `\(example)`")
         return nil
     }
 
     mutating func unknownField(_ key: YAMLScalar, _ path: String, allowed: [String]) {
-        let suggestion = Suggestion.closest(to: key.text, among: allowed)
+        let suggestion = Suggestion.closest(to: text(key), among: allowed)
         let message =
-            "unknown field \"\(key.text)\"" + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "")
+            "unknown field \"\(text(key))\"" + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "")
         error(
-            .unknownField, path.isEmpty ? key.text : path + "." + key.text, at: key.location, message,
+            .unknownField, path.isEmpty ? text(key) : path + "." + text(key), at: key.location, message,
             hint: suggestion == nil ? "the fields here are: " + allowed.joined(separator: ", ") : nil)
     }
 
     mutating func wrongType(_ node: YAMLNode, _ path: String, expected: String, hint: String? = nil) {
         var hint = hint
         if hint == nil, case .scalar(let scalar) = node, expected.hasPrefix("a string") {
-            hint = "quote it: \"\(scalar.text)\""
+            hint = "quote it: \"\(text(scalar))\""
         }
-        error(.wrongType, path, at: node.location, "expected \(expected), found \(node.kindDescription)", hint: hint)
+        error(.wrongType, path, at: node.location, "expected \(expected), found \(kindDescription(node))", hint: hint)
     }
 
-    mutating func mapping(_ node: YAMLNode, _ path: String) -> ([YAMLMappingEntry], SourceLocation)? {
-        guard case .mapping(let entries, let location) = node else {
-            wrongType(node, path, expected: "a mapping")
+    mutating func mapping(_ node: YAMLNode, _ path: @autoclosure () -> String)
+        -> (YAMLChildList<YAMLMappingEntry>, SourceLocation)?
+    {
+        guard case .mapping(let children, let location) = node else {
+            wrongType(node, path(), expected: "a mapping")
             return nil
         }
-        return (entries, location)
+        return (tree.entries(of: children), location)
     }
 
-    mutating func list(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [YAMLNode]? {
-        guard case .sequence(let items, _) = node else {
+    mutating func list(_ node: YAMLNode, _ path: @autoclosure () -> String) -> YAMLChildList<YAMLNode>? {
+        guard case .sequence(let children, _) = node else {
             var hint: String?
-            if case .scalar(let scalar) = node { hint = "write a list: [\(scalar.text)]" }
+            if case .scalar(let scalar) = node { hint = "write a list: [\(text(scalar))]" }
             wrongType(node, path(), expected: "a list", hint: hint)
             return nil
         }
-        return items
+        return tree.items(of: children)
     }
 
     /// A string; a plain scalar that YAML reads as a number, boolean or null is refused with a hint to quote
     /// it, because every other YAML tool would read it as that type.
     mutating func string(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
-        guard case .scalar(let scalar) = node, scalar.resolved == .string else {
+        guard case .scalar(let scalar) = node, resolved(scalar) == .string else {
             wrongType(node, path(), expected: "a string")
             return nil
         }
-        return Located(scalar.text, at: scalar.location)
+        return Located(text(scalar), at: scalar.location)
     }
 
     mutating func strings(_ node: YAMLNode, _ path: @autoclosure () -> String) -> [Located<String>] {
@@ -77,10 +83,10 @@ extension SpecDecoder {
     }
 
     mutating func int(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Int>? {
-        guard case .scalar(let scalar) = node, case .int(let value) = scalar.resolved else {
+        guard case .scalar(let scalar) = node, case .int(let value) = resolved(scalar) else {
             var hint: String?
-            if case .scalar(let scalar) = node, scalar.resolved == .string, Int(scalar.text) != nil {
-                hint = "remove the quotes: \(scalar.text)"
+            if case .scalar(let scalar) = node, resolved(scalar) == .string, Int(text(scalar)) != nil {
+                hint = "remove the quotes: \(text(scalar))"
             }
             wrongType(node, path(), expected: "an integer", hint: hint)
             return nil
@@ -101,12 +107,12 @@ extension SpecDecoder {
     }
 
     mutating func bool(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<Bool>? {
-        guard case .scalar(let scalar) = node, case .bool(let value) = scalar.resolved else {
+        guard case .scalar(let scalar) = node, case .bool(let value) = resolved(scalar) else {
             var hint: String?
             if case .scalar(let scalar) = node {
-                switch scalar.text.lowercased() {
-                case "yes", "on", "y": hint = "write `true`: YAML 1.2 reads \(scalar.text) as text"
-                case "no", "off", "n": hint = "write `false`: YAML 1.2 reads \(scalar.text) as text"
+                switch text(scalar).lowercased() {
+                case "yes", "on", "y": hint = "write `true`: YAML 1.2 reads \(text(scalar)) as text"
+                case "no", "off", "n": hint = "write `false`: YAML 1.2 reads \(text(scalar)) as text"
                 default: hint = "write `true` or `false`"
                 }
             }
@@ -131,15 +137,15 @@ extension SpecDecoder {
     }
 
     mutating func duration(_ node: YAMLNode, _ path: @autoclosure () -> String, positive: Bool = false) -> Located<SpecDuration>? {
-        guard case .scalar(let scalar) = node, scalar.resolved == .string else {
+        guard case .scalar(let scalar) = node, resolved(scalar) == .string else {
             var hint = "write a number and a unit: 500ms, 5s, 1m30s"
-            if case .scalar(let scalar) = node, case .int = scalar.resolved { hint = "add a unit: \(scalar.text)s" }
+            if case .scalar(let scalar) = node, case .int = resolved(scalar) { hint = "add a unit: \(text(scalar))s" }
             wrongType(node, path(), expected: "a duration", hint: hint)
             return nil
         }
-        guard let duration = SpecDuration(parsing: scalar.text), !positive || duration.milliseconds > 0 else {
+        guard let duration = SpecDuration(parsing: text(scalar)), !positive || duration.milliseconds > 0 else {
             error(
-                .invalidDuration, path(), at: scalar.location, "\"\(scalar.text)\" is not a valid duration",
+                .invalidDuration, path(), at: scalar.location, "\"\(text(scalar))\" is not a valid duration",
                 hint: positive
                     ? "write a positive number and a unit (ms, s, m, h): 500ms, 5s, 1m30s"
                     : "write a number and a unit (ms, s, m, h): 500ms, 5s, 1m30s")
@@ -154,11 +160,11 @@ extension SpecDecoder {
             wrongType(node, path(), expected: "a quantity")
             return nil
         }
-        switch scalar.resolved {
+        switch resolved(scalar) {
         case .string, .int, .float:
-            guard let quantity = Quantity(parsing: scalar.text) else {
+            guard let quantity = Quantity(parsing: text(scalar)) else {
                 error(
-                    .invalidQuantity, path(), at: scalar.location, "\"\(scalar.text)\" is not a Kubernetes quantity",
+                    .invalidQuantity, path(), at: scalar.location, "\"\(text(scalar))\" is not a Kubernetes quantity",
                     hint: "write a positive number with an optional suffix: 250m, 0.5, 128Mi, 1Gi, 1G")
                 return nil
             }
@@ -176,17 +182,17 @@ extension SpecDecoder {
         return name
     }
 
-    mutating func checkDNSLabel(_ name: Located<String>, _ path: String, what: String, mustStartWithLetter: Bool = false)
+    mutating func checkDNSLabel(_ name: Located<String>, _ path: @autoclosure () -> String, what: String, mustStartWithLetter: Bool = false)
     {
         guard let problem = DNSName.labelProblem(name.value, mustStartWithLetter: mustStartWithLetter) else { return }
         error(
-            .invalidName, path, at: name.location, "\"\(name.value)\" is not a valid name for \(what): \(problem)",
+            .invalidName, path(), at: name.location, "\"\(name.value)\" is not a valid name for \(what): \(problem)",
             hint: DNSName.suggestedLabel(for: name.value).map { "try \"\($0)\"" })
     }
 
     /// Service names become hostnames, compose service names and Kubernetes Service names; Kubernetes wants
     /// those to start with a letter (RFC 1035), so that is the rule.
-    mutating func checkServiceName(_ key: YAMLScalar, _ path: String) {
-        checkDNSLabel(Located(key.text, at: key.location), path, what: "a service", mustStartWithLetter: true)
+    mutating func checkServiceName(_ key: YAMLScalar, _ path: @autoclosure () -> String) {
+        checkDNSLabel(Located(text(key), at: key.location), path(), what: "a service", mustStartWithLetter: true)
     }
 }

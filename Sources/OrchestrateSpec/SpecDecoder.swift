@@ -3,10 +3,12 @@
 ///
 /// Only the shape of each field is checked here; what fields mean together is `SpecRules`' job.
 struct SpecDecoder {
+    /// The children of the document's collections.
+    let tree: YAMLTree
     var diagnostics: [Diagnostic] = []
 
-    static func decode(_ root: YAMLNode) -> (spec: Spec?, diagnostics: [Diagnostic]) {
-        var decoder = SpecDecoder()
+    static func decode(_ root: YAMLNode, in tree: YAMLTree) -> (spec: Spec?, diagnostics: [Diagnostic]) {
+        var decoder = SpecDecoder(tree: tree)
         let spec = decoder.spec(root)
         return (spec, decoder.diagnostics)
     }
@@ -14,12 +16,13 @@ struct SpecDecoder {
     static let topLevelFields = ["version", "name", "images", "broker", "gateway", "services"]
 
     private mutating func spec(_ root: YAMLNode) -> Spec? {
-        guard case .mapping(let entries, let location) = root else {
+        guard case .mapping(let children, let location) = root else {
             error(
-                .wrongType, "", at: root.location, "the spec must be a mapping, not \(root.kindDescription)",
+                .wrongType, "", at: root.location, "the spec must be a mapping, not \(kindDescription(root))",
                 hint: "start from `version: 1`, `name: …` and `services:`")
             return nil
         }
+        let entries = tree.entries(of: children)
         var version: Located<Int>?
         var name: Located<String>?
         var images: ImageSettings?
@@ -27,7 +30,7 @@ struct SpecDecoder {
         var gateway: GatewaySettings?
         var services: [Service]?
         for entry in entries {
-            let key = entry.key.text
+            let key = text(entry.key)
             switch key {
             case "version": version = int(entry.value, "version")
             case "name": name = dnsLabel(entry.value, "name", what: "a project")
@@ -59,8 +62,9 @@ struct SpecDecoder {
         guard let (entries, location) = mapping(node, "images") else { return nil }
         var settings = ImageSettings(tag: Located(ImageSettings.defaultTag, at: location))
         for entry in entries {
-            let path = "images." + entry.key.text
-            switch entry.key.text {
+            let key = text(entry.key)
+            let path = "images." + key
+            switch key {
             case "registry": settings.registry = string(entry.value, path)
             case "tag":
                 guard let tag = string(entry.value, path) else { continue }
@@ -102,8 +106,9 @@ struct SpecDecoder {
         var engine: Located<Broker.Engine>?
         var external: SecretReference?
         for entry in entries {
-            let path = "broker." + entry.key.text
-            switch entry.key.text {
+            let key = text(entry.key)
+            let path = "broker." + key
+            switch key {
             case "engine": engine = choice(entry.value, path, Broker.Engine.self)
             case "external": external = secretReference(entry.value, path)
             default: unknownField(entry.key, "broker", allowed: ["engine", "external"])
@@ -122,8 +127,9 @@ struct SpecDecoder {
         var timeout = Located(GatewaySettings.defaultTimeout, at: location)
         var maxBodySize = Located(GatewaySettings.defaultMaxBodySize, at: location)
         for entry in entries {
-            let path = "gateway." + entry.key.text
-            switch entry.key.text {
+            let key = text(entry.key)
+            let path = "gateway." + key
+            switch key {
             case "service": service = string(entry.value, path)
             case "jwt": jwt = jwtSettings(entry.value, path)
             case "timeout": duration(entry.value, path, positive: true).map { timeout = $0 }
@@ -137,23 +143,24 @@ struct SpecDecoder {
             service: service, jwt: jwt, timeout: timeout, maxBodySize: maxBodySize, location: location)
     }
 
-    private mutating func jwtSettings(_ node: YAMLNode, _ path: String) -> JWTSettings? {
-        guard let (entries, location) = mapping(node, path) else { return nil }
+    private mutating func jwtSettings(_ node: YAMLNode, _ path: @autoclosure () -> String) -> JWTSettings? {
+        guard let (entries, location) = mapping(node, path()) else { return nil }
         var secret: SecretReference?
         var algorithm = Located(JWTSettings.Algorithm.hs256, at: location)
         var issuer: Located<String>?
         var audience: Located<String>?
         for entry in entries {
-            lazy var fieldPath = path + "." + entry.key.text
-            switch entry.key.text {
-            case "secret": secret = secretName(entry.value, fieldPath)
-            case "algorithm": choice(entry.value, fieldPath, JWTSettings.Algorithm.self).map { algorithm = $0 }
-            case "issuer": issuer = string(entry.value, fieldPath)
-            case "audience": audience = string(entry.value, fieldPath)
-            default: unknownField(entry.key, path, allowed: ["secret", "algorithm", "issuer", "audience"])
+            let key = text(entry.key)
+            func fieldPath() -> String { path() + "." + key }
+            switch key {
+            case "secret": secret = secretName(entry.value, fieldPath())
+            case "algorithm": choice(entry.value, fieldPath(), JWTSettings.Algorithm.self).map { algorithm = $0 }
+            case "issuer": issuer = string(entry.value, fieldPath())
+            case "audience": audience = string(entry.value, fieldPath())
+            default: unknownField(entry.key, path(), allowed: ["secret", "algorithm", "issuer", "audience"])
             }
         }
-        guard let secret = required(secret, "secret", in: entries, path, at: location, example: "secret: jwt-secret") else {
+        guard let secret = required(secret, "secret", in: entries, path(), at: location, example: "secret: jwt-secret") else {
             return nil
         }
         return JWTSettings(secret: secret, algorithm: algorithm, issuer: issuer, audience: audience, location: location)
@@ -164,10 +171,9 @@ struct SpecDecoder {
         var services: [Service] = []
         services.reserveCapacity(entries.count)
         for entry in entries {
-            let name = entry.key.text
-            let path = "services." + name
-            checkServiceName(entry.key, path)
-            if let service = service(named: Located(name, at: entry.key.location), entry.value, path) {
+            let name = text(entry.key)
+            checkServiceName(entry.key, "services." + name)
+            if let service = service(named: Located(name, at: entry.key.location), entry.value, "services." + name) {
                 services.append(service)
             }
         }
@@ -175,35 +181,36 @@ struct SpecDecoder {
     }
 
     /// A secret reference in its long form `{ secret: NAME, key: KEY }`.
-    mutating func secretReference(_ node: YAMLNode, _ path: String) -> SecretReference? {
-        guard let (entries, location) = mapping(node, path) else { return nil }
+    mutating func secretReference(_ node: YAMLNode, _ path: @autoclosure () -> String) -> SecretReference? {
+        guard let (entries, location) = mapping(node, path()) else { return nil }
         var name: Located<String>?
         var key: Located<String>?
         for entry in entries {
-            lazy var fieldPath = path + "." + entry.key.text
-            switch entry.key.text {
-            case "secret": name = dnsLabel(entry.value, fieldPath, what: "a secret name")
+            let field = text(entry.key)
+            func fieldPath() -> String { path() + "." + field }
+            switch field {
+            case "secret": name = dnsLabel(entry.value, fieldPath(), what: "a secret name")
             case "key":
-                guard let text = string(entry.value, fieldPath) else { continue }
+                guard let text = string(entry.value, fieldPath()) else { continue }
                 if Self.isSecretKey(text.value) {
                     key = text
                 } else {
                     error(
-                        .invalidName, fieldPath, at: text.location, "\"\(text.value)\" is not a valid secret key",
+                        .invalidName, fieldPath(), at: text.location, "\"\(text.value)\" is not a valid secret key",
                         hint: "use letters, digits, `-`, `_` and `.` (Kubernetes Secret keys), at most 253")
                 }
-            default: unknownField(entry.key, path, allowed: ["secret", "key"])
+            default: unknownField(entry.key, path(), allowed: ["secret", "key"])
             }
         }
-        guard let name = required(name, "secret", in: entries, path, at: location, example: "secret: jwt-secret") else {
+        guard let name = required(name, "secret", in: entries, path(), at: location, example: "secret: jwt-secret") else {
             return nil
         }
         return SecretReference(name: name, key: key, location: location)
     }
 
     /// A secret named by itself (`secret: jwt-secret`).
-    private mutating func secretName(_ node: YAMLNode, _ path: String) -> SecretReference? {
-        guard let name = dnsLabel(node, path, what: "a secret name") else { return nil }
+    private mutating func secretName(_ node: YAMLNode, _ path: @autoclosure () -> String) -> SecretReference? {
+        guard let name = dnsLabel(node, path(), what: "a secret name") else { return nil }
         return SecretReference(name: name, key: nil, location: name.location)
     }
 }

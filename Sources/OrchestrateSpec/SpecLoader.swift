@@ -54,10 +54,10 @@ public enum SpecLoader {
         var diagnostics = composed.diagnostics
         var spec: Spec?
         if let root = composed.root {
-            if case .scalar(let scalar) = root, scalar.resolved == .null {
+            if case .scalar(let scalar) = root, composed.tree.resolved(scalar) == .null {
                 diagnostics.append(emptyDocument())
             } else {
-                let decoded = SpecDecoder.decode(root)
+                let decoded = SpecDecoder.decode(root, in: composed.tree)
                 diagnostics += decoded.diagnostics
                 spec = decoded.spec
                 if let spec { diagnostics += SpecRules.check(spec) }

@@ -13,6 +13,8 @@ struct YAMLComposer {
 
     struct Result {
         var root: YAMLNode?
+        /// The children of the root's collections.
+        var tree: YAMLTree
         var diagnostics: [Diagnostic]
     }
 
@@ -41,7 +43,9 @@ struct YAMLComposer {
         }
 
         /// Adds a finished node: an item, a key, or the value of the pending key.
-        mutating func add(_ node: YAMLNode, size nodeSize: Int, to open: inout Open, diagnostics: inout [Diagnostic]) {
+        mutating func add(
+            _ node: YAMLNode, size nodeSize: Int, to open: inout Open, tree: YAMLTree, diagnostics: inout [Diagnostic]
+        ) {
             size += nodeSize
             switch kind {
             case .sequence:
@@ -55,11 +59,11 @@ struct YAMLComposer {
                         diagnostics.append(
                             Diagnostic(
                                 .error, .complexKey, path: "", at: node.location,
-                                "a mapping key must be a plain value, not \(node.kindDescription)",
+                                "a mapping key must be a plain value, not \(tree.kindDescription(of: node))",
                                 hint: "write the key as text: `name: value`"))
                         return
                     }
-                    pendingKeyIsMerge = (key.text == "<<" && key.style == .plain && key.tag == .none) || key.tag == .merge
+                    pendingKeyIsMerge = (key.style == .plain && key.tag == .none && tree.text(of: key) == "<<") || key.tag == .merge
                     pendingKey = key
                     return
                 }
@@ -69,35 +73,36 @@ struct YAMLComposer {
                     merges.append((open.entries.count - start, node, key.location))
                     return
                 }
-                if let first = location(ofKey: key.text, in: open.entries) {
+                let keyText = tree.text(of: key)
+                if let first = location(ofKey: keyText, in: open.entries, tree: tree) {
                     diagnostics.append(
                         Diagnostic(
                             .error, .duplicateKey, path: "", at: key.location,
-                            "the key \"\(key.text)\" is already set at line \(first.line), column \(first.column)",
+                            "the key \"\(keyText)\" is already set at line \(first.line), column \(first.column)",
                             hint: "remove one of the two; YAML tools disagree on which one wins"))
                     return
                 }
                 open.entries.append(YAMLMappingEntry(key: key, value: node))
-                indexKeys(open.entries)
+                indexKeys(open.entries, tree: tree)
             }
         }
 
         /// Mappings up to this size are searched linearly: cheaper than hashing every key.
         static let linearSearchLimit = 16
 
-        func location(ofKey key: String, in entries: [YAMLMappingEntry]) -> SourceLocation? {
+        func location(ofKey key: String, in entries: [YAMLMappingEntry], tree: YAMLTree) -> SourceLocation? {
             if entries.count - start > Self.linearSearchLimit { return keys[key] }
-            return entries[start...].first { $0.key.text == key }?.key.location
+            return entries[start...].first { tree.text(of: $0.key) == key }?.key.location
         }
 
         /// Keeps the key table of a large mapping current after an entry was appended.
-        mutating func indexKeys(_ entries: [YAMLMappingEntry]) {
+        mutating func indexKeys(_ entries: [YAMLMappingEntry], tree: YAMLTree) {
             guard entries.count - start > Self.linearSearchLimit else { return }
             if keys.isEmpty {
                 keys.reserveCapacity((entries.count - start) * 2)
-                for entry in entries[start...] { keys[entry.key.text] = entry.key.location }
+                for entry in entries[start...] { keys[tree.text(of: entry.key)] = entry.key.location }
             } else if let last = entries.last {
-                keys[last.key.text] = last.key.location
+                keys[tree.text(of: last.key)] = last.key.location
             }
         }
     }
@@ -109,20 +114,12 @@ struct YAMLComposer {
     private var outer: [Collection] = []
 
     /// The items and entries of every open collection, each collection's after its parent's. A collection that
-    /// closes takes its own in one exactly sized array, so building it costs no regrowth and wastes no capacity.
+    /// closes moves its own into the tree, where they stay side by side.
     private struct Open {
         var items: [YAMLNode] = []
         var entries: [YAMLMappingEntry] = []
 
-        mutating func takeItems(from start: Int) -> [YAMLNode] {
-            defer { items.removeSubrange(start...) }
-            return Array(items[start...])
-        }
 
-        mutating func takeEntries(from start: Int) -> [YAMLMappingEntry] {
-            defer { entries.removeSubrange(start...) }
-            return Array(entries[start...])
-        }
     }
 
     private var open = Open()
@@ -130,13 +127,15 @@ struct YAMLComposer {
     private var anchors: [String: (node: YAMLNode, size: Int)] = [:]
     private var expandedNodes = 0
     private var root: YAMLNode?
+    private var tree = YAMLTree()
     private var diagnostics: [Diagnostic] = []
 
     /// Composes the first document of `bytes`, which must already be known to be UTF-8.
     static func compose(_ bytes: UnsafeBufferPointer<UInt8>) -> Result {
         var composer = YAMLComposer()
+        composer.tree.reserveCapacity(forDocumentOf: bytes.count)
         composer.run(bytes)
-        return Result(root: composer.root, diagnostics: composer.diagnostics)
+        return Result(root: composer.root, tree: composer.tree, diagnostics: composer.diagnostics)
     }
 
     private mutating func run(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -189,7 +188,7 @@ struct YAMLComposer {
                 default: style = .quoted
                 }
                 let node = YAMLNode.scalar(
-                    YAMLScalar(text: text, style: style, tag: YAMLScalar.Tag(tag), location: location))
+                    YAMLScalar(textIndex: tree.add(text: text), style: style, tag: YAMLScalar.Tag(tag), location: location))
                 guard count(1, at: location) else { return }
                 finish(node, size: 1, anchor: string(scalarData.anchor))
             case YAML_ALIAS_EVENT:
@@ -227,9 +226,17 @@ struct YAMLComposer {
                 current = outer.popLast()
                 let node: YAMLNode
                 switch collection.kind {
-                case .sequence: node = .sequence(open.takeItems(from: collection.start), collection.location)
+                case .sequence:
+                    node = .sequence(tree.add(items: open.items[collection.start...]), collection.location)
+                    open.items.removeSubrange(collection.start...)
                 case .mapping:
-                    node = .mapping(merged(collection, open.takeEntries(from: collection.start)), collection.location)
+                    // No slice of `open` may outlive the move: the removal would copy the whole array.
+                    let children =
+                        collection.merges.isEmpty
+                        ? tree.add(entries: open.entries[collection.start...])
+                        : tree.add(entries: merged(collection, open.entries[collection.start...]))
+                    node = .mapping(children, collection.location)
+                    open.entries.removeSubrange(collection.start...)
                 }
                 finish(node, size: collection.size, anchor: collection.anchor)
             default:
@@ -267,32 +274,31 @@ struct YAMLComposer {
             root = node
             return
         }
-        current!.add(node, size: size, to: &open, diagnostics: &diagnostics)
+        current!.add(node, size: size, to: &open, tree: tree, diagnostics: &diagnostics)
     }
 
     /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of
     /// several merged mappings the earlier wins (the YAML merge-key rules).
-    private mutating func merged(_ collection: Collection, _ entries: [YAMLMappingEntry]) -> [YAMLMappingEntry] {
-        guard !collection.merges.isEmpty else { return entries }
-        var taken = Set(entries.map(\.key.text))
+    private mutating func merged(_ collection: Collection, _ entries: ArraySlice<YAMLMappingEntry>) -> [YAMLMappingEntry] {
+        var taken = Set(entries.map { tree.text(of: $0.key) })
         var inserts: [Int: [YAMLMappingEntry]] = [:]
         for merge in collection.merges {
             let sources: [YAMLNode]
             switch merge.node {
             case .mapping: sources = [merge.node]
-            case .sequence(let items, _): sources = items
+            case .sequence(let items, _): sources = Array(tree.items(of: items))
             case .scalar: sources = [merge.node]
             }
             for source in sources {
-                guard case .mapping(let entries, _) = source else {
+                guard case .mapping(let children, _) = source else {
                     diagnostics.append(
                         Diagnostic(
                             .error, .invalidMerge, path: "", at: source.location,
-                            "a merge key `<<` takes a mapping or a list of mappings, not \(source.kindDescription)",
+                            "a merge key `<<` takes a mapping or a list of mappings, not \(tree.kindDescription(of: source))",
                             hint: "write `<<: *anchor` where `&anchor` names a mapping"))
                     continue
                 }
-                for entry in entries where taken.insert(entry.key.text).inserted {
+                for entry in tree.entries(of: children) where taken.insert(tree.text(of: entry.key)).inserted {
                     inserts[merge.index, default: []].append(entry)
                 }
             }

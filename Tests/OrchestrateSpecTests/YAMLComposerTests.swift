@@ -9,36 +9,42 @@ struct YAMLComposerTests {
     @Test func everyNodeKeepsItsLineAndColumn() throws {
         let result = compose("a:\n  - b: 1\n    c: [x, \"y\"]\n")
         #expect(result.diagnostics.isEmpty)
-        guard case .mapping(let top, let topLocation) = try #require(result.root) else {
+        let tree = result.tree
+        guard case .mapping(let topChildren, let topLocation) = try #require(result.root) else {
             Issue.record("root is not a mapping")
             return
         }
+        let top = tree.entries(of: topChildren)
         #expect(topLocation == SourceLocation(line: 1, column: 1))
         #expect(top[0].key.location == SourceLocation(line: 1, column: 1))
-        guard case .sequence(let items, let listLocation) = top[0].value, case .mapping(let inner, _) = items[0] else {
+        guard case .sequence(let items, let listLocation) = top[0].value,
+            case .mapping(let innerChildren, _) = tree.items(of: items)[0]
+        else {
             Issue.record("unexpected shape")
             return
         }
+        let inner = tree.entries(of: innerChildren)
         #expect(listLocation == SourceLocation(line: 2, column: 3))
         #expect(inner[0].key.location == SourceLocation(line: 2, column: 5))
         #expect(inner[0].value.location == SourceLocation(line: 2, column: 8))
-        guard case .sequence(let flow, _) = inner[1].value, case .scalar(let quoted) = flow[1] else {
+        guard case .sequence(let flow, _) = inner[1].value, case .scalar(let quoted) = tree.items(of: flow)[1] else {
             Issue.record("unexpected shape")
             return
         }
         #expect(quoted.location == SourceLocation(line: 3, column: 12))
-        #expect(quoted.resolved == .string)
+        #expect(tree.resolved(quoted) == .string)
+        #expect(tree.text(of: quoted) == "y")
     }
 
     @Test func columnsCountCharactersNotBytes() throws {
         let result = compose("é: [ü, x]\n")
         guard case .mapping(let entries, _) = try #require(result.root),
-            case .sequence(let items, _) = entries[0].value
+            case .sequence(let items, _) = result.tree.entries(of: entries)[0].value
         else {
             Issue.record("unexpected shape")
             return
         }
-        #expect(items[1].location == SourceLocation(line: 1, column: 8))
+        #expect(result.tree.items(of: items)[1].location == SourceLocation(line: 1, column: 8))
     }
 
     @Test func mergeKeysFollowTheYAMLRules() throws {
@@ -51,13 +57,16 @@ struct YAMLComposerTests {
             """
         let result = compose(text)
         #expect(result.diagnostics.isEmpty)
-        guard case .mapping(let top, _) = try #require(result.root), case .mapping(let merged, _) = top[2].value else {
+        let tree = result.tree
+        guard case .mapping(let top, _) = try #require(result.root),
+            case .mapping(let merged, _) = tree.entries(of: top)[2].value
+        else {
             Issue.record("unexpected shape")
             return
         }
-        let values = merged.map { entry -> String in
+        let values = tree.entries(of: merged).map { entry -> String in
             guard case .scalar(let scalar) = entry.value else { return "?" }
-            return "\(entry.key.text)=\(scalar.text)"
+            return "\(tree.text(of: entry.key))=\(tree.text(of: scalar))"
         }
         // Explicit keys win over merged ones; of two merged mappings the first wins; merged keys sit at the `<<`.
         #expect(values == ["b=1", "c=2", "a=explicit"])
@@ -65,13 +74,14 @@ struct YAMLComposerTests {
 
     @Test func anAliasPointsAtItselfWhileItsContentKeepsItsPlace() throws {
         let result = compose("x: &x { k: v }\ny: *x\n")
-        guard case .mapping(let top, _) = try #require(result.root), case .mapping(let entries, let location) = top[1].value
+        guard case .mapping(let top, _) = try #require(result.root),
+            case .mapping(let entries, let location) = result.tree.entries(of: top)[1].value
         else {
             Issue.record("unexpected shape")
             return
         }
         #expect(location == SourceLocation(line: 2, column: 4))
-        #expect(entries[0].key.location == SourceLocation(line: 1, column: 9))
+        #expect(result.tree.entries(of: entries)[0].key.location == SourceLocation(line: 1, column: 9))
     }
 
     @Test func aSelfReferentialAliasIsRefused() {
@@ -104,9 +114,9 @@ struct YAMLComposerTests {
     @Test func quotedAndStrTaggedScalarsAreStrings() throws {
         let result = compose("a: \"3001\"\nb: !!str 3001\nc: !!int 3001\n")
         guard case .mapping(let entries, _) = try #require(result.root) else { return }
-        let resolved = entries.map { entry -> ResolvedScalar? in
+        let resolved = result.tree.entries(of: entries).map { entry -> ResolvedScalar? in
             guard case .scalar(let scalar) = entry.value else { return nil }
-            return scalar.resolved
+            return result.tree.resolved(scalar)
         }
         #expect(resolved == [.string, .string, .int(3001)])
     }
