@@ -31,6 +31,10 @@ extension SpecRules {
     /// Every variable a generator or `orchestrate up` adds must be here, or a spec could set it a second time
     /// (a test in OrchestrateGenerateTests keeps the two in agreement).
     static func reservedSource(of name: String, for service: Service, in spec: Spec) -> String? {
+        // Most names are none of these: a set lookup and two byte comparisons rule them out.
+        guard reservedNames.contains(name) || name.hasASCIISuffix("_URL") || name.hasASCIISuffix("_FILE") else {
+            return nil
+        }
         let isGateway = spec.gateway?.service.value == service.name.value
         switch name {
         case "HOST", "ORCHESTRATE_DNS", "OTEL_EXPORTER_OTLP_ENDPOINT": return "the runtime"
@@ -41,9 +45,9 @@ extension SpecRules {
         case "ROUTES_FILE": return isGateway ? "gateway" : nil
         case "JWT_SECRET", "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE":
             return isGateway && spec.gateway?.jwt != nil ? "gateway.jwt" : nil
-        case _ where name.utf8.count > 4 && name.hasSuffix("_URL"):
+        case _ where name.utf8.count > 4 && name.hasASCIISuffix("_URL"):
             return service.dependsOn.contains { Service.urlVariable(for: $0.value) == name } ? "dependsOn" : nil
-        case _ where name.utf8.count > 5 && name.hasSuffix("_FILE"):
+        case _ where name.utf8.count > 5 && name.hasASCIISuffix("_FILE"):
             // Compose delivers the secret variable X as X_FILE.
             let variable = String(name.dropLast("_FILE".count))
             let isSecret = service.env.contains { entry in
@@ -55,6 +59,13 @@ extension SpecRules {
         }
     }
 
+    /// The names `reservedSource` knows one by one (beside every `…_URL` and `…_FILE`).
+    private static let reservedNames: Set<String> = [
+        "HOST", "ORCHESTRATE_DNS", "OTEL_EXPORTER_OTLP_ENDPOINT", "PORT", "DATABASE_URL", "DATABASE_PASSWORD",
+        "DATABASE_PASSWORD_FILE", "DATABASE_URL_FILE", "BROKER_URL", "BROKER_URL_FILE", "ROUTES_FILE", "JWT_SECRET",
+        "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE",
+    ]
+
 
     /// Name endings that mark a credential (`KEY` alone is too common: `CACHE_KEY`, `SORT_KEY`).
     private static let credentialSuffixes = [
@@ -64,22 +75,26 @@ extension SpecRules {
 
     /// Whether `name`, ignoring case, is `suffix` or ends with `_` and `suffix`.
     private static func hasCredentialSuffix(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        return credentialSuffixes.contains { suffix in
+        var name = name
+        return name.withUTF8 { bytes in credentialSuffixes.contains { suffix in
             guard bytes.count >= suffix.count else { return false }
             let start = bytes.count - suffix.count
             guard start == 0 || bytes[start - 1] == UInt8(ascii: "_") else { return false }
             return zip(bytes[start...], suffix).allSatisfy { ($0 & 0xDF) == $1 || $0 == $1 }
-        }
+        } }
     }
 
     /// The offset of the first occurrence of `needle` in `haystack`.
-    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
+    private static func find(_ needle: StaticString, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        needle.withUTF8Buffer { needle in
+            guard haystack.count >= needle.count, let first = needle.first else { return nil }
+            for start in 0...(haystack.count - needle.count) where haystack[start] == first {
+                if UnsafeBufferPointer(rebasing: haystack[start..<(start + needle.count)]).elementsEqual(needle) {
+                    return start
+                }
+            }
+            return nil
         }
-        return nil
     }
 
     /// Why this plain value looks like a credential, or nil when it does not.
@@ -90,29 +105,41 @@ extension SpecRules {
         }
         // The value checks below look for `-----BEGIN`, `://` with a password, `AKIA…` and `eyJ….….…`; values
         // without `-` or `:` and with neither prefix cannot match, and most values are like that.
-        let bytes = value.utf8
-        guard bytes.contains(UInt8(ascii: "-")) || bytes.contains(UInt8(ascii: ":")) || value.hasPrefix("AKIA")
-            || value.hasPrefix("eyJ")
-        else { return nil }
         // Byte searches: String.contains(_:) and firstRange(of:) from _StringProcessing cost thousands of
         // instructions per call, and this runs for every plain value of every service.
-        let utf8 = Array(bytes)
-        if Self.find(Array("-----BEGIN".utf8), in: utf8) != nil { return "the value of \(name) holds a PEM key" }
-        if let scheme = Self.find(Array("://".utf8), in: utf8) {
-            let authority = utf8[(scheme + 3)...].prefix { $0 != UInt8(ascii: "/") }
-            if let at = authority.lastIndex(of: UInt8(ascii: "@")), authority[..<at].contains(UInt8(ascii: ":")) {
-                return "the URL in \(name) carries a password"
+        var value = value
+        let reason: String? = value.withUTF8 { bytes in
+            let isAWSKey = bytes.starts(with: "AKIA".utf8)
+            let isJWT = bytes.starts(with: "eyJ".utf8)
+            guard isAWSKey || isJWT || bytes.contains(UInt8(ascii: "-")) || bytes.contains(UInt8(ascii: ":")) else {
+                return nil
             }
+            if find("-----BEGIN", in: bytes) != nil { return "the value of \(name) holds a PEM key" }
+            if let scheme = find("://", in: bytes) {
+                let authority = bytes[(scheme + 3)...].prefix { $0 != UInt8(ascii: "/") }
+                if let at = authority.lastIndex(of: UInt8(ascii: "@")), authority[..<at].contains(UInt8(ascii: ":")) {
+                    return "the URL in \(name) carries a password"
+                }
+            }
+            if isJWT, bytes.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
+                return "the value of \(name) looks like a JWT"
+            }
+            return nil
         }
+        if let reason { return reason }
         if value.hasPrefix("AKIA"), value.count == 20 { return "the value of \(name) looks like an AWS access key" }
-        if value.hasPrefix("eyJ"), utf8.count(where: { $0 == UInt8(ascii: ".") }) == 2 {
-            return "the value of \(name) looks like a JWT"
-        }
         return nil
     }
 }
 
 extension String {
+    /// `hasSuffix` for an ASCII suffix, comparing bytes (String's own compares Characters).
+    func hasASCIISuffix(_ suffix: StaticString) -> Bool {
+        let count = suffix.utf8CodeUnitCount
+        guard utf8.count >= count else { return false }
+        return suffix.withUTF8Buffer { utf8.suffix(count).elementsEqual($0) }
+    }
+
     func replacingAll(_ target: Character, with replacement: Character) -> String {
         String(map { $0 == target ? replacement : $0 })
     }

@@ -20,7 +20,7 @@ enum SpecRules {
         for service in spec.services {
             let repeats = Set(service.dependsOn.indicesOfRepeats { $0.value })
             for (index, target) in service.dependsOn.enumerated() {
-                let path = "services.\(service.name.value).dependsOn[\(index)]"
+                var path: String { "services.\(service.name.value).dependsOn[\(index)]" }  // only for a diagnostic
                 if !known.contains(target.value) {
                     // Only on an error: building this list for every service made validation quadratic.
                     let others = names.filter { $0 != service.name.value }
@@ -55,12 +55,22 @@ enum SpecRules {
     /// The names generated deployments give to infrastructure: a service may not take one, or compose and
     /// Kubernetes would have two things of one name.
     static func reservedNames(_ spec: Spec) -> [Diagnostic] {
-        var reserved = ["redis": "the broker", "jaeger": "tracing", "prometheus": "metrics"]
+        let infrastructure = ["redis": "the broker", "jaeger": "tracing", "prometheus": "metrics"]
+        // Each database's container is NAME-postgres; only a service name of that shape is looked up.
+        var databaseOwners: [String: String] = [:]
         for service in spec.services {
-            if let database = service.database { reserved[database.name.value + "-postgres"] = "the database of \"\(service.name.value)\"" }
+            if let database = service.database { databaseOwners[database.name.value] = service.name.value }
         }
         return spec.services.compactMap { service in
-            guard let owner = reserved[service.name.value] else { return nil }
+            let name = service.name.value
+            let owner: String
+            if let known = infrastructure[name] {
+                owner = known
+            } else if name.hasSuffix("-postgres"), let service = databaseOwners[String(name.dropLast("-postgres".count))] {
+                owner = "the database of \"\(service)\""
+            } else {
+                return nil
+            }
             return Diagnostic(
                 .error, .reservedName, path: "services.\(service.name.value)", at: service.name.location,
                 "the name \"\(service.name.value)\" is taken by \(owner) in the generated deployments",
@@ -73,7 +83,7 @@ enum SpecRules {
         var publicPorts: [Int: (name: String, location: SourceLocation)] = [:]
         for service in spec.services {
             guard let port = service.port else { continue }
-            let path = "services.\(service.name.value).port"
+            var path: String { "services.\(service.name.value).port" }  // only for a diagnostic
             if port.value < 1024 {
                 diagnostics.append(
                     Diagnostic(
@@ -122,7 +132,7 @@ enum SpecRules {
         var reportedMissingGateway = false
         for service in spec.services {
             for (index, route) in service.routes.enumerated() {
-                let path = "services.\(service.name.value).routes[\(index)]"
+                var path: String { "services.\(service.name.value).routes[\(index)]" }  // only for a diagnostic
                 if service.port == nil, index == 0 {
                     diagnostics.append(
                         Diagnostic(
@@ -163,7 +173,7 @@ enum SpecRules {
 
     /// `/api/users/` and `/api/users` match the same requests.
     private static func normalised(_ prefix: String) -> String {
-        prefix.count > 1 && prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        prefix.utf8.count > 1 && prefix.utf8.last == UInt8(ascii: "/") ? String(prefix.dropLast()) : prefix
     }
 
     static func gateway(_ spec: Spec) -> [Diagnostic] {
