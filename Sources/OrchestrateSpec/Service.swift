@@ -1,29 +1,74 @@
 /// One service of the system: how it is built and run, what it owns, what it talks to.
+///
+/// Read-only once decoded. Its fields live in one shared object, so copying a service — every rule and every
+/// generator walks them all — is a single retain instead of one per field.
 public struct Service: Sendable {
-    public var name: Located<String>
+    /// The fields as the decoder fills them in.
+    struct Fields: Sendable {
+        var name: Located<String>
+        /// The SwiftPM executable product that is the service (built by `orchestrate up` and by the Dockerfile).
+        var product: Located<String>?
+        /// A prebuilt image to run instead of building `product`.
+        var image: Located<String>?
+        var port: Located<Int>?
+        /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
+        var isPublic: Located<Bool>?
+        var replicas: Located<Int>?
+        var autoscaling: Autoscaling?
+        /// Arguments passed to the product after its name (compose `command`, Kubernetes `args`).
+        var args: [Located<String>]
+        var env: [EnvironmentVariable]
+        var database: Database?
+        var dependsOn: [Located<String>]
+        var publishes: [Located<String>]
+        var subscribes: [Located<String>]
+        var probes: Probes
+        var routes: [Route]
+        var resources: Resources?
+        var restart: Located<RestartPolicy>?
+        /// How long the service gets between SIGTERM and SIGKILL.
+        var stopGracePeriod: Located<SpecDuration>?
+        var location: SourceLocation
+    }
+
+    private final class Storage: Sendable {
+        let fields: Fields
+
+        init(_ fields: Fields) {
+            self.fields = fields
+        }
+    }
+
+    private let storage: Storage
+
+    init(_ fields: Fields) {
+        storage = Storage(fields)
+    }
+
+    public var name: Located<String> { storage.fields.name }
     /// The SwiftPM executable product that is the service (built by `orchestrate up` and by the Dockerfile).
-    public var product: Located<String>?
+    public var product: Located<String>? { storage.fields.product }
     /// A prebuilt image to run instead of building `product`.
-    public var image: Located<String>?
-    public var port: Located<Int>?
+    public var image: Located<String>? { storage.fields.image }
+    public var port: Located<Int>? { storage.fields.port }
     /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
-    public var isPublic: Located<Bool>?
-    public var replicas: Located<Int>?
-    public var autoscaling: Autoscaling?
+    public var isPublic: Located<Bool>? { storage.fields.isPublic }
+    public var replicas: Located<Int>? { storage.fields.replicas }
+    public var autoscaling: Autoscaling? { storage.fields.autoscaling }
     /// Arguments passed to the product after its name (compose `command`, Kubernetes `args`).
-    public var args: [Located<String>]
-    public var env: [EnvironmentVariable]
-    public var database: Database?
-    public var dependsOn: [Located<String>]
-    public var publishes: [Located<String>]
-    public var subscribes: [Located<String>]
-    public var probes: Probes
-    public var routes: [Route]
-    public var resources: Resources?
-    public var restart: Located<RestartPolicy>?
+    public var args: [Located<String>] { storage.fields.args }
+    public var env: [EnvironmentVariable] { storage.fields.env }
+    public var database: Database? { storage.fields.database }
+    public var dependsOn: [Located<String>] { storage.fields.dependsOn }
+    public var publishes: [Located<String>] { storage.fields.publishes }
+    public var subscribes: [Located<String>] { storage.fields.subscribes }
+    public var probes: Probes { storage.fields.probes }
+    public var routes: [Route] { storage.fields.routes }
+    public var resources: Resources? { storage.fields.resources }
+    public var restart: Located<RestartPolicy>? { storage.fields.restart }
     /// How long the service gets between SIGTERM and SIGKILL.
-    public var stopGracePeriod: Located<SpecDuration>?
-    public var location: SourceLocation
+    public var stopGracePeriod: Located<SpecDuration>? { storage.fields.stopGracePeriod }
+    public var location: SourceLocation { storage.fields.location }
 
     public var effectiveReplicas: Int { replicas?.value ?? 1 }
     public var effectiveRestart: RestartPolicy { restart?.value ?? .always }

@@ -7,7 +7,7 @@ extension SpecDecoder {
 
     mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: @autoclosure () -> String) -> Service? {
         guard let (entries, location) = mapping(node, path()) else { return nil }
-        var service = Service(
+        var service = Service.Fields(
             name: name, product: nil, image: nil, port: nil, isPublic: nil, replicas: nil, autoscaling: nil,
             args: [], env: [], database: nil, dependsOn: [], publishes: [], subscribes: [], probes: Probes(),
             routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
@@ -60,7 +60,7 @@ extension SpecDecoder {
                 liveness: Self.defaultProbe(path: "/health", at: location),
                 readiness: Self.defaultProbe(path: "/ready", at: location))
         }
-        return service
+        return Service(service)
     }
 
     /// `user-service` → `UserService`, the product name the shop's convention gives.
