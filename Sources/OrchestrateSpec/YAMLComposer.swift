@@ -280,7 +280,7 @@ struct YAMLComposer {
     /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of
     /// several merged mappings the earlier wins (the YAML merge-key rules).
     private mutating func merged(_ collection: Collection, _ entries: ArraySlice<YAMLMappingEntry>) -> [YAMLMappingEntry] {
-        var taken = Set(entries.map { tree.text(of: $0.key) })
+        var taken = KeySet(entries.map { tree.text(of: $0.key) })
         var inserts: [Int: [YAMLMappingEntry]] = [:]
         for merge in collection.merges {
             let sources: [YAMLNode]
@@ -298,7 +298,7 @@ struct YAMLComposer {
                             hint: "write `<<: *anchor` where `&anchor` names a mapping"))
                     continue
                 }
-                for entry in tree.entries(of: children) where taken.insert(tree.text(of: entry.key)).inserted {
+                for entry in tree.entries(of: children) where taken.insert(tree.text(of: entry.key)) {
                     inserts[merge.index, default: []].append(entry)
                 }
             }
@@ -366,5 +366,26 @@ struct YAMLComposer {
     private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
         guard let pointer else { return nil }
         return String(cString: pointer)
+    }
+}
+
+/// The keys a merge has taken: a list searched linearly while it is short (a merged env block has a few keys, and
+/// hashing each costs more than comparing them), a set once it is long.
+private struct KeySet {
+    private var list: [String]
+    private var set: Set<String>?
+
+    init(_ keys: [String]) {
+        list = keys
+        if keys.count > 16 { set = Set(keys) }
+    }
+
+    /// Adds the key; false when it was there already.
+    mutating func insert(_ key: String) -> Bool {
+        if set != nil { return set!.insert(key).inserted }
+        if list.contains(key) { return false }
+        list.append(key)
+        if list.count > 16 { set = Set(list) }
+        return true
     }
 }
