@@ -32,21 +32,27 @@ struct SpecSource {
         guard (status.st_mode & S_IFMT) != S_IFDIR else {
             throw ReadError(description: "cannot read \(path): it is a directory")
         }
-        return SpecSource(name: displayName, bytes: try readAll(descriptor: descriptor, path: path))
+        let expected = (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
+        return SpecSource(name: displayName, bytes: try readAll(descriptor: descriptor, path: path, expected: expected))
     }
 
-    private static func readAll(descriptor: Int32, path: String) throws -> [UInt8] {
+    /// Reads up to the size limit (plus one byte, so the loader can tell a file is too large) straight into the
+    /// array; `expected` (a regular file's size) sizes it once instead of by doubling.
+    private static func readAll(descriptor: Int32, path: String, expected: Int = 0) throws -> [UInt8] {
         let limit = SpecLoader.maximumFileSize + 1
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while bytes.count < limit {
-            let wanted = min(chunk.count, limit - bytes.count)
-            let count = chunk.withUnsafeMutableBytes { POSIX.read(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted])) }
+        var bytes = [UInt8](repeating: 0, count: min(max(expected + 1, 64 * 1024), limit))
+        var filled = 0
+        while filled < limit {
+            if filled == bytes.count { bytes += repeatElement(0, count: min(bytes.count, limit - bytes.count)) }
+            let count = bytes.withUnsafeMutableBytes {
+                POSIX.read(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+            }
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
             if count == 0 { break }
-            bytes += chunk[0..<count]
+            filled += count
         }
+        bytes.removeSubrange(filled...)
         return bytes
     }
 
