@@ -49,14 +49,30 @@ struct DiagnosticRenderer {
         if let sourceLine = source.line(location.line) {
             let number = String(location.line)
             let gutter = String(repeating: " ", count: number.count)
-            let shown = String(sourceLine.map { $0 == "\t" ? " " : $0 })
-            let prefix = String(repeating: " ", count: max(0, location.column - 1))
-            let underline = "^" + String(repeating: "~", count: max(0, tokenLength(in: shown, at: location.column) - 1))
+            let (shown, column) = Self.window(of: sourceLine, around: location.column)
+            let prefix = String(repeating: " ", count: max(0, column - 1))
+            let underline = "^" + String(repeating: "~", count: max(0, tokenLength(in: shown, at: column) - 1))
             line += paint(" \(number) | ", ANSI.blue) + shown + "\n"
             line += paint(" \(gutter) | ", ANSI.blue) + prefix + paint(underline, ANSI.bold + severityColor) + "\n"
         }
         if let hint = diagnostic.hint { line += paint("  = hint: ", ANSI.cyan) + hint + "\n" }
         return line
+    }
+
+    /// The most characters of a source line shown; a longer line (a minified or generated file) is shown as the
+    /// part around the column, with `…` where it was cut.
+    static let shownWidth = 120
+
+    /// The source line as shown (tabs as spaces, cut to `shownWidth` around `column`) and the column in it.
+    static func window(of line: String, around column: Int) -> (text: String, column: Int) {
+        let expanded = { (text: Substring) in String(text.map { $0 == "\t" ? " " : $0 }) }
+        // A line of at most shownWidth bytes has at most that many characters: no need to count them.
+        guard line.utf8.count > shownWidth, line.count > shownWidth else { return (expanded(line[...]), column) }
+        let start = max(0, min(column - 1 - shownWidth / 3, line.count - shownWidth))
+        let part = line.dropFirst(start).prefix(shownWidth)
+        let head = start > 0 ? "…" : ""
+        let tail = start + shownWidth < line.count ? "…" : ""
+        return (head + expanded(part) + tail, column - start + head.count)
     }
 
     /// How many characters of the token starting at `column` to underline: a quoted string whole, otherwise up

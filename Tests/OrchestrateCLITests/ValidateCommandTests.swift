@@ -27,6 +27,21 @@ struct ValidateCommandTests {
                 """)
     }
 
+    @Test func aLongLineIsShownAroundTheColumn() throws {
+        // A one-line (minified) spec: the source line is cut to 120 characters around the problem, marked with …
+        let others = (1...40).map { "s\($0): { product: P, port: \(4000 + $0) }" }.joined(separator: ", ")
+        let text = "{ version: 1, name: x, services: { \(others), zz: { product: B, bogus: 1 } } }\n"
+        let run = try orchestrate(["validate", "-"], stdin: text)
+        #expect(run.status == 1)
+        let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let source = try #require(lines.first { $0.hasPrefix(" 1 | ") })
+        let caret = try #require(lines.first { $0.contains("^") })
+        #expect(source.hasPrefix(" 1 | …") && source.count <= " 1 | ".count + 122)
+        // The caret still stands under the field it names.
+        let column = try #require(caret.firstIndex(of: "^")).utf16Offset(in: caret)
+        #expect(Array(source)[column...].starts(with: "bogus"))
+    }
+
     @Test func colourOnlyWhenAskedOrOnATerminal() throws {
         let file = Self.fixtures + "privileged-port.yaml"
         #expect(try orchestrate(["validate", "--color", "always", file]).stdout.contains("\u{1B}["))
