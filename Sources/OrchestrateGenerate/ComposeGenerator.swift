@@ -7,32 +7,54 @@ struct ComposeGenerator {
     let templates: TemplateSet
 
     func files() -> [GeneratedFile] {
-        [
-            GeneratedFile(path: "compose.yaml", contents: templates.render("compose.yaml", context())),
-            GeneratedFile(path: "Dockerfile", contents: templates.render("Dockerfile", dockerfileContext())),
-            GeneratedFile(
-                path: "observability/prometheus.yml", contents: templates.render("prometheus.yml", prometheusContext())),
-        ]
+        RenderPlan.run([plan()])
     }
 
     private typealias Y = OutputEscaping
 
-    func context() -> [String: Any] {
-        var secrets = Set<String>()
-        // Each service's block is rendered on its own (compose-service.yaml), on every core; compose.yaml
-        // places the blocks.
-        let rendered: [(block: String, secrets: [String])] = ParallelRendering.map(spec.services) { service in
-            let environment = ServiceEnvironment(service: service, spec: spec)
-            let names = Self.secretNames(environment)
-            return (block(self.service(service, environment: environment, secrets: names)), names)
+    /// A block per service and per database, the Dockerfile and Prometheus' configuration as jobs; compose.yaml
+    /// places the blocks.
+    func plan() -> RenderPlan {
+        let owners = spec.services.filter { $0.database != nil && $0.database?.external == nil }
+        var jobs: [RenderPlan.Job] = spec.services.map { service in
+            {
+                let environment = ServiceEnvironment(service: service, spec: spec)
+                let names = Self.secretNames(environment)
+                return ServiceBlock(text: block(self.service(service, environment: environment, secrets: names)), secrets: names)
+            }
         }
-        var services = rendered.map(\.block)
-        for (service, serviceSecrets) in zip(spec.services, rendered.map(\.secrets)) {
-            secrets.formUnion(serviceSecrets)
+        jobs += owners.map { service in { block(database(service.database!.name.value)) } }
+        jobs.append { templates.render("Dockerfile", dockerfileContext()) }
+        jobs.append { templates.render("prometheus.yml", prometheusContext()) }
+        let serviceCount = spec.services.count
+        return RenderPlan(jobs: jobs) { results in
+            let blocks = results[..<serviceCount].map { $0 as! ServiceBlock }
+            let databaseBlocks = results[serviceCount..<(results.count - 2)].map { $0 as! String }
+            return [
+                GeneratedFile(
+                    path: "compose.yaml",
+                    contents: templates.render("compose.yaml", context(blocks: blocks, databaseBlocks: databaseBlocks))),
+                GeneratedFile(path: "Dockerfile", contents: results[results.count - 2] as! String),
+                GeneratedFile(path: "observability/prometheus.yml", contents: results[results.count - 1] as! String),
+            ]
+        }
+    }
+
+    /// A service's block of compose.yaml and the secrets it uses.
+    private struct ServiceBlock: Sendable {
+        var text: String
+        var secrets: [String]
+    }
+
+    private func context(blocks: [ServiceBlock], databaseBlocks: [String]) -> [String: Any] {
+        var secrets = Set<String>()
+        var services = blocks.map(\.text)
+        for (service, block) in zip(spec.services, blocks) {
+            secrets.formUnion(block.secrets)
             guard let database = service.database, database.external == nil else { continue }
             secrets.insert(ServiceEnvironment.databasePasswordSecret(database.name.value))
-            services.append(block(self.database(database.name.value)))
         }
+        services += databaseBlocks
         var volumes = spec.services.compactMap { service -> String? in
             guard let database = service.database, database.external == nil else { return nil }
             return database.name.value + "-data"

@@ -8,12 +8,18 @@ struct GatewayGenerator {
 
     private typealias J = OutputEscaping
 
+    static let routesPath = "gateway/routes.json"
+
     func files() -> [GeneratedFile] {
-        guard spec.gateway != nil else { return [] }
-        return [
-            GeneratedFile(path: "gateway/routes.json", contents: routesJSON()),
-            GeneratedFile(path: "gateway/nginx.conf", contents: templates.render("nginx.conf", nginxContext())),
-        ]
+        RenderPlan.run([plan(routesJSON: SharedResult { routesJSON() })])
+    }
+
+    func plan(routesJSON: SharedResult<String>) -> RenderPlan {
+        guard spec.gateway != nil else { return .files([]) }
+        return .files([
+            (Self.routesPath, { @Sendable in routesJSON.get() }),
+            ("gateway/nginx.conf", { @Sendable in templates.render("nginx.conf", nginxContext()) }),
+        ])
     }
 
     /// The route table as JSON; every string is escaped by the generator, so the template only places them.

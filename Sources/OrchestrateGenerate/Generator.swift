@@ -23,11 +23,18 @@ public struct Generator: Sendable {
     ///   invalid spec is not meaningful, and the CLI never does it.
     public func generate(_ spec: Spec, target: Target) -> [GeneratedFile] {
         switch target {
-        case .compose: ComposeGenerator(spec: spec, templates: templates).files()
-        case .kubernetes: KubernetesGenerator(spec: spec, templates: templates).files()
-        case .gateway: GatewayGenerator(spec: spec, templates: templates).files()
+        case .compose: return ComposeGenerator(spec: spec, templates: templates).files()
+        case .kubernetes: return KubernetesGenerator(spec: spec, templates: templates).files()
+        case .gateway: return GatewayGenerator(spec: spec, templates: templates).files()
         case .all:
-            [Target.compose, .kubernetes, .gateway].flatMap { generate(spec, target: $0) }
+            // The route table goes into gateway/routes.json and into the gateway's ConfigMap: rendered once.
+            let gateway = GatewayGenerator(spec: spec, templates: templates)
+            let routesJSON = SharedResult { gateway.routesJSON() }
+            return RenderPlan.run([
+                ComposeGenerator(spec: spec, templates: templates).plan(),
+                KubernetesGenerator(spec: spec, templates: templates, routesJSON: routesJSON).plan(),
+                gateway.plan(routesJSON: routesJSON),
+            ])
         }
     }
 

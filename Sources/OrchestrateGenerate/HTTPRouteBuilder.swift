@@ -7,14 +7,22 @@ struct HTTPRouteBuilder {
 
     private typealias Y = OutputEscaping
 
+    /// Whether any HTTPRoute will be made (the gateway is declared, has a port, and some service has routes).
+    var hasRoutes: Bool {
+        guard let gatewaySettings = spec.gateway, spec.service(named: gatewaySettings.service.value)?.port != nil else {
+            return false
+        }
+        return spec.services.contains { $0.port != nil && !$0.routes.isEmpty }
+    }
+
     func contexts() -> [[String: Any]] {
         guard let gatewaySettings = spec.gateway, let gateway = spec.service(named: gatewaySettings.service.value),
             let gatewayPort = gateway.port?.value
         else { return [] }
-        let routes = GatewayRoute.all(in: spec)
+        // Each service's routes in match order, grouped once (filtering all routes per service was quadratic).
+        let routesByService = Dictionary(grouping: GatewayRoute.all(in: spec)) { $0.service.name.value }
         return spec.services.compactMap { service -> [String: Any]? in
-            let own = routes.filter { $0.service.name.value == service.name.value }
-            guard !own.isEmpty else { return nil }
+            guard let own = routesByService[service.name.value], !own.isEmpty else { return nil }
             let rules: [[String: Any]] = own.map { route in
                 let viaGateway = route.route.effectiveAuth == .jwt
                 let methods = route.route.methods.map(\.value)

@@ -9,10 +9,13 @@ struct KubernetesGenerator {
     private let dependents: [String: [String]]
     /// Labels and selectors of every workload, built once: each appears in many places.
     private let labelsByName: [String: (labels: String, selector: String)]
+    /// The gateway's route table, shared with gateway/routes.json when both are generated.
+    private let routesJSON: SharedResult<String>
 
-    init(spec: Spec, templates: TemplateSet) {
+    init(spec: Spec, templates: TemplateSet, routesJSON: SharedResult<String>? = nil) {
         self.spec = spec
         self.templates = templates
+        self.routesJSON = routesJSON ?? SharedResult { GatewayGenerator(spec: spec, templates: templates).routesJSON() }
         self.dependents = NetworkPolicyBuilder.dependents(in: spec)
         var workloads = spec.services.map(\.name.value) + ["redis"]
         workloads += spec.services.compactMap { $0.database.map { ServiceEnvironment.databaseHost($0.name.value) } }
@@ -39,36 +42,51 @@ struct KubernetesGenerator {
     private typealias Y = OutputEscaping
 
     func files() -> [GeneratedFile] {
-        var files: [GeneratedFile] = [file("namespace.yaml", template: "k8s-namespace.yaml", base())]
-        files += ParallelRendering.map(spec.services) { service in
-            file("\(service.name.value).yaml", template: "k8s-service.yaml", context(for: service))
+        RenderPlan.run([plan()])
+    }
+
+    /// Every file as a job of its own; kustomization.yaml, which lists them, is the assembly.
+    func plan() -> RenderPlan {
+        var files: [(path: String, render: @Sendable () -> String)] = [
+            ("k8s/namespace.yaml", { templates.render("k8s-namespace.yaml", base()) })
+        ]
+        files += spec.services.map { service in
+            ("k8s/\(service.name.value).yaml", { templates.render("k8s-service.yaml", context(for: service)) })
         }
         let owners = spec.services.filter { $0.database != nil && $0.database?.external == nil }
-        files += ParallelRendering.map(owners) { service in
+        files += owners.map { service in
             let database = service.database!
             let name = ServiceEnvironment.databaseHost(database.name.value)
-            return file("\(name).yaml", template: "k8s-postgres.yaml", databaseContext(database, owner: service))
+            return ("k8s/\(name).yaml", { templates.render("k8s-postgres.yaml", databaseContext(database, owner: service)) })
         }
         if let broker = spec.broker, broker.external == nil {
-            files.append(file("redis.yaml", template: "k8s-redis.yaml", redisContext()))
+            files.append(("k8s/redis.yaml", { templates.render("k8s-redis.yaml", redisContext()) }))
         }
         if let gateway = spec.gateway {
-            var context = base()
-            context["name"] = Y.yaml(gateway.service.value + "-routes")
-            context["routes"] = Y.yaml(GatewayGenerator(spec: spec, templates: templates).routesJSON())
-            context["labels"] = labels(for: gateway.service.value)
-            files.append(file("\(gateway.service.value)-routes.yaml", template: "k8s-routes-configmap.yaml", context))
+            files.append(("k8s/\(gateway.service.value)-routes.yaml", {
+                var context = base()
+                context["name"] = Y.yaml(gateway.service.value + "-routes")
+                context["routes"] = Y.yaml(routesJSON.get())
+                context["labels"] = labels(for: gateway.service.value)
+                return templates.render("k8s-routes-configmap.yaml", context)
+            }))
         }
-        let routes = HTTPRouteBuilder(spec: spec).contexts()
-        if !routes.isEmpty {
-            var context = base()
-            context["routes"] = routes
-            files.append(file("httproutes.yaml", template: "k8s-httproutes.yaml", context))
+        let routes = HTTPRouteBuilder(spec: spec)
+        if routes.hasRoutes {
+            files.append(("k8s/httproutes.yaml", {
+                var context = base()
+                context["routes"] = routes.contexts()
+                return templates.render("k8s-httproutes.yaml", context)
+            }))
         }
-        var kustomization = base()
-        kustomization["resources"] = files.map { Y.yaml(String($0.path.dropFirst("k8s/".count))) }
-        files.append(file("kustomization.yaml", template: "k8s-kustomization.yaml", kustomization))
-        return files
+        let pieces = RenderPlan.files(files)
+        let paths = files.map(\.path)
+        return RenderPlan(jobs: pieces.jobs) { results in
+            var kustomization = base()
+            kustomization["resources"] = paths.map { Y.yaml(String($0.dropFirst("k8s/".count))) }
+            return pieces.assemble(results)
+                + [file("kustomization.yaml", template: "k8s-kustomization.yaml", kustomization)]
+        }
     }
 
     private func file(_ name: String, template: String, _ context: [String: Any]) -> GeneratedFile {

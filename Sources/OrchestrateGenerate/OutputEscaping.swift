@@ -24,22 +24,24 @@ enum OutputEscaping {
     }
 
     /// A double-quoted string with the escapes YAML and JSON share; everything outside printable ASCII is
-    /// written by `escapeOther` in the format's own notation.
+    /// written by `escapeOther` in the format's own notation. Built as bytes: appending to a String scalar by
+    /// scalar cost more than the rest of generating a route table.
     private static func quoted(_ text: String, escapeOther: (Unicode.Scalar) -> String) -> String {
-        var out = "\""
+        var out: [UInt8] = [UInt8(ascii: "\"")]
         out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case " "..."~": out.unicodeScalars.append(scalar)
-            default: out += escapeOther(scalar)
+            case "\"": out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case "\\": out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case "\n": out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case "\t": out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case "\r": out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case " "..."~": out.append(UInt8(scalar.value))
+            default: out += escapeOther(scalar).utf8
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func hex4(_ value: UInt32) -> String {
