@@ -8,9 +8,16 @@ import OrchestrateGenerate
 /// Where generated files go: writes only what changed, atomically, and tells what differs.
 struct OutputDirectory {
     let path: String
+    /// The names in each directory written to, listed once: opening each of 2,000 files that do not exist yet
+    /// to find it missing cost as much as writing them.
+    private let listings = Listings()
 
     struct WriteError: Error, CustomStringConvertible {
         var description: String
+    }
+
+    init(path: String) {
+        self.path = path
     }
 
     func display(_ relative: String) -> String {
@@ -18,30 +25,61 @@ struct OutputDirectory {
     }
 
     private func existing(_ relative: String) -> String? {
-        FileManager.default.contents(atPath: display(relative)).map { String(decoding: $0, as: UTF8.self) }
+        let target = display(relative)
+        let (parent, name) = Self.split(target)
+        guard listings.names(in: parent)?.contains(name) ?? true else { return nil }
+        return FileManager.default.contents(atPath: target).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Writes the file unless it already has these bytes; returns whether it wrote.
     func write(_ file: GeneratedFile) throws -> Bool {
-        if existing(file.path) == file.contents { return false }
+        let old = existing(file.path)
+        if old == file.contents { return false }
         let target = display(file.path)
-        let parent = target.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let (parent, _) = Self.split(target)
         do {
-            if !parent.isEmpty {
+            if !parent.isEmpty, listings.names(in: parent) == nil {
                 try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+                listings.created(parent)
             }
         } catch {
             throw WriteError(description: "cannot create \(parent): \(error)")
         }
-        // Atomic (a temporary file renamed over the target) but not synced: a generated file can always be
-        // generated again, and an fsync per file made writing 2,000 files take seconds.
+        // A new file is written in place, created exclusively (so nothing that appeared meanwhile is overwritten);
+        // a file that changes is replaced atomically (a temporary file renamed over it). Neither is synced: a
+        // generated file can always be generated again, and an fsync per file made writing 2,000 files take seconds.
+        let bytes = Array(file.contents.utf8)
+        if old == nil, POSIX.writeFile(target, bytes, exclusive: true) { return true }
         let temporary = target + ".orchestrate-tmp"
-        guard POSIX.writeFile(temporary, Array(file.contents.utf8)), POSIX.rename(temporary, to: target) else {
+        guard POSIX.writeFile(temporary, bytes), POSIX.rename(temporary, to: target) else {
             let reason = POSIX.lastError()
             POSIX.remove(temporary)
             throw WriteError(description: "cannot write \(target): \(reason)")
         }
         return true
+    }
+
+    /// `dir/sub/name` → (`dir/sub`, `name`); a bare name's directory is `.`.
+    private static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+
+    /// Directory listings, read when a directory is first asked about.
+    private final class Listings {
+        private var names: [String: Set<String>?] = [:]
+
+        /// The names in `directory`, or nil when it does not exist (or cannot be listed).
+        func names(in directory: String) -> Set<String>? {
+            if let known = names[directory] { return known }
+            let listed = (try? FileManager.default.contentsOfDirectory(atPath: directory)).map(Set.init)
+            names[directory] = listed
+            return listed
+        }
+
+        func created(_ directory: String) {
+            names[directory] = Set<String>()
+        }
     }
 
     /// A unified diff from the file on disk to the generated one, or nil when they are equal.

@@ -18,9 +18,9 @@ enum POSIX {
         #endif
     }
 
-    /// Creates or truncates a file (mode 0644) and writes all of `bytes`; false on any failure.
-    static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// Creates or truncates a file (mode 0644), or with `exclusive` only creates one, and writes all of `bytes`.
+    static func writeFile(_ path: String, _ bytes: [UInt8], exclusive: Bool = false) -> Bool {
+        let descriptor = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         var remaining = bytes[...]
