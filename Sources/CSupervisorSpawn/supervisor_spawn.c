@@ -2,6 +2,7 @@
 #include "supervisor_spawn.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -19,7 +20,7 @@ static void report_and_exit(int pipe_fd) {
 }
 
 pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
-                        int output_fd, int parent_death_signal) {
+                        int output_fd, int parent_death_signal, uid_t uid, gid_t gid) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return -errno;
     pid_t parent = getpid();
@@ -33,6 +34,9 @@ pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[]
     if (pid == 0) {
         // The child: only async-signal-safe calls from here to exec.
         setpgid(0, 0);
+        if (uid != (uid_t)-1) {
+            if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) report_and_exit(report[1]);
+        }
 #if defined(__linux__)
         if (parent_death_signal != 0) {
             if (prctl(PR_SET_PDEATHSIG, parent_death_signal) != 0) report_and_exit(report[1]);

@@ -17,9 +17,15 @@ struct Up: AsyncParsableCommand {
             are also at localhost:PORT. Logs are prefixed with the replica's name and kept in .orchestrate/logs. \
             Ctrl-C or SIGTERM stops everything in reverse dependency order.
 
+            Databases and the broker are embedded by default (a SQLite file per database, a SQLite event log). \
+            With --infra native they run on PostgreSQL (initdb and postgres from PATH or /usr/lib/postgresql, \
+            data in .orchestrate/postgres, a database and role per spec database) and redis-server (data in \
+            .orchestrate/redis), started, health-checked and provisioned before any service.
+
             Examples:
               orchestrate up
               orchestrate up -f services.yaml --no-build
+              orchestrate up --infra native
             """
     )
 
@@ -37,6 +43,9 @@ struct Up: AsyncParsableCommand {
 
     @Option(help: "Colour the log prefixes: auto, always or never.")
     var color: ColorMode = .auto
+
+    @Option(help: "Databases and broker: embedded (SQLite files) or native (PostgreSQL and redis-server from this machine).")
+    var infra: InfrastructureMode = .embedded
 
     func run() async throws {
         let spec = try LoadSpec.load(file, format: .text, color: color, failure: "nothing was started")
@@ -104,6 +113,19 @@ struct Up: AsyncParsableCommand {
             POSIX.printError("orchestrate: nothing was started")
             throw ExitCode.failure
         }
+        var infrastructure: NativeInfrastructure?
+        if infra == .native {
+            do {
+                let addresses = try (LoopbackAddresses.linux.address(plan.replicas.count), LoopbackAddresses.linux.address(plan.replicas.count + 1))
+                infrastructure = try NativeInfrastructure.plan(
+                    for: spec, stateDirectory: stateDirectory, environment: environment, addresses: addresses,
+                    dnsPort: dns.port)
+            } catch {
+                await dns.stop()
+                POSIX.printError("orchestrate: \(error); nothing was started")
+                throw ExitCode.failure
+            }
+        }
         try writeRoutes(spec: spec, to: stateDirectory + "/routes.json")
 
         let inherited = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"]
@@ -113,21 +135,30 @@ struct Up: AsyncParsableCommand {
                 runPlan.replicas[index].environment[name] = environment[name]
             }
         }
+        let infrastructureNames = infrastructure?.spec.services.map(\.name.value) ?? []
         let log = SupervisorLog(
-            directory: stateDirectory + "/logs", services: spec.services.map(\.name.value),
+            directory: stateDirectory + "/logs", services: infrastructureNames + spec.services.map(\.name.value),
             maximumReplicas: spec.services.map(\.effectiveReplicas).max() ?? 1, useColor: useColor)
         let socketPath = stateDirectory + "/control.sock"
         let recorder = try StateRecorder(
             path: statePath,
             initial: StateFile(supervisorPID: getpid(), dnsPort: dns.port, controlSocket: socketPath))
+        let started = ContinuousClock.now
+        var infrastructureSupervisor: Supervisor?
+        if let infrastructure {
+            infrastructureSupervisor = try await startInfrastructure(
+                infrastructure, log: log, directory: directory, recorder: recorder, dns: dns)
+            runPlan = infrastructure.apply(to: runPlan, spec: spec)
+        }
         let supervisor = Supervisor(
             spec: spec, plan: runPlan, executableDirectory: products, launcher: NativeLauncher(), prober: ProbeRunner(),
             directory: directory, log: log, state: recorder)
         try? directory.hostsFile().write(toFile: stateDirectory + "/hosts", atomically: true, encoding: .utf8)
+        let supervisors = [infrastructureSupervisor, supervisor].compactMap { $0 }
 
         let (stopRequests, requestStop) = AsyncStream<String>.makeStream()
         let control = try await ControlServer.start(path: socketPath) { request in
-            await Self.handle(request, supervisor: supervisor, requestStop: requestStop)
+            await Self.handle(request, supervisors: supervisors, requestStop: requestStop)
         }
         let signals = SignalListener()
         let signalTask = Task {
@@ -139,11 +170,12 @@ struct Up: AsyncParsableCommand {
                 } else {
                     // A second Ctrl-C: no more waiting for grace periods.
                     log.note("second signal: killing every process now")
-                    for row in await supervisor.status() { if let pid = row.pid { kill(-pid, SIGKILL) } }
+                    for supervisor in supervisors {
+                        for row in await supervisor.status() { if let pid = row.pid { kill(-pid, SIGKILL) } }
+                    }
                 }
             }
         }
-        let started = ContinuousClock.now
         log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")
         await supervisor.start()
         var localForwards: [LocalhostForward] = []
@@ -177,6 +209,7 @@ struct Up: AsyncParsableCommand {
         announcer.cancel()
         log.note("\(reason): stopping in reverse dependency order")
         await supervisor.shutdown()
+        await infrastructureSupervisor?.shutdown()
         for forward in localForwards { await forward.stop() }
         await control.stop()
         await dns.stop()
@@ -186,18 +219,25 @@ struct Up: AsyncParsableCommand {
         log.close()
     }
 
+    /// Answers a control request; with --infra native the infrastructure's supervisor comes first, so its
+    /// servers lead `orchestrate status` and can be restarted by name like any service.
     static func handle(
-        _ request: ControlRequest, supervisor: Supervisor, requestStop: AsyncStream<String>.Continuation
+        _ request: ControlRequest, supervisors: [Supervisor], requestStop: AsyncStream<String>.Continuation
     ) async -> ControlResponse {
         do {
             switch request.command {
             case .status:
-                return ControlResponse(ok: true, replicas: await supervisor.status())
+                var replicas: [ReplicaStatus] = []
+                for supervisor in supervisors { replicas += await supervisor.status() }
+                return ControlResponse(ok: true, replicas: replicas)
             case .down:
                 requestStop.yield("orchestrate down")
                 return ControlResponse(ok: true, message: "stopping")
             case .restart, .stop, .start:
                 guard let service = request.service else { return ControlResponse(ok: false, error: "which service?") }
+                var owner = supervisors.last!
+                for supervisor in supervisors where await supervisor.runs(service) { owner = supervisor }
+                let supervisor = owner
                 switch request.command {
                 case .restart: try await supervisor.restart(service)
                 case .stop: try await supervisor.stop(service)
@@ -207,6 +247,46 @@ struct Up: AsyncParsableCommand {
             }
         } catch {
             return ControlResponse(ok: false, error: "\(error)")
+        }
+    }
+
+    /// Prepares (initdb the first time), starts and waits for the native servers, then creates the databases;
+    /// on any failure stops what started and exits without starting a service.
+    private func startInfrastructure(
+        _ infrastructure: NativeInfrastructure, log: SupervisorLog, directory: ServiceDirectory,
+        recorder: StateRecorder, dns: DNSServer
+    ) async throws -> Supervisor {
+        let launcher = NativeLauncher()
+        let postgresOutput: @Sendable (String) -> Void = { line in
+            log.output(line, replica: NativeInfrastructure.postgresName, service: NativeInfrastructure.postgresName)
+        }
+        let supervisor = Supervisor(
+            spec: infrastructure.spec, plan: infrastructure.plan, executableDirectory: "", launcher: launcher,
+            prober: ProbeRunner(), directory: directory, log: log, state: recorder)
+        do {
+            try await infrastructure.prepare(launcher: launcher, output: postgresOutput)
+            await supervisor.start()
+            let deadline = ContinuousClock.now + .seconds(120)
+            while !(await supervisor.allReady()) {
+                let failed = await supervisor.failedServices()
+                guard failed.isEmpty else {
+                    throw NativeInfrastructure.SetupError(
+                        description: "\(failed.joined(separator: ", ")) failed to start (`orchestrate logs`, or .orchestrate/logs)")
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw NativeInfrastructure.SetupError(description: "the infrastructure was not ready within 120 s")
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            try await infrastructure.provision(launcher: launcher, output: postgresOutput)
+            return supervisor
+        } catch {
+            await supervisor.shutdown()
+            await dns.stop()
+            recorder.remove()
+            log.note("\(error); nothing was started")
+            log.close()
+            throw ExitCode.failure
         }
     }
 
@@ -277,4 +357,12 @@ struct Up: AsyncParsableCommand {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         return String(format: "%.2f s", seconds)
     }
+}
+
+/// Where `up` keeps databases and the broker.
+enum InfrastructureMode: String, ExpressibleByArgument, CaseIterable {
+    /// SQLite files and a SQLite event log under .orchestrate/data: nothing to install.
+    case embedded
+    /// PostgreSQL and redis-server from this machine.
+    case native
 }

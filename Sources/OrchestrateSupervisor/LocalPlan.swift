@@ -14,6 +14,10 @@ public struct LocalPlan: Sendable {
         public var environment: [String: String]
         /// The wave it starts in: 0 has no dependencies; wave N starts once waves before it are ready.
         public var wave: Int
+        /// The program's full path, for programs that are not products of the package (PostgreSQL, Redis).
+        public var executable: String? = nil
+        /// Who it runs as, when not the supervisor's user.
+        public var user: ProcessUser? = nil
     }
 
     public var project: String

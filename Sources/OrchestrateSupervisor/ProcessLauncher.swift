@@ -8,12 +8,37 @@ public struct LaunchRequest: Sendable, Equatable {
     public var arguments: [String]
     public var environment: [String: String]
     public var workingDirectory: String?
+    /// The user to run as, when not the supervisor's own (PostgreSQL refuses to run as root).
+    public var user: ProcessUser?
 
-    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String? = nil) {
+    public init(
+        executable: String, arguments: [String], environment: [String: String], workingDirectory: String? = nil,
+        user: ProcessUser? = nil
+    ) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.workingDirectory = workingDirectory
+        self.user = user
+    }
+}
+
+/// A user and group to run a process as.
+public struct ProcessUser: Sendable, Equatable, Codable {
+    public var name: String
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(name: String, uid: UInt32, gid: UInt32) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// The account `name` from the user database, or nil when there is none.
+    public static func named(_ name: String) -> ProcessUser? {
+        guard let entry = getpwnam(name) else { return nil }
+        return ProcessUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
     }
 }
 
@@ -137,7 +162,8 @@ public struct NativeLauncher: ProcessLauncher {
             environment.withUnsafeBufferPointer { envp in
                 orchestrate_spawn(
                     request.executable, argv.baseAddress, envp.baseAddress, request.workingDirectory,
-                    outputDescriptor, deathSignal)
+                    outputDescriptor, deathSignal, request.user.map { uid_t($0.uid) } ?? uid_t.max,
+                    request.user.map { gid_t($0.gid) } ?? gid_t.max)
             }
         }
     }

@@ -144,7 +144,8 @@ actor ReplicaRunner {
             state = .starting
             detail = "starting"
             let request = LaunchRequest(
-                executable: service.executable, arguments: replica.arguments, environment: replica.environment)
+                executable: service.executable, arguments: replica.arguments, environment: replica.environment,
+                user: replica.user)
             let process: any LaunchedProcess
             do {
                 let log = context.log

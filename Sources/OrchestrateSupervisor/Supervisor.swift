@@ -56,7 +56,7 @@ public actor Supervisor {
             let settings = ServiceSettings(
                 name: replica.service, probes: service.probes, restart: service.effectiveRestart,
                 stopGracePeriod: .milliseconds(service.effectiveStopGracePeriod.milliseconds),
-                executable: executableDirectory + "/" + replica.product)
+                executable: replica.executable ?? executableDirectory + "/" + replica.product)
             if let port = replica.port {
                 directory.upsert(ServiceDirectory.Replica(
                     service: replica.service, index: replica.index, address: replica.address, port: port))
@@ -129,6 +129,11 @@ public actor Supervisor {
             for runner in runners[name, default: []] { rows.append(await runner.status()) }
         }
         return rows
+    }
+
+    /// Whether this supervisor runs a service of that name.
+    public func runs(_ name: String) -> Bool {
+        runners[name] != nil
     }
 
     private func replicas(of name: String) throws -> [ReplicaRunner] {

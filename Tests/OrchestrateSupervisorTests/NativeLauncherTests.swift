@@ -28,6 +28,20 @@ import Testing
         #expect(await eventually { lines.withLock { $0 } == ["ONLY=this"] })
     }
 
+    /// Run as root (as CI is), a child can become another user, as PostgreSQL must: uid, gid and groups change.
+    @Test func aRootSupervisorRunsAChildAsAnotherUser() async throws {
+        guard geteuid() == 0, let nobody = ProcessUser.named("nobody") else { return }
+        let lines = Mutex<[String]>([])
+        let process = try await launcher.launch(
+            LaunchRequest(executable: "/usr/bin/id", arguments: [], environment: [:], user: nobody)
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await process.exitStatus() == .exited(0))
+        #expect(await eventually { !lines.withLock { $0 }.isEmpty })
+        let output = lines.withLock { $0.joined() }
+        #expect(output.hasPrefix("uid=\(nobody.uid)(nobody) gid=\(nobody.gid)"), "\(output)")
+        #expect(output.hasSuffix("groups=\(nobody.gid)(\(output.contains("nogroup") ? "nogroup" : "nobody"))"), "\(output)")
+    }
+
     @Test func aMissingProgramIsALaunchErrorNotAnExitStatus() async throws {
         await #expect(throws: LaunchError.self) {
             _ = try await launcher.launch(LaunchRequest(executable: "/nonexistent/program", arguments: [], environment: [:])) { _ in }

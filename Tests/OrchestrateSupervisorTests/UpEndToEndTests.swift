@@ -38,10 +38,56 @@ let productsDirectory: URL = {
         }
     }
 
+    /// A process and everything below it (parents read from /proc/PID/stat, which any user may read: a server
+    /// running as another user hides its environment).
+    func family(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        var parents: [Int32: Int32] = [:]
+        for pid in entries.compactMap(Int32.init) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { parents[pid] = parent }
+        }
+        var family: [Int32] = [pid]
+        var index = 0
+        while index < family.count {
+            family += parents.filter { $0.value == family[index] }.map(\.key)
+            index += 1
+        }
+        return family.filter(ProcessInfoReader.isAlive)
+    }
+
     func replicas(_ directory: URL) async throws -> [ReplicaStatus] {
         let (status, output) = try await command(["status", "--format", "json", "-f", directory.appendingPathComponent("services.yaml").path], in: directory)
         guard status == 0 else { return [] }
         return (try? JSONDecoder().decode([ReplicaStatus].self, from: Data(output.utf8))) ?? []
+    }
+
+    /// A request to the gateway at localhost:3000; the status and body.
+    func call(_ method: HTTPMethod, _ path: String, _ body: String? = nil, token: String?) async throws -> (UInt, String) {
+        var request = HTTPClientRequest(url: "http://localhost:3000\(path)")
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (response.status.code, String(buffer: bytes))
+    }
+
+    /// Polls the notifications of a user until one contains `text`; bounded: 100 polls, 10 s.
+    func notification(for userID: String, containing text: String, token: String) async throws -> String {
+        var notifications = ""
+        for _ in 0..<100 {
+            notifications = try await call(.GET, "/api/notifications?userId=\(userID)", token: token).1
+            if notifications.contains(text) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return notifications
     }
 
     @Test func theShopComesUpAnswersByNameHealsAndLeavesNothingBehind() async throws {
@@ -68,19 +114,6 @@ let productsDirectory: URL = {
         let (tokenStatus, tokenOutput) = try await command(["token", "--sub", "e2e", "-f", spec.path], in: directory)
         #expect(tokenStatus == 0)
         let token = tokenOutput.split(separator: "\n").last.map(String.init) ?? ""
-        let client = HTTPClient.shared
-        func call(_ method: HTTPMethod, _ path: String, _ body: String? = nil, token: String?) async throws -> (UInt, String) {
-            var request = HTTPClientRequest(url: "http://localhost:3000\(path)")
-            request.method = method
-            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            if let body {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(string: body))
-            }
-            let response = try await client.execute(request, timeout: .seconds(10))
-            let bytes = try await response.body.collect(upTo: 1 << 20)
-            return (response.status.code, String(buffer: bytes))
-        }
         #expect(try await call(.GET, "/api/users", token: nil).0 == 401)
         let (created, user) = try await call(.POST, "/api/users", #"{"name":"Ada","email":"ada@example.com"}"#, token: token)
         #expect(created == 201)
@@ -90,13 +123,8 @@ let productsDirectory: URL = {
             .POST, "/api/orders", #"{"userId":"\#(userID)","items":[{"sku":"book","quantity":2,"unitPrice":1250}]}"#, token: token)
         #expect(ordered == 201)
         #expect(order.contains(#""total":2500"#))
-        // The order's event reaches notification-service through the embedded event log; bounded: 10 s.
-        var notifications = ""
-        for _ in 0..<100 {
-            notifications = try await call(.GET, "/api/notifications?userId=\(userID)", token: token).1
-            if notifications.contains("confirmed: 25.00 USD") { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        // The order's event reaches notification-service through the embedded event log.
+        let notifications = try await notification(for: userID, containing: "confirmed: 25.00 USD", token: token)
         #expect(notifications.contains("confirmed: 25.00 USD"), "\(notifications)")
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/data/events.sqlite").path))
 
@@ -158,6 +186,98 @@ let productsDirectory: URL = {
         let gatewayStopped = lines.firstIndex { $0.contains("api-gateway-1 stopped") }
         let userStopped = lines.firstIndex { $0.contains("user-service-1 stopped") }
         #expect(gatewayStopped != nil && userStopped != nil && gatewayStopped! < userStopped!)
+    }
+
+    /// `up --infra native`: the databases on a PostgreSQL cluster (initdb'd under .orchestrate, a role per
+    /// database that alone may connect to it) and the broker on redis-server, both supervised, ready before any
+    /// service, kept across runs, and gone with the supervisor — by SIGTERM and by SIGKILL.
+    @Test func theShopRunsOnPostgreSQLAndRedis() async throws {
+        guard let psql = ExternalTool.find("psql"), ExternalTool.find("redis-server") != nil else {
+            if ExternalTool.isRequired { Issue.record("psql or redis-server is missing: scripts/test installs them") }
+            return
+        }
+        let directory = try ExternalTool.temporaryDirectory("native")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let spec = directory.appendingPathComponent("services.yaml")
+        try FileManager.default.copyItem(at: ExternalTool.packageRoot.appendingPathComponent("services.yaml"), to: spec)
+        func up(_ name: String) throws -> ChildProcess {
+            try ChildProcess(
+                orchestrate,
+                ["up", "-f", spec.path, "--no-build", "--bin-path", productsDirectory.path, "--color", "never", "--infra", "native"],
+                environment: ["PATH": "/usr/bin:/bin", "HOME": directory.path],
+                logPath: directory.appendingPathComponent("\(name).log").path)
+        }
+        let first = try up("first")
+        var firstStopped = false
+        defer { if !firstStopped { first.signal(SIGKILL) } }
+        // initdb, then the servers, then the shop: bounded at 180 s.
+        #expect(await eventually(.seconds(180)) { first.log.contains("all 7 replicas of 5 services ready") }, "\(first.log)")
+        let lines = first.log.split(separator: "\n")
+        let postgresReady = try #require(lines.firstIndex { $0.contains("postgres-1 ready") })
+        let redisReady = try #require(lines.firstIndex { $0.contains("redis-1 ready") })
+        let firstServiceStarted = try #require(lines.firstIndex { $0.contains("-1 started") && !$0.contains("postgres") && !$0.contains("redis") })
+        #expect(postgresReady < firstServiceStarted && redisReady < firstServiceStarted)
+
+        let rows = try await replicas(directory)
+        #expect(rows.count == 9)
+        let postgres = try #require(rows.first { $0.service == "postgres" })
+        #expect(rows.first { $0.service == "redis" }?.ready == true && postgres.ready)
+        let port = try #require(postgres.port)
+
+        // Each service's role reaches its own database and no other.
+        func psqlStatus(user: String, database: String) async throws -> (Int32?, String) {
+            let run = try ChildProcess(
+                psql.path, ["-X", "-h", postgres.address, "-p", String(port), "-U", user, "-d", database, "-Atc", "SELECT 1"],
+                environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("psql-\(UUID().uuidString).log").path)
+            return (await run.wait(timeout: .seconds(30)), run.log)
+        }
+        #expect(try await psqlStatus(user: "users", database: "users").0 == 0)
+        let (crossStatus, crossOutput) = try await psqlStatus(user: "users", database: "orders")
+        #expect(crossStatus != 0 && crossOutput.contains("CONNECT privilege"), "\(crossOutput)")
+
+        // A user and an order through the gateway; the order's event travels on Redis Streams.
+        let (_, tokenOutput) = try await command(["token", "--sub", "native", "-f", spec.path], in: directory)
+        let token = tokenOutput.split(separator: "\n").last.map(String.init) ?? ""
+        let (created, user) = try await call(.POST, "/api/users", #"{"name":"Grace","email":"grace@example.com"}"#, token: token)
+        #expect(created == 201)
+        let userID = try #require((try JSONSerialization.jsonObject(with: Data(user.utf8)) as? [String: Any])?["id"] as? String)
+        let (ordered, _) = try await call(
+            .POST, "/api/orders", #"{"userId":"\#(userID)","items":[{"sku":"pen","quantity":1,"unitPrice":300}]}"#, token: token)
+        #expect(ordered == 201)
+        let notifications = try await notification(for: userID, containing: "confirmed: 3.00 USD", token: token)
+        #expect(notifications.contains("confirmed: 3.00 USD"), "\(notifications)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".orchestrate/data/events.sqlite").path))
+
+        // SIGTERM: the shop first, then the servers; nothing is left.
+        let state = try #require(StateFile.read(directory.appendingPathComponent(".orchestrate/state.json").path))
+        let cluster = family(of: try #require(postgres.pid))
+        #expect(cluster.count > 1)  // the postmaster and its workers
+        #expect(processes(withDNSPort: state.dnsPort).count >= 8)  // the services and Redis
+        first.signal(SIGTERM)
+        let exit = await first.wait(timeout: .seconds(90))
+        firstStopped = exit != nil
+        #expect(exit == 0)
+        #expect(processes(withDNSPort: state.dnsPort).isEmpty)
+        #expect(cluster.allSatisfy { !ProcessInfoReader.isAlive($0) })
+        let stopped = first.log.split(separator: "\n")
+        let orderStopped = try #require(stopped.firstIndex { $0.contains("order-service-1 stopped") })
+        let postgresStopped = try #require(stopped.firstIndex { $0.contains("postgres-1 stopped") })
+        #expect(orderStopped < postgresStopped)
+
+        // The data stays: a second run (no initdb) still has the user; a SIGKILLed supervisor takes the servers along.
+        let second = try up("second")
+        defer { second.signal(SIGKILL) }
+        #expect(await eventually(.seconds(180)) { second.log.contains("all 7 replicas of 5 services ready") }, "\(second.log)")
+        #expect(!second.log.contains("initdb") && !second.log.contains("creating directory"))
+        #expect(try await call(.GET, "/api/users/\(userID)", token: token).1.contains("grace@example.com"))
+        let secondState = try #require(StateFile.read(directory.appendingPathComponent(".orchestrate/state.json").path))
+        let secondCluster = family(of: try #require(try await replicas(directory).first { $0.service == "postgres" }?.pid))
+        #expect(!processes(withDNSPort: secondState.dnsPort).isEmpty && secondCluster.count > 1)
+        second.signal(SIGKILL)
+        _ = await second.wait(timeout: .seconds(10))
+        #expect(await eventually(.seconds(20)) {
+            self.processes(withDNSPort: secondState.dnsPort).isEmpty && secondCluster.allSatisfy { !ProcessInfoReader.isAlive($0) }
+        })
     }
 
     /// A supervisor killed with SIGKILL cannot stop anything itself: the kernel does, through PR_SET_PDEATHSIG.

@@ -8,11 +8,15 @@
 /// When `parent_death_signal` is not 0 and the system has PR_SET_PDEATHSIG (Linux), the child gets that signal
 /// when the thread that called this function ends — so call it from a thread that lives as long as the child.
 ///
+/// When `uid` is not (uid_t)-1 the child first becomes that user, with `gid` as its only group (a supervisor run
+/// as root starting PostgreSQL, which refuses root); this happens before the parent-death signal is set, because
+/// a change of credentials clears it.
+///
 /// Returns the child's PID, or -errno when it could not start (fork failed, or exec failed in the child: the
 /// child reports the exec error through a close-on-exec pipe before it exits, so "no such file" is an error here,
 /// not an exit status later).
 pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
-                        int output_fd, int parent_death_signal);
+                        int output_fd, int parent_death_signal, uid_t uid, gid_t gid);
 
 /// A pipe whose both ends are close-on-exec (pipe2 is a GNU extension Swift's Glibc module does not show).
 int orchestrate_pipe(int fds[2]);

@@ -1,0 +1,357 @@
+import Foundation
+public import OrchestrateSpec
+
+/// `orchestrate up --infra native`: the spec's databases on a PostgreSQL cluster and its broker on a Redis server,
+/// both run from the machine's own binaries with their data under `.orchestrate/`, supervised like the services
+/// (probed, restarted, in DNS as `postgres` and `redis`, stopped last) and ready before any service starts.
+///
+/// One cluster holds every database, each owned by a role of its name that alone may connect to it, so a
+/// service reaches its own database and no other, as with compose's container per database. The servers run
+/// in the foreground as children of the supervisor (not through `pg_ctl start`, which detaches the server), so
+/// they get the same parent-death signal and process-group teardown as the services: nothing outlives `up`.
+public struct NativeInfrastructure: Sendable {
+    public struct SetupError: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
+    }
+
+    /// The programs found on this machine.
+    public struct Programs: Sendable {
+        public var initdb: String
+        public var postgres: String
+        public var pgIsReady: String
+        public var psql: String
+        public var redisServer: String?
+        public var redisCLI: String?
+    }
+
+    /// The infrastructure as a spec of its own (`postgres`, `redis`), run by a second `Supervisor`.
+    public let spec: Spec
+    public let plan: LocalPlan
+    let postgresPort: Int?
+    let redisPort: Int?
+    let programs: Programs?
+    let databases: [String]
+    let postgresDirectory: String
+    let user: ProcessUser?
+
+    public static let postgresName = "postgres"
+    public static let redisName = "redis"
+    /// The cluster's superuser (trust authentication, loopback only).
+    static let superuser = "orchestrate"
+
+    /// The databases the spec declares that are not external, and whether it has a broker that is not.
+    static func needs(_ spec: Spec) -> (databases: [String], broker: Bool) {
+        let databases = spec.services.compactMap { service -> String? in
+            guard let database = service.database, database.external == nil else { return nil }
+            return database.name.value
+        }
+        return (databases, spec.broker.map { $0.external == nil } ?? false)
+    }
+
+    /// Finds the programs, chooses free loopback ports and lays out the plan. Nothing is started.
+    ///
+    /// - Parameters:
+    ///   - addresses: The loopback addresses for the servers (the services take the rest of 127.0.0.0/8).
+    /// - Throws: `SetupError` naming what is missing (and the Debian package that has it) or what collides.
+    ///   - dnsPort: The supervisor's DNS server, named in the servers' environment as in the services' (it marks
+    ///     them as this supervisor's; they do not resolve names).
+    public static func plan(
+        for spec: Spec, stateDirectory: String, environment: [String: String], addresses: (postgres: String, redis: String),
+        dnsPort: Int
+    ) throws -> NativeInfrastructure {
+        let (databases, needsBroker) = needs(spec)
+        for name in [postgresName, redisName] where spec.service(named: name) != nil {
+            throw SetupError(description: "--infra native runs a server named \(name), and the spec has a service of that name")
+        }
+        let searchPath = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        var programs: Programs?
+        if !databases.isEmpty {
+            programs = try locatePostgres(searchPath: searchPath)
+        }
+        if needsBroker {
+            guard let server = find("redis-server", in: searchPath) else {
+                throw SetupError(description: "--infra native needs redis-server on PATH for the broker (Debian: apt-get install redis-server)")
+            }
+            if programs == nil {
+                programs = Programs(initdb: "", postgres: "", pgIsReady: "", psql: "")
+            }
+            programs?.redisServer = server
+            programs?.redisCLI = find("redis-cli", in: searchPath)
+        }
+        let user = geteuid() == 0 ? ProcessUser.named("postgres") : nil
+        if geteuid() == 0, !databases.isEmpty, user == nil {
+            throw SetupError(description: "PostgreSQL refuses to run as root, and there is no postgres user to run it as")
+        }
+        let postgresPort = databases.isEmpty ? nil : try freePort(on: addresses.postgres)
+        let redisPort = needsBroker ? try freePort(on: addresses.redis) : nil
+        let postgresDirectory = stateDirectory + "/postgres"
+        let redisDirectory = stateDirectory + "/redis"
+
+        var services: [String: InfrastructureService] = [:]
+        var replicas: [LocalPlan.Replica] = []
+        if let postgresPort, let programs {
+            services[postgresName] = InfrastructureService(
+                product: postgresName, port: postgresPort, stopGracePeriod: "30s",
+                probes: .init(
+                    readiness: .init(
+                        command: [
+                            programs.pgIsReady, "-q", "-h", addresses.postgres, "-p", String(postgresPort), "-U",
+                            Self.superuser, "-d", "postgres",
+                        ],
+                        interval: "1s", timeout: "2s", failureThreshold: 3),
+                    liveness: .init(tcp: postgresPort, interval: "10s", timeout: "2s", failureThreshold: 3)))
+            replicas.append(
+                LocalPlan.Replica(
+                    service: postgresName, index: 1, product: postgresName, address: addresses.postgres,
+                    port: postgresPort,
+                    arguments: [
+                        // TCP on loopback only: a Unix socket path under a deep project directory can pass the
+                        // 107-byte limit, and every client here connects by address anyway.
+                        "-D", postgresDirectory + "/data", "-p", String(postgresPort), "-k", "",
+                        "-c", "listen_addresses=\(addresses.postgres)",
+                    ],
+                    environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "ORCHESTRATE_DNS": "127.0.0.1:\(dnsPort)"],
+                    wave: 0, executable: programs.postgres,
+                    user: user))
+        }
+        if let redisPort, let server = programs?.redisServer {
+            let readiness: InfrastructureService.Check =
+                programs?.redisCLI.map { cli in
+                    .init(
+                        command: [cli, "-h", addresses.redis, "-p", String(redisPort), "ping"], interval: "1s",
+                        timeout: "2s", failureThreshold: 3)
+                } ?? .init(tcp: redisPort, interval: "1s", timeout: "2s", failureThreshold: 3)
+            services[redisName] = InfrastructureService(
+                product: redisName, port: redisPort, stopGracePeriod: "10s",
+                probes: .init(
+                    readiness: readiness,
+                    liveness: .init(tcp: redisPort, interval: "10s", timeout: "2s", failureThreshold: 3)))
+            replicas.append(
+                LocalPlan.Replica(
+                    service: redisName, index: 1, product: redisName, address: addresses.redis, port: redisPort,
+                    arguments: [
+                        "--bind", addresses.redis, "--port", String(redisPort), "--dir", redisDirectory,
+                        "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+                    ],
+                    environment: ["ORCHESTRATE_DNS": "127.0.0.1:\(dnsPort)"], wave: 0, executable: server))
+        }
+        // A spec of its own, decoded by the same loader as services.yaml (JSON is YAML), so its probes, restart
+        // policy and grace periods mean what they mean there.
+        let document = InfrastructureDocument(version: 1, name: spec.name.value, services: services)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let loaded = SpecLoader.load(try encoder.encode(document))
+        // `redis` is a name the validator keeps for the broker; here it is the broker.
+        let problems = loaded.diagnostics.filter { $0.severity == .error && $0.code != .reservedName }
+        guard let infrastructureSpec = loaded.spec, problems.isEmpty else {
+            throw SetupError(description: "internal: the infrastructure spec is invalid: \(problems.map(\.message))")
+        }
+        return NativeInfrastructure(
+            spec: infrastructureSpec,
+            plan: LocalPlan(project: spec.name.value, replicas: replicas, waves: [replicas.map(\.service)], generatedSecrets: []),
+            postgresPort: postgresPort, redisPort: redisPort, programs: programs, databases: databases,
+            postgresDirectory: postgresDirectory, user: user)
+    }
+
+    /// What the services connect to: each one's own database, and the broker.
+    public func apply(to plan: LocalPlan, spec: Spec) -> LocalPlan {
+        var plan = plan
+        let postgresAddress = self.plan.replicas.first { $0.service == Self.postgresName }?.address
+        let redisAddress = self.plan.replicas.first { $0.service == Self.redisName }?.address
+        for index in plan.replicas.indices {
+            guard let service = spec.service(named: plan.replicas[index].service) else { continue }
+            if let database = service.database, database.external == nil, let postgresPort, let postgresAddress {
+                let name = database.name.value
+                plan.replicas[index].environment["DATABASE_URL"] = "postgres://\(name)@\(postgresAddress):\(postgresPort)/\(name)"
+            }
+            if let broker = spec.broker, broker.external == nil, let redisPort, let redisAddress {
+                plan.replicas[index].environment["BROKER_URL"] = "redis://\(redisAddress):\(redisPort)"
+            }
+        }
+        return plan
+    }
+
+    /// Creates the cluster the first time (initdb, as the postgres user when run as root) and the Redis directory.
+    public func prepare(launcher: any ProcessLauncher, output: @escaping @Sendable (String) -> Void) async throws {
+        let fileManager = FileManager.default
+        if redisPort != nil {
+            let redis = plan.replicas.first { $0.service == Self.redisName }
+            if let directory = redis?.arguments.drop(while: { $0 != "--dir" }).dropFirst().first {
+                try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+        }
+        guard let programs, postgresPort != nil else { return }
+        try fileManager.createDirectory(atPath: postgresDirectory, withIntermediateDirectories: true)
+        if let user {
+            if let blocked = Self.firstUntraversable(ancestorsOf: postgresDirectory, by: user) {
+                throw SetupError(description:
+                    "PostgreSQL runs as the postgres user, which cannot enter \(blocked); `chmod o+x \(blocked)`, or run orchestrate up as a user other than root")
+            }
+            guard chown(postgresDirectory, user.uid, user.gid) == 0 else {
+                throw SetupError(description: "cannot give \(postgresDirectory) to the postgres user: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard !fileManager.fileExists(atPath: postgresDirectory + "/data/PG_VERSION") else { return }
+        let status = try await Self.run(
+            LaunchRequest(
+                executable: programs.initdb,
+                arguments: ["-D", postgresDirectory + "/data", "-U", Self.superuser, "--auth=trust", "-E", "UTF8"],
+                environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"],
+                workingDirectory: postgresDirectory, user: user),
+            launcher: launcher, output: output)
+        guard status == .exited(0) else {
+            throw SetupError(description: "initdb failed (\(status)); its output is above and in .orchestrate/logs/postgres.log")
+        }
+    }
+
+    /// Creates each database and its role when missing, and lets only that role (and the superuser) connect.
+    public func provision(launcher: any ProcessLauncher, output: @escaping @Sendable (String) -> Void) async throws {
+        guard let programs, let postgresPort, !databases.isEmpty,
+            let address = plan.replicas.first(where: { $0.service == Self.postgresName })?.address
+        else { return }
+        // Names are DNS labels (validated), so they need no escaping inside the literals; %I quotes identifiers.
+        let names = "(VALUES " + databases.map { "('\($0)')" }.joined(separator: ", ") + ") AS wanted(name)"
+        let script = """
+            SELECT format('CREATE ROLE %I LOGIN', name) FROM \(names)
+              WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = name) \\gexec
+            SELECT format('CREATE DATABASE %I OWNER %I', name, name) FROM \(names)
+              WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = name) \\gexec
+            SELECT format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', name) FROM \(names) \\gexec
+
+            """
+        let scriptPath = postgresDirectory + "/provision.sql"
+        try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let status = try await Self.run(
+            LaunchRequest(
+                executable: programs.psql,
+                arguments: [
+                    "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", String(postgresPort), "-U", Self.superuser,
+                    "-d", "postgres", "-f", scriptPath,
+                ],
+                environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"]),
+            launcher: launcher, output: output)
+        guard status == .exited(0) else {
+            throw SetupError(description: "creating the databases failed (psql \(status)); its output is above")
+        }
+    }
+
+    /// Runs a program to its end, its output lines to `output`.
+    static func run(_ request: LaunchRequest, launcher: any ProcessLauncher, output: @escaping @Sendable (String) -> Void)
+        async throws -> ProcessExit
+    {
+        let process = try await launcher.launch(request, output: output)
+        return await process.exitStatus()
+    }
+
+    /// The first directory above `path` that `user` may not enter, or nil.
+    static func firstUntraversable(ancestorsOf path: String, by user: ProcessUser) -> String? {
+        var directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        while directory != "/" && !directory.isEmpty {
+            var status = stat()
+            guard stat(directory, &status) == 0 else { return directory }
+            let mode = status.st_mode
+            let allowed =
+                (status.st_uid == user.uid && mode & S_IXUSR != 0) || (status.st_gid == user.gid && mode & S_IXGRP != 0)
+                || mode & S_IXOTH != 0
+            if !allowed { return directory }
+            directory = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+        }
+        return nil
+    }
+
+    // MARK: Finding things
+
+    static func find(_ program: String, in searchPath: String) -> String? {
+        for directory in searchPath.split(separator: ":") where !directory.isEmpty {
+            let candidate = directory + "/" + program
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// initdb, postgres, pg_isready and psql from one installation: the directory on PATH that has initdb, else
+    /// Debian's `/usr/lib/postgresql/VERSION/bin` (newest version first), where Debian keeps them off PATH.
+    static func locatePostgres(searchPath: String) throws -> Programs {
+        var directories = searchPath.split(separator: ":").map(String.init)
+        let debian = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        directories += debian.compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }
+        for directory in directories {
+            let initdb = directory + "/initdb", postgres = directory + "/postgres"
+            guard FileManager.default.isExecutableFile(atPath: initdb), FileManager.default.isExecutableFile(atPath: postgres)
+            else { continue }
+            let pgIsReady = [directory + "/pg_isready"].first(where: FileManager.default.isExecutableFile) ?? find("pg_isready", in: searchPath)
+            let psql = [directory + "/psql"].first(where: FileManager.default.isExecutableFile) ?? find("psql", in: searchPath)
+            guard let pgIsReady, let psql else { continue }
+            return Programs(initdb: initdb, postgres: postgres, pgIsReady: pgIsReady, psql: psql)
+        }
+        throw SetupError(description:
+            "--infra native needs PostgreSQL's initdb, postgres, pg_isready and psql, on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
+    }
+
+    /// A port nothing listens on at `address` now.
+    static func freePort(on address: String) throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw SetupError(description: "cannot open a socket: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = 0
+        inet_pton(AF_INET, address, &socketAddress.sin_addr)
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw SetupError(description: "cannot bind \(address): \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: socketAddress.sin_port))
+    }
+}
+
+/// The infrastructure spec's document: the fields of services.yaml it uses.
+private struct InfrastructureDocument: Encodable {
+    var version: Int
+    var name: String
+    var services: [String: InfrastructureService]
+}
+
+private struct InfrastructureService: Encodable {
+    struct Check: Encodable {
+        var command: [String]?
+        var tcp: Int?
+        var interval: String
+        var timeout: String
+        var failureThreshold: Int
+
+        init(command: [String]? = nil, tcp: Int? = nil, interval: String, timeout: String, failureThreshold: Int) {
+            self.command = command
+            self.tcp = tcp
+            self.interval = interval
+            self.timeout = timeout
+            self.failureThreshold = failureThreshold
+        }
+    }
+
+    struct ProbeSet: Encodable {
+        var readiness: Check
+        var liveness: Check
+    }
+
+    var product: String
+    var port: Int
+    var restart = "always"
+    var stopGracePeriod: String
+    var probes: ProbeSet
+
+    init(product: String, port: Int, stopGracePeriod: String, probes: ProbeSet) {
+        self.product = product
+        self.port = port
+        self.stopGracePeriod = stopGracePeriod
+        self.probes = probes
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import OrchestrateSpec
+import OrchestrateSupervisor
+import OrchestrateTestSupport
+import Testing
+
+/// The plan of `up --infra native`, without starting anything (the servers run in UpEndToEndTests).
+struct NativeInfrastructureTests {
+    func spec(_ text: String) throws -> Spec {
+        try #require(SpecLoader.load(Array(text.utf8)).spec)
+    }
+
+    var shop: Spec {
+        get throws {
+            let bytes = try Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("services.yaml"))
+            return try #require(SpecLoader.load(Array(bytes)).spec)
+        }
+    }
+
+    let addresses = (postgres: "127.0.0.9", redis: "127.0.0.10")
+    var environment: [String: String] { ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"] }
+
+    func requireServers() -> Bool {
+        let present = ExternalTool.find("redis-server") != nil
+            && (FileManager.default.fileExists(atPath: "/usr/lib/postgresql") || ExternalTool.find("initdb") != nil)
+        if !present, ExternalTool.isRequired { Issue.record("PostgreSQL or redis-server is missing: scripts/test installs them") }
+        return present
+    }
+
+    @Test func theShopGetsOneClusterAndARedisAndEachServiceItsOwnDatabase() throws {
+        guard requireServers() else { return }
+        let shop = try shop
+        let infrastructure = try NativeInfrastructure.plan(
+            for: shop, stateDirectory: "/state", environment: environment, addresses: addresses, dnsPort: 5353)
+        #expect(infrastructure.spec.services.map(\.name.value).sorted() == ["postgres", "redis"])
+        let postgres = try #require(infrastructure.plan.replicas.first { $0.service == "postgres" })
+        #expect(postgres.address == "127.0.0.9")
+        #expect(postgres.executable?.hasSuffix("/postgres") == true)
+        #expect(postgres.arguments.starts(with: ["-D", "/state/postgres/data"]))
+        #expect(postgres.user?.name == (geteuid() == 0 ? "postgres" : nil))
+        let redis = try #require(infrastructure.plan.replicas.first { $0.service == "redis" })
+        #expect(redis.arguments.contains("--appendonly") && redis.arguments.contains("/state/redis"))
+        // Readiness is the servers' own check; the supervisor's usual probe rules apply.
+        let readiness = try #require(infrastructure.spec.service(named: "postgres")?.probes.readiness?.check.value)
+        guard case .command(let words) = readiness else {
+            Issue.record("postgres readiness is \(readiness)")
+            return
+        }
+        let port = try #require(postgres.port)
+        #expect(words.first?.hasSuffix("pg_isready") == true && words.contains(String(port)))
+
+        let plan = try LocalPlan.make(
+            spec: shop, stateDirectory: "/state", dnsPort: 5353,
+            secrets: SecretStore(directory: try ExternalTool.temporaryDirectory("native-plan").path, environment: [:]))
+        let applied = infrastructure.apply(to: plan, spec: shop)
+        let order = try #require(applied.replicas.first { $0.service == "order-service" })
+        #expect(order.environment["DATABASE_URL"] == "postgres://orders@127.0.0.9:\(port)/orders")
+        #expect(order.environment["BROKER_URL"] == "redis://127.0.0.10:\(redis.port!)")
+        let gateway = try #require(applied.replicas.first { $0.service == "api-gateway" })
+        #expect(gateway.environment["DATABASE_URL"] == nil)
+    }
+
+    @Test func anExternalDatabaseOrBrokerKeepsItsSecretAndNeedsNoServer() throws {
+        guard requireServers() else { return }
+        let spec = try spec("""
+            version: 1
+            name: ext
+            broker: { engine: redis, external: { secret: broker-url } }
+            services:
+              a: { product: A, port: 3000, database: { name: a, external: { secret: a-url } } }
+            """)
+        let infrastructure = try NativeInfrastructure.plan(
+            for: spec, stateDirectory: "/state", environment: environment, addresses: addresses, dnsPort: 1)
+        #expect(infrastructure.plan.replicas.isEmpty)
+    }
+
+    @Test func aServiceNamedLikeAServerOrAMissingRedisIsRefused() throws {
+        let clash = try spec("version: 1\nname: x\nservices:\n  postgres: { product: P, database: { name: p } }\n")
+        #expect(throws: NativeInfrastructure.SetupError.self) {
+            try NativeInfrastructure.plan(for: clash, stateDirectory: "/s", environment: environment, addresses: addresses, dnsPort: 1)
+        }
+        let broker = try spec("version: 1\nname: x\nbroker: { engine: redis }\nservices:\n  a: { product: A }\n")
+        let error = try #require(throws: NativeInfrastructure.SetupError.self) {
+            try NativeInfrastructure.plan(
+                for: broker, stateDirectory: "/s", environment: ["PATH": "/nonexistent"], addresses: addresses, dnsPort: 1)
+        }
+        #expect(error.description.contains("redis-server") && error.description.contains("apt-get install redis-server"))
+    }
+}
