@@ -348,9 +348,8 @@ struct Up: AsyncParsableCommand {
     }
 
     private func writeRoutes(spec: Spec, to path: String) throws {
-        let files = Generator(templates: try TemplateSet(overrides: [:])).generate(spec, target: .gateway)
-        guard let routes = files.first(where: { $0.path.hasSuffix("routes.json") }) else { return }
-        try routes.contents.write(toFile: path, atomically: true, encoding: .utf8)
+        guard let routes = Generator.routeTable(for: spec) else { return }
+        try routes.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     static func format(_ duration: Duration) -> String {

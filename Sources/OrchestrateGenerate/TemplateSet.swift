@@ -38,6 +38,19 @@ public struct TemplateSet: Sendable {
         self.library = MustacheLibrary(templates: templates)
     }
 
+    /// Only the built-in templates named (which must not include templates outside `names`): for a caller that
+    /// renders one file and should not pay for parsing the other templates.
+    init(only names: [String]) {
+        var templates: [String: MustacheTemplate] = [:]
+        for name in names {
+            guard let text = BuiltinTemplates.all[name], let template = try? MustacheTemplate(string: text) else {
+                preconditionFailure("no built-in template \(name)")
+            }
+            templates[name] = template
+        }
+        self.library = MustacheLibrary(templates: templates)
+    }
+
     /// Renders a template with a context of dictionaries, arrays, strings, numbers and booleans.
     func render(_ name: String, _ context: [String: Any]) -> String {
         guard let text = library.render(context, withTemplate: name) else { preconditionFailure("no template \(name)") }

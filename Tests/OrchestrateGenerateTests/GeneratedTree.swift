@@ -12,6 +12,7 @@ struct GeneratedTree {
     static let goldenPaths = ["compose.yaml", "Dockerfile", "observability", "k8s", "gateway"]
     static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support")
 
+    let spec: Spec
     let files: [GeneratedFile]
 
     init(specText: String, target: Generator.Target = .all) throws {
@@ -19,6 +20,7 @@ struct GeneratedTree {
         guard let spec = result.spec, !result.hasErrors else {
             throw SpecError(diagnostics: result.diagnostics)
         }
+        self.spec = spec
         files = Generator(templates: try TemplateSet()).generate(spec, target: target)
     }
 

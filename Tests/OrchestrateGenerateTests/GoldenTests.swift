@@ -7,6 +7,13 @@ import Testing
 /// intended change, regenerate them with `swift run orchestrate generate` (or
 /// `ORCHESTRATE_UPDATE_GOLDEN=1 swift test --filter GoldenTests`) and review the diff.
 struct GoldenTests {
+    /// `orchestrate up` gives its gateway the route table alone; it is the committed gateway/routes.json.
+    @Test func theRouteTableAloneIsTheGeneratedOne() throws {
+        let tree = try GeneratedTree.shop()
+        let routes = try #require(tree.files.first { $0.path == "gateway/routes.json" })
+        #expect(Generator.routeTable(for: tree.spec) == routes.contents)
+    }
+
     @Test func theShopGeneratesExactlyTheCommittedFiles() throws {
         let tree = try GeneratedTree.shop()
         let root = GeneratedTree.goldenDirectory
