@@ -9,7 +9,7 @@ public import ServiceKit
 
 /// notification-service: consumes `order.created`, looks the order's user up at user-service, records the
 /// confirmation ("Order … confirmed") in its own database and delivers it through its sender
-/// (`NOTIFICATION_SENDER=log`, the default, or `webhook` with `NOTIFICATION_WEBHOOK_URL`).
+/// (`NOTIFICATION_SENDER=log`, the default; `webhook` with `NOTIFICATION_WEBHOOK_URL`; `smtp` with `SMTP_URL`).
 /// `GET /notifications?userId=` lists a user's.
 ///
 /// Exactly once in effect: the record, the inbox entry and the event's acknowledgement follow the handler's
@@ -98,7 +98,7 @@ public struct OutgoingNotification: Codable, Sendable {
 
 /// Where confirmations go. A send that throws makes the event be delivered again.
 public protocol NotificationSender: Sendable {
-    /// Recorded with each notification: `log`, `webhook`.
+    /// Recorded with each notification: `log`, `webhook`, `smtp`.
     var channel: String { get }
     func send(_ notification: OutgoingNotification) async throws
 }
@@ -135,7 +135,8 @@ struct WebhookSender: NotificationSender {
     }
 }
 
-/// The sender `NOTIFICATION_SENDER` names: `log` (default) or `webhook` (needs `NOTIFICATION_WEBHOOK_URL`).
+/// The sender `NOTIFICATION_SENDER` names: `log` (default), `webhook` (needs `NOTIFICATION_WEBHOOK_URL`) or `smtp`
+/// (needs `SMTP_URL`; from `NOTIFICATION_FROM`).
 func makeSender(environment: [String: String], httpClient: HTTPClient, logger: Logger) throws(ConfigurationError)
     -> any NotificationSender
 {
@@ -148,8 +149,13 @@ func makeSender(environment: [String: String], httpClient: HTTPClient, logger: L
                 variable: "NOTIFICATION_WEBHOOK_URL", message: "must be an http(s) URL when NOTIFICATION_SENDER=webhook")
         }
         return WebhookSender(url: url, httpClient: httpClient)
+    case "smtp":
+        guard let url = environment["SMTP_URL"] else {
+            throw ConfigurationError(variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
+        }
+        return try SMTPSender(url: url, from: environment["NOTIFICATION_FROM"] ?? "notifications@localhost")
     case let other:
-        throw ConfigurationError(variable: "NOTIFICATION_SENDER", message: "must be log or webhook, not \"\(other)\"")
+        throw ConfigurationError(variable: "NOTIFICATION_SENDER", message: "must be log, webhook or smtp, not \"\(other)\"")
     }
 }
 

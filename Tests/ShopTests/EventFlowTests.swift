@@ -216,7 +216,78 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             ],
             logPath: directory.appendingPathComponent("misconfigured.log").path)
         #expect(await misconfigured.wait(timeout: .seconds(20)) == 78)
-        #expect(misconfigured.log.contains("NOTIFICATION_SENDER must be log or webhook"))
+        #expect(misconfigured.log.contains("NOTIFICATION_SENDER must be log, webhook or smtp"))
+    }
+
+    /// `NOTIFICATION_SENDER=smtp` against a real SMTP server (aiosmtpd, from PyPI, writing a Maildir): while the
+    /// server is down the send fails and the event comes again; once it is up the user gets one e-mail, with the
+    /// event id as its Message-ID and the confirmation (a name beyond ASCII included) as UTF-8.
+    @Test func theSMTPSenderMailsTheUserOnce() async throws {
+        guard let aiosmtpd = ExternalTool.find("aiosmtpd") else {
+            if ExternalTool.isRequired { Issue.record("aiosmtpd is missing: scripts/test installs it into .build-venv") }
+            return
+        }
+        let directory = try ExternalTool.temporaryDirectory("smtp")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let mailPort = try ChildProcess.freePort()
+        let brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
+        let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
+        let users = try await RunningService(
+            "UserService", port: try ChildProcess.freePort(),
+            environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
+            directory: directory)
+        defer { users.process.signal(SIGKILL) }
+        let notifications = try await RunningService(
+            "NotificationService", port: try ChildProcess.freePort(),
+            environment: common.merging([
+                "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("n.sqlite").path,
+                "USER_SERVICE_URL": users.url, "NOTIFICATION_SENDER": "smtp", "SMTP_URL": "smtp://127.0.0.1:\(mailPort)",
+                "NOTIFICATION_FROM": "shop@example.com",
+            ]) { a, _ in a },
+            directory: directory)
+        defer { notifications.process.signal(SIGKILL) }
+        let user = try await call(
+            .POST, users.url + "/users", json: #"{"name":"Zoë","email":"zoe@example.com"}"#, headers: [("X-Service-Token", "t")])
+        let userID = try #require(user.json["id"] as? String)
+        let eventID = UUID().uuidString.lowercased()
+        let event = EventEnvelope(
+            id: eventID, type: "order.created", occurredAt: Date(),
+            payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":500,"currency":"EUR"}"#,
+            traceparent: nil)
+        let producer = try await BrokerLocation(url: brokerURL).connect()
+        _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
+        await producer.close()
+        // No server yet: the send fails and the event waits for its redelivery.
+        for _ in 0..<100 where !notifications.process.log.contains("event handler failed") {  // bounded: 10 s
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(notifications.process.log.contains("event handler failed"))
+
+        let maildir = directory.appendingPathComponent("maildir")
+        let server = try ChildProcess(
+            aiosmtpd.path, ["-n", "-l", "127.0.0.1:\(mailPort)", "-c", "aiosmtpd.handlers.Mailbox", maildir.path],
+            environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("aiosmtpd.log").path)
+        defer { server.signal(SIGKILL) }
+        var items: [[String: Any]] = []
+        for _ in 0..<150 {  // bounded: 15 s
+            let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
+            items = listed.json["items"] as? [[String: Any]] ?? []
+            if !items.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(items.count == 1)
+        #expect(items.first?["channel"] as? String == "smtp")
+        let newMail = maildir.appendingPathComponent("new")
+        let mails = (try? FileManager.default.contentsOfDirectory(atPath: newMail.path)) ?? []
+        #expect(mails.count == 1, "\(server.log)")
+        let mail = try String(contentsOf: newMail.appendingPathComponent(try #require(mails.first)), encoding: .utf8)
+        #expect(mail.contains("To: <zoe@example.com>") && mail.contains("From: <shop@example.com>"))
+        #expect(mail.contains("Message-ID: <\(eventID)@notification-service>"))
+        #expect(mail.contains("Content-Type: text/plain; charset=utf-8"))
+        let body = mail.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n").filter { !$0.isWhitespace }
+        let text = Data(base64Encoded: body).map { String(decoding: $0, as: UTF8.self) }
+        #expect(text == "Order \(eventID) confirmed: 5.00 EUR. Thank you, Zoë.", "\(mail)")
+        #expect(await server.stop() != nil)
     }
 
     func metrics(_ base: String) async throws -> String {
