@@ -162,40 +162,13 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return Response(status: attempt == 1 ? .internalServerError : .noContent)
         }
         try await Application(router: router).test(.live) { receiver in
-            let brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
-            let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
-            let users = try await RunningService(
-                "UserService", port: try ChildProcess.freePort(),
-                environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
-                directory: directory)
-            defer { users.process.signal(SIGKILL) }
-            let notifications = try await RunningService(
-                "NotificationService", port: try ChildProcess.freePort(),
-                environment: common.merging([
-                    "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("n.sqlite").path,
-                    "USER_SERVICE_URL": users.url, "NOTIFICATION_SENDER": "webhook",
-                    "NOTIFICATION_WEBHOOK_URL": "http://127.0.0.1:\(receiver.port!)/hook",
-                ]) { a, _ in a },
-                directory: directory)
-            defer { notifications.process.signal(SIGKILL) }
-            let user = try await call(
-                .POST, users.url + "/users", json: #"{"name":"Hook","email":"hook@example.com"}"#, headers: [("X-Service-Token", "t")])
-            let userID = try #require(user.json["id"] as? String)
-            let eventID = UUID().uuidString.lowercased()
-            let event = EventEnvelope(
-                id: eventID, type: "order.created", occurredAt: Date(),
-                payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":1999,"currency":"EUR"}"#,
-                traceparent: nil)
-            let producer = try await BrokerLocation(url: brokerURL).connect()
-            _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
-            await producer.close()
-            var items: [[String: Any]] = []
-            for _ in 0..<100 {  // bounded: 10 s
-                let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
-                items = listed.json["items"] as? [[String: Any]] ?? []
-                if !items.isEmpty { break }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let rig = try await NotificationRig.start(in: directory, sender: [
+                "NOTIFICATION_SENDER": "webhook", "NOTIFICATION_WEBHOOK_URL": "http://127.0.0.1:\(receiver.port!)/hook",
+            ])
+            defer { rig.stop() }
+            let userID = try await rig.createUser(name: "Hook", email: "hook@example.com")
+            let eventID = try await rig.publishOrder(userID: userID, total: 1999)
+            let items = try await rig.notifications(of: userID)
             #expect(items.count == 1)
             #expect(items.first?["channel"] as? String == "webhook")
             #expect(items.first?["message"] as? String == "Order \(eventID) confirmed: 19.99 EUR. Thank you, Hook.")
@@ -230,51 +203,24 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let directory = try ExternalTool.temporaryDirectory("smtp")
         defer { try? FileManager.default.removeItem(at: directory) }
         let mailPort = try ChildProcess.freePort()
-        let brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
-        let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
-        let users = try await RunningService(
-            "UserService", port: try ChildProcess.freePort(),
-            environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
-            directory: directory)
-        defer { users.process.signal(SIGKILL) }
-        let notifications = try await RunningService(
-            "NotificationService", port: try ChildProcess.freePort(),
-            environment: common.merging([
-                "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("n.sqlite").path,
-                "USER_SERVICE_URL": users.url, "NOTIFICATION_SENDER": "smtp", "SMTP_URL": "smtp://127.0.0.1:\(mailPort)",
-                "NOTIFICATION_FROM": "shop@example.com",
-            ]) { a, _ in a },
-            directory: directory)
-        defer { notifications.process.signal(SIGKILL) }
-        let user = try await call(
-            .POST, users.url + "/users", json: #"{"name":"Zoë","email":"zoe@example.com"}"#, headers: [("X-Service-Token", "t")])
-        let userID = try #require(user.json["id"] as? String)
-        let eventID = UUID().uuidString.lowercased()
-        let event = EventEnvelope(
-            id: eventID, type: "order.created", occurredAt: Date(),
-            payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":500,"currency":"EUR"}"#,
-            traceparent: nil)
-        let producer = try await BrokerLocation(url: brokerURL).connect()
-        _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
-        await producer.close()
+        let rig = try await NotificationRig.start(in: directory, sender: [
+            "NOTIFICATION_SENDER": "smtp", "SMTP_URL": "smtp://127.0.0.1:\(mailPort)", "NOTIFICATION_FROM": "shop@example.com",
+        ])
+        defer { rig.stop() }
+        let userID = try await rig.createUser(name: "Zoë", email: "zoe@example.com")
+        let eventID = try await rig.publishOrder(userID: userID, total: 500)
         // No server yet: the send fails and the event waits for its redelivery.
-        for _ in 0..<100 where !notifications.process.log.contains("event handler failed") {  // bounded: 10 s
+        for _ in 0..<100 where !rig.notifications.process.log.contains("event handler failed") {  // bounded: 10 s
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(notifications.process.log.contains("event handler failed"))
+        #expect(rig.notifications.process.log.contains("event handler failed"))
 
         let maildir = directory.appendingPathComponent("maildir")
         let server = try ChildProcess(
             aiosmtpd.path, ["-n", "-l", "127.0.0.1:\(mailPort)", "-c", "aiosmtpd.handlers.Mailbox", maildir.path],
             environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("aiosmtpd.log").path)
         defer { server.signal(SIGKILL) }
-        var items: [[String: Any]] = []
-        for _ in 0..<150 {  // bounded: 15 s
-            let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
-            items = listed.json["items"] as? [[String: Any]] ?? []
-            if !items.isEmpty { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let items = try await rig.notifications(of: userID, polls: 150)
         #expect(items.count == 1)
         #expect(items.first?["channel"] as? String == "smtp")
         let newMail = maildir.appendingPathComponent("new")
@@ -314,4 +260,71 @@ final class Placed: @unchecked Sendable {
     func add(_ id: String) { lock.withLock { placed.append(id) } }
     var count: Int { lock.withLock { placed.count } }
     var ids: Set<String> { lock.withLock { Set(placed) } }
+}
+
+/// user-service and notification-service as processes on an embedded event log, to test a sender: users are
+/// created at user-service, and `order.created` events are appended to the log as order-service would.
+struct NotificationRig {
+    let brokerURL: String
+    let users: RunningService
+    let notifications: RunningService
+
+    static func start(in directory: URL, sender: [String: String]) async throws -> NotificationRig {
+        let brokerURL = "sqlite://" + directory.appendingPathComponent("events.sqlite").path
+        let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
+        let users = try await RunningService(
+            "UserService", port: try ChildProcess.freePort(),
+            environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
+            directory: directory)
+        do {
+            let notifications = try await RunningService(
+                "NotificationService", port: try ChildProcess.freePort(),
+                environment: common.merging(sender) { a, _ in a }.merging([
+                    "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("n.sqlite").path,
+                    "USER_SERVICE_URL": users.url,
+                ]) { a, _ in a },
+                directory: directory)
+            return NotificationRig(brokerURL: brokerURL, users: users, notifications: notifications)
+        } catch {
+            users.process.signal(SIGKILL)
+            throw error
+        }
+    }
+
+    func stop() {
+        notifications.process.signal(SIGKILL)
+        users.process.signal(SIGKILL)
+    }
+
+    /// The new user's id.
+    func createUser(name: String, email: String) async throws -> String {
+        let user = try await call(
+            .POST, users.url + "/users", json: #"{"name":"\#(name)","email":"\#(email)"}"#, headers: [("X-Service-Token", "t")])
+        return try #require(user.json["id"] as? String)
+    }
+
+    /// Appends an `order.created` for the user (its order id is the event id, returned), in EUR.
+    func publishOrder(userID: String, total: Int) async throws -> String {
+        let eventID = UUID().uuidString.lowercased()
+        let event = EventEnvelope(
+            id: eventID, type: "order.created", occurredAt: Date(),
+            payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":\#(total),"currency":"EUR"}"#,
+            traceparent: nil)
+        let producer = try await BrokerLocation(url: brokerURL).connect()
+        _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
+        await producer.close()
+        return eventID
+    }
+
+    /// The user's notifications once there is at least one, polling every 100 ms at most `polls` times.
+    func notifications(of userID: String, polls: Int = 100) async throws -> [[String: Any]] {
+        var items: [[String: Any]] = []
+        for _ in 0..<polls {
+            let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
+            items = listed.json["items"] as? [[String: Any]] ?? []
+            if !items.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return items
+    }
 }
