@@ -207,7 +207,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestrateCLITests",
-            dependencies: ["OrchestrateCLI", "OrchestrateSpec"],
+            dependencies: ["OrchestrateCLI", "OrchestrateSpec", "OrchestrateTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

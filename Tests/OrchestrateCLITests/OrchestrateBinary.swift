@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateTestSupport
 import Testing
 
 /// The `orchestrate` built beside this test bundle, run as a user runs it.
@@ -12,14 +13,25 @@ enum OrchestrateBinary {
         var stderr: String
     }
 
-    /// Runs the `orchestrate` built beside this test bundle, in the package root, without colour.
+    /// Runs the `orchestrate` built beside this test bundle, in the package root, without colour; it is waited for
+    /// on a thread of its own, off the test's cooperative pool.
     static func orchestrate(
         _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], in directory: URL? = nil
+    ) async throws -> Run {
+        let executable = try #require(
+            [binary, packageRoot.appendingPathComponent(".build/debug/orchestrate")].first {
+                FileManager.default.isExecutableFile(atPath: $0.path)
+            })
+        return try await offThePool { try run(executable, arguments, stdin: stdin, environment: environment, in: directory) }
+    }
+
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("orchestrate")
+    }
+
+    private static func run(
+        _ executable: URL, _ arguments: [String], stdin: String?, environment: [String: String], in directory: URL?
     ) throws -> Run {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("orchestrate")
-        let candidates = [binary, OrchestrateBinary.packageRoot.appendingPathComponent(".build/debug/orchestrate")]
-        let executable = try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) })
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -46,6 +58,6 @@ enum OrchestrateBinary {
 /// Runs `orchestrate` in the package root, or in `directory`.
 func orchestrate(
     _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], in directory: URL? = nil
-) throws -> OrchestrateBinary.Run {
-    try OrchestrateBinary.orchestrate(arguments, stdin: stdin, environment: environment, in: directory)
+) async throws -> OrchestrateBinary.Run {
+    try await OrchestrateBinary.orchestrate(arguments, stdin: stdin, environment: environment, in: directory)
 }

@@ -5,15 +5,15 @@ import Testing
 struct ValidateCommandTests {
     static let fixtures = "Tests/OrchestrateSpecTests/Fixtures/"
 
-    @Test func theShopIsValid() throws {
-        let run = try orchestrate(["validate"])
+    @Test func theShopIsValid() async throws {
+        let run = try await orchestrate(["validate"])
         #expect(run.status == 0)
         #expect(run.stdout == "services.yaml: valid, 5 services\n")
     }
 
-    @Test func textShowsLocationSourceLineCaretAndHint() throws {
+    @Test func textShowsLocationSourceLineCaretAndHint() async throws {
         let file = Self.fixtures + "unknown-dependency.yaml"
-        let run = try orchestrate(["validate", file])
+        let run = try await orchestrate(["validate", file])
         #expect(run.status == 1)
         #expect(
             run.stdout == """
@@ -27,11 +27,11 @@ struct ValidateCommandTests {
                 """)
     }
 
-    @Test func aLongLineIsShownAroundTheColumn() throws {
+    @Test func aLongLineIsShownAroundTheColumn() async throws {
         // A one-line (minified) spec: the source line is cut to 120 characters around the problem, marked with …
         let others = (1...40).map { "s\($0): { product: P, port: \(4000 + $0) }" }.joined(separator: ", ")
         let text = "{ version: 1, name: x, services: { \(others), zz: { product: B, bogus: 1 } } }\n"
-        let run = try orchestrate(["validate", "-"], stdin: text)
+        let run = try await orchestrate(["validate", "-"], stdin: text)
         #expect(run.status == 1)
         let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         let source = try #require(lines.first { $0.hasPrefix(" 1 | ") })
@@ -42,21 +42,21 @@ struct ValidateCommandTests {
         #expect(Array(source)[column...].starts(with: "bogus"))
     }
 
-    @Test func colourOnlyWhenAskedOrOnATerminal() throws {
+    @Test func colourOnlyWhenAskedOrOnATerminal() async throws {
         let file = Self.fixtures + "privileged-port.yaml"
-        #expect(try orchestrate(["validate", "--color", "always", file]).stdout.contains("\u{1B}["))
-        #expect(!(try orchestrate(["validate", file]).stdout.contains("\u{1B}[")))
-        #expect(!(try orchestrate(["validate", "--color", "auto", file], environment: ["NO_COLOR": "1"]).stdout.contains("\u{1B}[")))
+        #expect(try await orchestrate(["validate", "--color", "always", file]).stdout.contains("\u{1B}["))
+        #expect(!(try await orchestrate(["validate", file]).stdout.contains("\u{1B}[")))
+        #expect(!(try await orchestrate(["validate", "--color", "auto", file], environment: ["NO_COLOR": "1"]).stdout.contains("\u{1B}[")))
     }
 
-    @Test func warningsFailOnlyWhenStrict() throws {
+    @Test func warningsFailOnlyWhenStrict() async throws {
         let file = Self.fixtures + "privileged-port.yaml"
-        #expect(try orchestrate(["validate", file]).status == 0)
-        #expect(try orchestrate(["validate", "--strict", file]).status == 1)
+        #expect(try await orchestrate(["validate", file]).status == 0)
+        #expect(try await orchestrate(["validate", "--strict", file]).status == 1)
     }
 
-    @Test func jsonListsEveryDiagnosticOfEveryFile() throws {
-        let run = try orchestrate([
+    @Test func jsonListsEveryDiagnosticOfEveryFile() async throws {
+        let run = try await orchestrate([
             "validate", "--format", "json", Self.fixtures + "missing-broker.yaml", Self.fixtures + "minimal.yaml",
         ])
         #expect(run.status == 1)
@@ -69,11 +69,11 @@ struct ValidateCommandTests {
         #expect(records.first?["path"] as? String == "services.orders.publishes[0]")
         #expect(records.first?["file"] as? String == Self.fixtures + "missing-broker.yaml")
         #expect(records.first?["hint"] is String)
-        #expect(try orchestrate(["validate", "--format", "json"]).stdout == "[\n\n]\n")
+        #expect(try await orchestrate(["validate", "--format", "json"]).stdout == "[\n\n]\n")
     }
 
-    @Test func githubAnnotationsEscapeTheirProperties() throws {
-        let run = try orchestrate(["validate", "--format", "github", Self.fixtures + "unpublished-event.yaml"])
+    @Test func githubAnnotationsEscapeTheirProperties() async throws {
+        let run = try await orchestrate(["validate", "--format", "github", Self.fixtures + "unpublished-event.yaml"])
         #expect(run.status == 0)
         let lines = run.stdout.split(separator: "\n")
         #expect(lines.count == 2)
@@ -83,12 +83,12 @@ struct ValidateCommandTests {
                 services.mailer.subscribes[0]: no service publishes "order.creatd" (did you mean "order.created"?)\
                 %0Ahint: add it to the producer's `publishes`, or drop the subscription
                 """)
-        let hostile = try orchestrate(["validate", "--format", "github", "-", "--stdin-filename", "a,b:c%.yaml"], stdin: "version: 1\n")
+        let hostile = try await orchestrate(["validate", "--format", "github", "-", "--stdin-filename", "a,b:c%.yaml"], stdin: "version: 1\n")
         #expect(hostile.stdout.hasPrefix("::error file=a%2Cb%3Ac%25.yaml,line=1,col=1,"))
     }
 
-    @Test func standardInputIsReadWithTheNameGiven() throws {
-        let run = try orchestrate(
+    @Test func standardInputIsReadWithTheNameGiven() async throws {
+        let run = try await orchestrate(
             ["validate", "-", "--stdin-filename", "services.yaml"], stdin: "version: 1\nname: x\nservices: { a: { prodct: A } }\n")
         #expect(run.status == 1)
         #expect(run.stdout.contains("services.yaml:3:18: error[unknown-field]"))
@@ -100,14 +100,14 @@ struct ValidateCommandTests {
         (["validate", "--format", "xml"], "The value 'xml' is invalid"),
         (["validate", "--bogus"], "Unknown option '--bogus'"),
     ])
-    func usageAndIOErrorsExitWith2(_ arguments: [String], _ message: String) throws {
-        let run = try orchestrate(arguments)
+    func usageAndIOErrorsExitWith2(_ arguments: [String], _ message: String) async throws {
+        let run = try await orchestrate(arguments)
         #expect(run.status == 2)
         #expect(run.stderr.contains(message))
     }
 
-    @Test func anUnreadableFileDoesNotHideProblemsInTheOthers() throws {
-        let run = try orchestrate(["validate", "missing.yaml", Self.fixtures + "duplicate-key.yaml"])
+    @Test func anUnreadableFileDoesNotHideProblemsInTheOthers() async throws {
+        let run = try await orchestrate(["validate", "missing.yaml", Self.fixtures + "duplicate-key.yaml"])
         #expect(run.status == 2)
         #expect(run.stdout.contains("error[duplicate-key]"))
     }

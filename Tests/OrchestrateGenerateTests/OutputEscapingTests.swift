@@ -12,7 +12,7 @@ struct OutputEscapingTests {
         "?", ",", "=", "  leading", "trailing  ",
     ]
 
-    @Test func yamlScalarsReadBackAsTheSameTextInYAML11And12() throws {
+    @Test func yamlScalarsReadBackAsTheSameTextInYAML11And12() async throws {
         let readers = [("pyyaml", ".build-compose-venv"), ("ruamel", ".build-venv")]
         let available = readers.compactMap { reader, venv in ExternalTool.find("python", venv: venv).map { (reader, $0) } }
         if available.count < readers.count, ExternalTool.isRequired {
@@ -27,7 +27,7 @@ struct OutputEscapingTests {
         try Data(text.utf8).write(to: file)
         for (reader, python) in available {
             let script = GeneratedTree.supportDirectory.appendingPathComponent("parse_yaml.py").path
-            let (status, output, errors) = try ExternalTool.runCapturingErrors(python, [script, reader, file.path])
+            let (status, output, errors) = try await ExternalTool.runCapturingErrors(python, [script, reader, file.path])
             #expect(status == 0, "\(reader): \(errors)")
             let parsed = try JSONSerialization.jsonObject(with: output) as? [String: [[String: Any]]]
             let values = try #require(parsed?[file.path]?.first)

@@ -17,7 +17,7 @@ struct PropertyTests {
         }
     }
 
-    @Test func everyOutputPassesTheValidatorsAndReadsBackAsTheSpec() throws {
+    @Test func everyOutputPassesTheValidatorsAndReadsBackAsTheSpec() async throws {
         guard let validators = Validators.find() else { return }
         let root = try ExternalTool.temporaryDirectory("property")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -32,15 +32,15 @@ struct PropertyTests {
             trees.append(directory)
             specs[directory] = spec
         }
-        let failures = try validators.failures(in: trees)
+        let failures = try await validators.failures(in: trees)
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
-        try expectReadBack(specs, reader: "pyyaml", venv: ".build-compose-venv")
-        try expectReadBack(specs, reader: "ruamel", venv: ".build-venv")
+        try await expectReadBack(specs, reader: "pyyaml", venv: ".build-compose-venv")
+        try await expectReadBack(specs, reader: "ruamel", venv: ".build-venv")
     }
 
     /// Reads compose.yaml, each service's ConfigMap and the HTTPRoutes back with a real YAML reader, and
     /// compares names, env values and paths with the spec's.
-    private func expectReadBack(_ specs: [URL: Spec], reader: String, venv: String) throws {
+    private func expectReadBack(_ specs: [URL: Spec], reader: String, venv: String) async throws {
         let python = try #require(ExternalTool.find("python", venv: venv))
         var files: [String] = []
         for (directory, spec) in specs {
@@ -48,7 +48,7 @@ struct PropertyTests {
             files += spec.services.map { directory.appendingPathComponent("k8s/\($0.name.value).yaml").path }
         }
         let script = GeneratedTree.supportDirectory.appendingPathComponent("parse_yaml.py").path
-        let (status, output, errors) = try ExternalTool.runCapturingErrors(python, [script, reader] + files)
+        let (status, output, errors) = try await ExternalTool.runCapturingErrors(python, [script, reader] + files)
         try #require(status == 0, "\(reader) could not read the files: \(errors)")
         let documents = try #require(try JSONSerialization.jsonObject(with: output) as? [String: [[String: Any]]])
         for (directory, spec) in specs {

@@ -43,18 +43,18 @@ struct Validators {
     }
 
     /// Every failure, as "TREE: validator: message"; empty when every tree passes everything.
-    func failures(in trees: [URL]) throws -> [String] {
+    func failures(in trees: [URL]) async throws -> [String] {
         var failures: [String] = []
         let composeFiles = trees.map { $0.appendingPathComponent("compose.yaml").path }
         // check-jsonschema with the compose-spec schema, all files in one run.
-        let (schemaStatus, schemaOutput, schemaErrors) = try ExternalTool.runCapturingErrors(
+        let (schemaStatus, schemaOutput, schemaErrors) = try await ExternalTool.runCapturingErrors(
             checkJSONSchema, ["--builtin-schema", "vendor.compose-spec", "-o", "JSON"] + composeFiles)
         if schemaStatus != 0 {
             failures.append("compose-spec schema: \(String(decoding: schemaOutput, as: UTF8.self)) \(schemaErrors)")
         }
         // docker-compose's own loader, as `docker-compose config -q` runs it.
         let script = GeneratedTree.supportDirectory.appendingPathComponent("compose_config.py").path
-        let (_, composeOutput, composeErrors) = try ExternalTool.runCapturingErrors(composePython, [script] + composeFiles)
+        let (_, composeOutput, composeErrors) = try await ExternalTool.runCapturingErrors(composePython, [script] + composeFiles)
         let composeResults = try JSONSerialization.jsonObject(with: composeOutput) as? [String: Any]
         if composeResults == nil { failures.append("docker-compose: no result: \(composeErrors)") }
         for (file, result) in composeResults ?? [:] where !(result is NSNull) {
@@ -69,7 +69,7 @@ struct Validators {
                 manifests.append(k8s.appendingPathComponent(name).path)
             }
         }
-        let (kvStatus, kvOutput, kvErrors) = try ExternalTool.runCapturingErrors(
+        let (kvStatus, kvOutput, kvErrors) = try await ExternalTool.runCapturingErrors(
             kubernetesValidate, ["--strict", "-k", "1.30.0", "--quiet"] + manifests)
         if kvStatus != 0 {
             failures.append("kubernetes-validate: \(String(decoding: kvOutput, as: UTF8.self)) \(kvErrors)")
@@ -82,27 +82,27 @@ struct Validators {
             defer { try? FileManager.default.removeItem(at: split) }
             let python = ExternalTool.find("python")!
             let parser = GeneratedTree.supportDirectory.appendingPathComponent("parse_yaml.py").path
-            let (splitStatus, _, splitErrors) = try ExternalTool.runCapturingErrors(
+            let (splitStatus, _, splitErrors) = try await ExternalTool.runCapturingErrors(
                 python, [parser, "--split", split.path, "ruamel"] + routeFiles.map(\.path))
             if splitStatus != 0 { failures.append("httproutes: cannot split: \(splitErrors)") }
             let documents = try FileManager.default.contentsOfDirectory(atPath: split.path).map {
                 split.appendingPathComponent($0).path
             }
-            let (routeStatus, routeOutput, _) = try ExternalTool.runCapturingErrors(
+            let (routeStatus, routeOutput, _) = try await ExternalTool.runCapturingErrors(
                 checkJSONSchema, ["--schemafile", Self.httpRouteSchema.path] + documents.sorted())
             if routeStatus != 0 { failures.append("HTTPRoute schema: \(String(decoding: routeOutput, as: UTF8.self))") }
         }
         let dockerfiles = trees.map { $0.appendingPathComponent("Dockerfile").path }
-        let (lintStatus, lintOutput, lintErrors) = try ExternalTool.runCapturingErrors(
+        let (lintStatus, lintOutput, lintErrors) = try await ExternalTool.runCapturingErrors(
             hadolint, ["--no-color", "--failure-threshold", "info"] + dockerfiles)
         if lintStatus != 0 { failures.append("hadolint: \(String(decoding: lintOutput, as: UTF8.self)) \(lintErrors)") }
         for tree in trees {
-            let (kustomizeStatus, _, kustomizeErrors) = try ExternalTool.runCapturingErrors(
+            let (kustomizeStatus, _, kustomizeErrors) = try await ExternalTool.runCapturingErrors(
                 kubectl, ["kustomize", tree.appendingPathComponent("k8s").path])
             if kustomizeStatus != 0 { failures.append("\(tree.lastPathComponent): kubectl kustomize: \(kustomizeErrors)") }
             let nginxConf = tree.appendingPathComponent("gateway/nginx.conf")
             if FileManager.default.fileExists(atPath: nginxConf.path) {
-                let (nginxStatus, _, nginxErrors) = try ExternalTool.runCapturingErrors(
+                let (nginxStatus, _, nginxErrors) = try await ExternalTool.runCapturingErrors(
                     nginx, ["-t", "-q", "-c", nginxConf.path])
                 if nginxStatus != 0 { failures.append("\(tree.lastPathComponent): nginx -t: \(nginxErrors)") }
             }
@@ -112,18 +112,18 @@ struct Validators {
 }
 
 struct ShopValidationTests {
-    @Test func theShopsFilesPassEveryValidator() throws {
+    @Test func theShopsFilesPassEveryValidator() async throws {
         guard let validators = Validators.find() else { return }
         let directory = try ExternalTool.temporaryDirectory("shop")
         defer { try? FileManager.default.removeItem(at: directory) }
         try GeneratedTree.shop().write(to: directory)
-        #expect(try validators.failures(in: [directory]) == [])
+        #expect(try await validators.failures(in: [directory]) == [])
     }
 }
 
 struct ValidatorControlTests {
     /// The harness must fail trees that are wrong, or its passes mean nothing: one defect per validator.
-    @Test func eachValidatorCatchesABrokenFile() throws {
+    @Test func eachValidatorCatchesABrokenFile() async throws {
         guard let validators = Validators.find() else { return }
         let directory = try ExternalTool.temporaryDirectory("broken")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -140,7 +140,7 @@ struct ValidatorControlTests {
         try corrupt("k8s/kustomization.yaml", "  - \"redis.yaml\"", "  - \"missing.yaml\"")
         try corrupt("gateway/nginx.conf", "client_max_body_size 1048576;", "client_max_body_size 1048576")
         try corrupt("Dockerfile", "FROM ubuntu:24.04", "FROM ubuntu")
-        let failures = try validators.failures(in: [directory])
+        let failures = try await validators.failures(in: [directory])
         for validator in ["compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize", "nginx -t", "hadolint"] {
             #expect(failures.contains { $0.contains(validator) }, "\(validator) did not catch its defect")
         }

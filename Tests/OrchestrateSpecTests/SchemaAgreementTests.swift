@@ -51,7 +51,7 @@ struct SchemaAgreementTests {
     ]
 
     @Test(.enabled(if: checker != nil || ExternalTool.isRequired))
-    func schemaAndValidatorAgreeOnEveryFixtureAndMutant() throws {
+    func schemaAndValidatorAgreeOnEveryFixtureAndMutant() async throws {
         let checker = try #require(Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("schema-agreement-\(getpid())")
         try? FileManager.default.removeItem(at: directory)
@@ -75,7 +75,7 @@ struct SchemaAgreementTests {
             try Data(bytes).write(to: directory.appendingPathComponent(name))
         }
         let names = validatorFails.keys.sorted()
-        let (_, output) = try ExternalTool.run(
+        let (_, output) = try await ExternalTool.run(
             checker, ["--schemafile", Self.schema.path, "-o", "JSON"] + names, in: directory)
         let report = try JSONDecoder().decode(CheckJSONSchemaReport.self, from: output)
         #expect(report.parse_errors?.isEmpty ?? true, "check-jsonschema could not read: \(report.parse_errors ?? [])")
@@ -90,9 +90,9 @@ struct SchemaAgreementTests {
     }
 
     @Test(.enabled(if: checker != nil || ExternalTool.isRequired))
-    func schemaIsAValidDraft7Schema() throws {
+    func schemaIsAValidDraft7Schema() async throws {
         let checker = try #require(Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
-        let (status, _) = try ExternalTool.run(checker, ["--check-metaschema", Self.schema.path])
+        let (status, _) = try await ExternalTool.run(checker, ["--check-metaschema", Self.schema.path])
         #expect(status == 0)
     }
 }

@@ -34,21 +34,21 @@ import Testing
     @Test func aRecordsListReadyReplicasOverUDPAndTCP() async throws {
         try await withServer { server, _, dig in
             for transport in ["+notcp", "+tcp"] {
-                #expect(lines(Dig.run(dig, port: server.port, [transport, "+short", "user-service"])) == ["127.0.0.2", "127.0.0.3"])
-                #expect(lines(Dig.run(dig, port: server.port, [transport, "+short", "USER-SERVICE.shop.local."])) == ["127.0.0.2", "127.0.0.3"])
+                #expect(lines(await Dig.run(dig, port: server.port, [transport, "+short", "user-service"])) == ["127.0.0.2", "127.0.0.3"])
+                #expect(lines(await Dig.run(dig, port: server.port, [transport, "+short", "USER-SERVICE.shop.local."])) == ["127.0.0.2", "127.0.0.3"])
             }
-            let full = Dig.run(dig, port: server.port, ["+noall", "+answer", "user-service"])
+            let full = await Dig.run(dig, port: server.port, ["+noall", "+answer", "user-service"])
             // TTL of one second, so a replica that stops being ready leaves clients' caches at once.
             #expect(full.split(separator: "\n").allSatisfy { $0.split(whereSeparator: \.isWhitespace)[1] == "1" }, "\(full)")
-            #expect(Dig.run(dig, port: server.port, ["user-service"]).contains("flags: qr aa rd"))
+            #expect(await Dig.run(dig, port: server.port, ["user-service"]).contains("flags: qr aa rd"))
         }
     }
 
     @Test func srvGivesThePortAndResolvableTargets() async throws {
         try await withServer { server, _, dig in
-            let srv = lines(Dig.run(dig, port: server.port, ["+short", "_http._tcp.user-service", "SRV"]))
+            let srv = lines(await Dig.run(dig, port: server.port, ["+short", "_http._tcp.user-service", "SRV"]))
             #expect(srv == ["0 1 3001 1.user-service.shop.local.", "0 1 3001 2.user-service.shop.local."])
-            #expect(Dig.run(dig, port: server.port, ["+short", "2.user-service.shop.local"]) == "127.0.0.3")
+            #expect(await Dig.run(dig, port: server.port, ["+short", "2.user-service.shop.local"]) == "127.0.0.3")
             // ServiceKit's resolver, as a service under `orchestrate up` uses it: SRV, then the targets.
             let resolver = UpstreamResolver(dns: try DNSResolver(host: "127.0.0.1", port: server.port))
             var seen: Set<String> = []
@@ -64,24 +64,24 @@ import Testing
     @Test func readinessDecidesWhoIsListed() async throws {
         try await withServer { server, directory, dig in
             // A known name with nothing ready: no records, but not NXDOMAIN.
-            let notReady = Dig.run(dig, port: server.port, ["order-service"])
+            let notReady = await Dig.run(dig, port: server.port, ["order-service"])
             #expect(notReady.contains("status: NOERROR"))
             #expect(notReady.contains("ANSWER: 0"))
             directory.setReady(true, service: "order-service", index: 1)
-            #expect(Dig.run(dig, port: server.port, ["+short", "order-service"]) == "127.0.0.4")
+            #expect(await Dig.run(dig, port: server.port, ["+short", "order-service"]) == "127.0.0.4")
             directory.setReady(false, service: "user-service", index: 1)
-            #expect(Dig.run(dig, port: server.port, ["+short", "user-service"]) == "127.0.0.3")
+            #expect(await Dig.run(dig, port: server.port, ["+short", "user-service"]) == "127.0.0.3")
         }
     }
 
     @Test func unknownNamesAreNXDomainAndOtherTypesEmpty() async throws {
         try await withServer { server, _, dig in
-            #expect(Dig.run(dig, port: server.port, ["payment-service"]).contains("status: NXDOMAIN"))
-            #expect(Dig.run(dig, port: server.port, ["user-service.other.local"]).contains("status: NXDOMAIN"))
-            #expect(Dig.run(dig, port: server.port, ["9.user-service.shop.local"]).contains("status: NXDOMAIN"))
-            let aaaa = Dig.run(dig, port: server.port, ["user-service", "AAAA"])
+            #expect(await Dig.run(dig, port: server.port, ["payment-service"]).contains("status: NXDOMAIN"))
+            #expect(await Dig.run(dig, port: server.port, ["user-service.other.local"]).contains("status: NXDOMAIN"))
+            #expect(await Dig.run(dig, port: server.port, ["9.user-service.shop.local"]).contains("status: NXDOMAIN"))
+            let aaaa = await Dig.run(dig, port: server.port, ["user-service", "AAAA"])
             #expect(aaaa.contains("status: NOERROR") && aaaa.contains("ANSWER: 0"))
-            #expect(Dig.run(dig, port: server.port, ["-c", "CH", "user-service", "TXT"]).contains("status: REFUSED"))
+            #expect(await Dig.run(dig, port: server.port, ["-c", "CH", "user-service", "TXT"]).contains("status: REFUSED"))
         }
     }
 
@@ -107,7 +107,7 @@ import Testing
             // The server still answers after garbage over UDP.
             let sent = try await DatagramProbe.send([0xFF, 0x00, 0x01], to: server.port)
             #expect(sent)
-            #expect(Dig.run(dig, port: server.port, ["+short", "user-service"]).contains("127.0.0.2"))
+            #expect(await Dig.run(dig, port: server.port, ["+short", "user-service"]).contains("127.0.0.2"))
         }
     }
 }

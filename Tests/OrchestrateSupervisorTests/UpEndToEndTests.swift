@@ -131,7 +131,7 @@ let productsDirectory: URL = {
         // DNS: both user-service replicas, by dig and by `orchestrate resolve`.
         let state = try #require(StateFile.read(directory.appendingPathComponent(".orchestrate/state.json").path))
         if let dig = ExternalTool.find("dig") {
-            let answer = Dig.run(dig, port: state.dnsPort, ["+short", "user-service"]).split(separator: "\n")
+            let answer = await Dig.run(dig, port: state.dnsPort, ["+short", "user-service"]).split(separator: "\n")
             #expect(Set(answer) == ["127.0.0.4", "127.0.0.5"])
         } else if ExternalTool.isRequired {
             Issue.record("dig is missing: scripts/test installs bind9-dnsutils")

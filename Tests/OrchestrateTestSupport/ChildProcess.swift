@@ -134,7 +134,11 @@ public final class ChildProcess: @unchecked Sendable {
 /// dig, run through popen (Foundation's Process hung beside a long-lived child in async tests).
 public enum Dig {
     /// dig's output, trimmed. Arguments are fixed words from the tests, so the shell line needs no quoting.
-    public static func run(_ dig: URL, port: Int, _ arguments: [String]) -> String {
+    public static func run(_ dig: URL, port: Int, _ arguments: [String]) async -> String {
+        (try? await offThePool { runBlocking(dig, port: port, arguments) }) ?? ""
+    }
+
+    private static func runBlocking(_ dig: URL, port: Int, _ arguments: [String]) -> String {
         let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(separator: " ")
         guard let pipe = popen(command, "r") else { return "" }
         var output = ""

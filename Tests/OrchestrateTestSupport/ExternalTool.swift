@@ -26,13 +26,20 @@ public enum ExternalTool {
     }
 
     /// Runs the tool and returns its exit status and standard output; standard error is discarded.
-    public static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws -> (Int32, Data) {
-        let (status, output, _) = try runCapturingErrors(executable, arguments, in: directory)
+    public static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil) async throws -> (Int32, Data) {
+        let (status, output, _) = try await runCapturingErrors(executable, arguments, in: directory)
         return (status, output)
     }
 
-    /// Runs the tool and returns its exit status, standard output and standard error.
-    public static func runCapturingErrors(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws
+    /// Runs the tool and returns its exit status, standard output and standard error; it is waited for on a thread
+    /// of its own, off the test's cooperative pool.
+    public static func runCapturingErrors(_ executable: URL, _ arguments: [String], in directory: URL? = nil)
+        async throws -> (Int32, Data, String)
+    {
+        try await offThePool { try runBlocking(executable, arguments, in: directory) }
+    }
+
+    private static func runBlocking(_ executable: URL, _ arguments: [String], in directory: URL?) throws
         -> (Int32, Data, String)
     {
         let process = Process()

@@ -31,7 +31,7 @@ struct DNSResolverTests {
         let port: Int
         let directory: URL
 
-        init(dnsmasq: URL, dig: URL) throws {
+        init(dnsmasq: URL) throws {
             directory = try ExternalTool.temporaryDirectory("dnsmasq")
             port = 20_000 + Int(getpid() % 20_000)
             let conf = directory.appendingPathComponent("dnsmasq.conf")
@@ -39,12 +39,14 @@ struct DNSResolverTests {
             process = try ChildProcess(
                 dnsmasq.path, ["--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"],
                 environment: [:], logPath: directory.appendingPathComponent("dnsmasq.log").path)
-            // Ready when dig gets an answer; bounded: 50 tries, 100 ms apart.
+        }
+
+        /// Ready when dig gets an answer; bounded: 50 tries, 100 ms apart.
+        func waitUntilAnswering(_ dig: URL) async throws {
             for _ in 0..<50 {
-                if Self.dig(dig, port: port, ["+short", "user-service", "A"]) == "127.0.0.3" { return }
-                usleep(100_000)
+                if await Self.dig(dig, port: port, ["+short", "user-service", "A"]) == "127.0.0.3" { return }
+                try await Task.sleep(for: .milliseconds(100))
             }
-            stop()
             throw ServerError(description: "dnsmasq did not answer on 127.0.0.1:\(port)")
         }
 
@@ -55,8 +57,8 @@ struct DNSResolverTests {
             try? FileManager.default.removeItem(at: directory)
         }
 
-        static func dig(_ dig: URL, port: Int, _ arguments: [String]) -> String {
-            Dig.run(dig, port: port, arguments)
+        static func dig(_ dig: URL, port: Int, _ arguments: [String]) async -> String {
+            await Dig.run(dig, port: port, arguments)
         }
     }
 
@@ -71,8 +73,9 @@ struct DNSResolverTests {
             if ExternalTool.isRequired { Issue.record("missing: \(missing.joined(separator: ", ")); scripts/test installs them") }
             return
         }
-        let server = try Server(dnsmasq: dnsmasq, dig: dig)
+        let server = try Server(dnsmasq: dnsmasq)
         defer { server.stop() }
+        try await server.waitUntilAnswering(dig)
         try await body(server, dig)
     }
 
@@ -80,7 +83,7 @@ struct DNSResolverTests {
         try await withServer { server, dig in
             let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
             for name in ["user-service", "user-service.shop.local", "order-service"] {
-                let digged = Server.dig(dig, port: server.port, ["+short", name, "A"]).split(separator: "\n").map(String.init)
+                let digged = await Server.dig(dig, port: server.port, ["+short", name, "A"]).split(separator: "\n").map(String.init)
                 #expect(!digged.isEmpty)
                 #expect(try await resolver.addresses(of: name).sorted() == digged.sorted(), "\(name)")
             }
@@ -90,7 +93,7 @@ struct DNSResolverTests {
 
     @Test func serviceRecordsGiveThePort() async throws {
         try await withServer { server, dig in
-            let digged = Server.dig(dig, port: server.port, ["+short", "_http._tcp.user-service", "SRV"])
+            let digged = await Server.dig(dig, port: server.port, ["+short", "_http._tcp.user-service", "SRV"])
             #expect(digged == "0 1 3001 user-service.")
             let records = try await DNSResolver(host: "127.0.0.1", port: server.port).services(of: "user-service")
             #expect(records == [.init(priority: 0, weight: 1, port: 3001, target: "user-service")])
@@ -101,7 +104,7 @@ struct DNSResolverTests {
     /// has none.
     @Test func upstreamResolverSpreadsOverEveryAddress() async throws {
         try await withServer { server, dig in
-            let expected = Set(Server.dig(dig, port: server.port, ["+short", "order-service", "A"]).split(separator: "\n").map(String.init))
+            let expected = Set(await Server.dig(dig, port: server.port, ["+short", "order-service", "A"]).split(separator: "\n").map(String.init))
             #expect(expected == ["127.0.0.5", "127.0.0.6"])
             let resolver = UpstreamResolver(dns: try DNSResolver(host: "127.0.0.1", port: server.port))
             var seen: [String] = []
@@ -116,7 +119,7 @@ struct DNSResolverTests {
 
     @Test func anUnknownNameIsNotFound() async throws {
         try await withServer { server, dig in
-            #expect(Server.dig(dig, port: server.port, ["nope.shop.local", "A"]).contains("status: NXDOMAIN"))
+            #expect(await Server.dig(dig, port: server.port, ["nope.shop.local", "A"]).contains("status: NXDOMAIN"))
             let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
             let error = await #expect(throws: DNSResolver.ResolutionError.self) {
                 try await resolver.addresses(of: "nope.shop.local")

@@ -213,8 +213,8 @@ final class ClockBox: @unchecked Sendable {
         defer { try? FileManager.default.removeItem(at: directory) }
         let privatePath = directory.appendingPathComponent("private.pem").path
         let publicPath = directory.appendingPathComponent("public.pem").path
-        #expect(try ExternalTool.run(openssl, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privatePath]).0 == 0)
-        #expect(try ExternalTool.run(openssl, ["pkey", "-in", privatePath, "-pubout", "-out", publicPath]).0 == 0)
+        #expect(try await ExternalTool.run(openssl, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privatePath]).0 == 0)
+        #expect(try await ExternalTool.run(openssl, ["pkey", "-in", privatePath, "-pubout", "-out", publicPath]).0 == 0)
         let signer = JWTKeyCollection()
         await signer.add(rsa: try Insecure.RSA.PrivateKey(pem: try String(contentsOfFile: privatePath, encoding: .utf8)), digestAlgorithm: .sha256)
         let good = try await signer.sign(TestClaims(sub: "carol", exp: .init(value: Date().addingTimeInterval(600)), iss: "shop"))
