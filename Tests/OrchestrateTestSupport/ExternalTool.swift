@@ -32,28 +32,41 @@ public enum ExternalTool {
     }
 
     /// Runs the tool and returns its exit status, standard output and standard error; it is waited for on a thread
-    /// of its own, off the test's cooperative pool.
-    public static func runCapturingErrors(_ executable: URL, _ arguments: [String], in directory: URL? = nil)
-        async throws -> (Int32, Data, String)
-    {
-        try await offThePool { try runBlocking(executable, arguments, in: directory) }
+    /// of its own, off the test's cooperative pool. With `input` its standard input is a pipe holding those bytes
+    /// (else it inherits the test's); with `environment` those variables are added to the test's own.
+    public static func runCapturingErrors(
+        _ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil,
+        input: Data? = nil
+    ) async throws -> (Int32, Data, String) {
+        try await offThePool {
+            try runBlocking(executable, arguments, in: directory, environment: environment, input: input)
+        }
     }
 
-    private static func runBlocking(_ executable: URL, _ arguments: [String], in directory: URL?) throws
-        -> (Int32, Data, String)
-    {
+    /// Standard error goes to a file, not a second pipe: reading one pipe to its end while the tool fills the other
+    /// would hang both.
+    private static func runBlocking(
+        _ executable: URL, _ arguments: [String], in directory: URL?, environment: [String: String]?, input: Data?
+    ) throws -> (Int32, Data, String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("tool-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
         let output = Pipe()
+        let standardInput = input.map { _ in Pipe() }
         process.standardOutput = output
         process.standardError = errorHandle
+        if let standardInput { process.standardInput = standardInput }
         try process.run()
+        if let input, let standardInput {
+            standardInput.fileHandleForWriting.write(input)
+            try standardInput.fileHandleForWriting.close()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         try? errorHandle.close()
