@@ -1,6 +1,7 @@
 /// Turns the bytes of a `services.yaml` into a `Spec` and every diagnostic about it, in one pass.
 ///
 /// A recipe: check the bytes (size, encoding, blank), compose the YAML tree, decode the model, run the rules.
+/// Composing overlaps libyaml's parsing: a large document is parsed on a second thread (`YAMLEventStream`).
 /// It does no I/O; the caller reads the file.
 public enum SpecLoader {
     /// The largest file read; a spec is a few kilobytes, and 8 MiB holds tens of thousands of services.
@@ -15,7 +16,19 @@ public enum SpecLoader {
         public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
     }
 
+    /// How a document is read. Every strategy gives the same result; the tests hold them to it.
+    struct Strategy: Sendable {
+        /// Parse on a thread of its own, beside the composing; nil: when the document is large enough to gain.
+        var parsesConcurrently: Bool?
+
+        static let standard = Strategy(parsesConcurrently: nil)
+    }
+
     public static func load(_ bytes: some Collection<UInt8>) -> Result {
+        load(bytes, strategy: .standard)
+    }
+
+    static func load(_ bytes: some Collection<UInt8>, strategy: Strategy) -> Result {
         guard bytes.count <= maximumFileSize else {
             return Result(spec: nil, diagnostics: [
                 Diagnostic(
@@ -26,11 +39,11 @@ public enum SpecLoader {
         }
         let contiguous = Array(bytes)
         return contiguous.withUnsafeBufferPointer { buffer in
-            load(buffer)
+            load(buffer, strategy: strategy)
         }
     }
 
-    private static func load(_ buffer: UnsafeBufferPointer<UInt8>) -> Result {
+    private static func load(_ buffer: UnsafeBufferPointer<UInt8>, strategy: Strategy) -> Result {
         if let offset = SourceText.firstInvalidUTF8Offset(buffer) {
             let isUTF16 = buffer.count >= 2 && (buffer[0] == 0xFF && buffer[1] == 0xFE || buffer[0] == 0xFE && buffer[1] == 0xFF)
             return Result(spec: nil, diagnostics: [
@@ -45,12 +58,12 @@ public enum SpecLoader {
         // libyaml skips a byte order mark only when it detects the encoding itself; the encoding is fixed to
         // UTF-8 here, so the mark is dropped first. Editors do not count it as a column either.
         if buffer.starts(with: [0xEF, 0xBB, 0xBF]) {
-            return load(UnsafeBufferPointer(rebasing: buffer[3...]))
+            return load(UnsafeBufferPointer(rebasing: buffer[3...]), strategy: strategy)
         }
         if SourceText.isBlank(buffer) {
             return Result(spec: nil, diagnostics: [emptyDocument()])
         }
-        let composed = YAMLComposer.compose(buffer)
+        let composed = YAMLComposer.compose(buffer, concurrently: strategy.parsesConcurrently)
         var diagnostics = composed.diagnostics
         var spec: Spec?
         if let root = composed.root {

@@ -1,10 +1,8 @@
-internal import CLibYAML
-
 /// Builds a `YAMLNode` tree from libyaml's event stream, keeping the position of every node.
 ///
-/// libyaml parses; this type composes. It resolves anchors, aliases and merge keys (`<<`), and reports what
-/// libyaml lets through: duplicate keys, unknown tags, more than one document, aliases whose expansion would
-/// blow up (billion laughs), nesting deep enough to exhaust a stack.
+/// libyaml parses (`YAMLEventStream`); this type composes. It resolves anchors, aliases and merge keys (`<<`), and
+/// reports what libyaml lets through: duplicate keys, unknown tags, more than one document, aliases whose expansion
+/// would blow up (billion laughs), nesting deep enough to exhaust a stack.
 struct YAMLComposer {
     /// The most nodes a document may expand to once every alias is followed.
     static let maximumExpandedNodes = 1_000_000
@@ -131,118 +129,115 @@ struct YAMLComposer {
     private var diagnostics: [Diagnostic] = []
 
     /// Composes the first document of `bytes`, which must already be known to be UTF-8.
-    static func compose(_ bytes: UnsafeBufferPointer<UInt8>) -> Result {
+    ///
+    /// - Parameter concurrently: parse on a thread of its own (see `YAMLEventStream`); nil: when the document is
+    ///   large.
+    static func compose(_ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil) -> Result {
         var composer = YAMLComposer()
         composer.tree.reserveCapacity(forDocumentOf: bytes.count)
-        composer.run(bytes)
+        composer.run(bytes, concurrently: concurrently)
         return Result(root: composer.root, tree: composer.tree, diagnostics: composer.diagnostics)
     }
 
-    private mutating func run(_ bytes: UnsafeBufferPointer<UInt8>) {
-        var parser = yaml_parser_t()
-        guard yaml_parser_initialize(&parser) == 1 else {
-            fail(.yamlSyntax, at: .start, "the YAML parser could not be initialised (out of memory)")
-            return
-        }
-        defer { yaml_parser_delete(&parser) }
-        if let base = bytes.baseAddress {
-            yaml_parser_set_input_string(&parser, base, bytes.count)
-        } else {
-            var empty: UInt8 = 0
-            yaml_parser_set_input_string(&parser, &empty, 0)
-        }
-        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
-
+    private mutating func run(_ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool?) {
+        let events = YAMLEventStream(bytes, concurrently: concurrently)
+        defer { events.close() }
         var documents = 0
-        var event = yaml_event_t()
-        while true {
-            guard yaml_parser_parse(&parser, &event) == 1 else {
-                reportParserError(parser, bytes)
-                root = nil
-                return
+        while let batch = events.next() {
+            let goOn = batch.bytes.withUnsafeBufferPointer { text in
+                batch.events.allSatisfy { compose($0, text, documents: &documents) }
             }
-            defer { yaml_event_delete(&event) }
-            let location = SourceLocation(line: event.start_mark.line + 1, column: event.start_mark.column + 1)
-            switch event.type {
-            case YAML_STREAM_END_EVENT:
-                return
-            case YAML_DOCUMENT_START_EVENT:
-                documents += 1
-                if documents > 1 {
-                    fail(
-                        .multipleDocuments, at: location,
-                        "the file holds more than one YAML document; a spec is one document",
-                        hint: "remove the `---` and everything after it, or merge the documents into one")
-                    return
-                }
-            case YAML_SCALAR_EVENT:
-                let scalarData = event.data.scalar
-                let tag = string(scalarData.tag)
-                checkTag(tag, at: location)
-                let text = String(
-                    decoding: UnsafeBufferPointer(start: scalarData.value, count: scalarData.length), as: UTF8.self)
-                let style: YAMLScalar.Style
-                switch scalarData.style {
-                case YAML_PLAIN_SCALAR_STYLE: style = .plain
-                case YAML_LITERAL_SCALAR_STYLE, YAML_FOLDED_SCALAR_STYLE: style = .block
-                default: style = .quoted
-                }
-                let node = YAMLNode.scalar(
-                    YAMLScalar(textIndex: tree.add(text: text), style: style, tag: YAMLScalar.Tag(tag), location: location))
-                guard count(1, at: location) else { return }
-                finish(node, size: 1, anchor: string(scalarData.anchor))
-            case YAML_ALIAS_EVENT:
-                let name = string(event.data.alias.anchor) ?? ""
-                guard let anchored = anchors[name] else {
-                    diagnostics.append(
-                        Diagnostic(
-                            .error, .unknownAlias, path: "", at: location,
-                            "the alias *\(name) refers to no anchor defined before it",
-                            hint: "define `&\(name)` on a node above this line; an alias cannot refer to itself"))
-                    root = nil
-                    return
-                }
-                guard count(anchored.size, at: location) else { return }
-                finish(relocated(anchored.node, to: location), size: anchored.size)
-            case YAML_MAPPING_START_EVENT, YAML_SEQUENCE_START_EVENT:
-                let isMapping = event.type == YAML_MAPPING_START_EVENT
-                let tag = string(isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag)
-                checkTag(tag, at: location)
-                guard depth < Self.maximumDepth else {
-                    fail(
-                        .nestingTooDeep, at: location,
-                        "the document nests deeper than \(Self.maximumDepth) levels",
-                        hint: "a spec needs only a few levels; look for unbalanced brackets")
-                    return
-                }
-                guard count(1, at: location) else { return }
-                let anchor = string(isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor)
-                if let enclosing = current.take() { outer.append(enclosing) }
-                current = Collection(
-                    isMapping ? .mapping : .sequence, anchor: anchor, location: location,
-                    start: isMapping ? open.entries.count : open.items.count)
-            case YAML_MAPPING_END_EVENT, YAML_SEQUENCE_END_EVENT:
-                guard let collection = current.take() else { break }
-                current = outer.popLast()
-                let node: YAMLNode
-                switch collection.kind {
-                case .sequence:
-                    node = .sequence(tree.add(items: open.items[collection.start...]), collection.location)
-                    open.items.removeSubrange(collection.start...)
-                case .mapping:
-                    // No slice of `open` may outlive the move: the removal would copy the whole array.
-                    let children =
-                        collection.merges.isEmpty
-                        ? tree.add(entries: open.entries[collection.start...])
-                        : tree.add(entries: merged(collection, open.entries[collection.start...]))
-                    node = .mapping(children, collection.location)
-                    open.entries.removeSubrange(collection.start...)
-                }
-                finish(node, size: collection.size, anchor: collection.anchor)
-            default:
-                break
-            }
+            events.recycle(batch)
+            guard goOn else { return }
         }
+        if let failure = events.failure {
+            reportParserError(failure, bytes)
+            root = nil
+        }
+    }
+
+    /// Adds one event to the tree; false when composing stops here (the stream's end, or a document refused).
+    private mutating func compose(
+        _ event: YAMLEvent, _ text: UnsafeBufferPointer<UInt8>, documents: inout Int
+    ) -> Bool {
+        let location = event.location
+        switch event.kind {
+        case .streamEnd:
+            return false
+        case .documentStart:
+            documents += 1
+            if documents > 1 {
+                fail(
+                    .multipleDocuments, at: location,
+                    "the file holds more than one YAML document; a spec is one document",
+                    hint: "remove the `---` and everything after it, or merge the documents into one")
+                return false
+            }
+        case .scalar:
+            let tag = string(event.tag, text)
+            checkTag(tag, at: location)
+            let value = string(event.value, text) ?? ""
+            let node = YAMLNode.scalar(
+                YAMLScalar(
+                    textIndex: tree.add(text: value), style: event.style, tag: YAMLScalar.Tag(tag), location: location))
+            guard count(1, at: location) else { return false }
+            finish(node, size: 1, anchor: string(event.anchor, text))
+        case .alias:
+            let name = string(event.value, text) ?? ""
+            guard let anchored = anchors[name] else {
+                diagnostics.append(
+                    Diagnostic(
+                        .error, .unknownAlias, path: "", at: location,
+                        "the alias *\(name) refers to no anchor defined before it",
+                        hint: "define `&\(name)` on a node above this line; an alias cannot refer to itself"))
+                root = nil
+                return false
+            }
+            guard count(anchored.size, at: location) else { return false }
+            finish(relocated(anchored.node, to: location), size: anchored.size)
+        case .mappingStart, .sequenceStart:
+            let isMapping = event.kind == .mappingStart
+            checkTag(string(event.tag, text), at: location)
+            guard depth < Self.maximumDepth else {
+                fail(
+                    .nestingTooDeep, at: location,
+                    "the document nests deeper than \(Self.maximumDepth) levels",
+                    hint: "a spec needs only a few levels; look for unbalanced brackets")
+                return false
+            }
+            guard count(1, at: location) else { return false }
+            if let enclosing = current.take() { outer.append(enclosing) }
+            current = Collection(
+                isMapping ? .mapping : .sequence, anchor: string(event.anchor, text), location: location,
+                start: isMapping ? open.entries.count : open.items.count)
+        case .mappingEnd, .sequenceEnd:
+            guard let collection = current.take() else { break }
+            current = outer.popLast()
+            let node: YAMLNode
+            switch collection.kind {
+            case .sequence:
+                node = .sequence(tree.add(items: open.items[collection.start...]), collection.location)
+                open.items.removeSubrange(collection.start...)
+            case .mapping:
+                // No slice of `open` may outlive the move: the removal would copy the whole array.
+                let children =
+                    collection.merges.isEmpty
+                    ? tree.add(entries: open.entries[collection.start...])
+                    : tree.add(entries: merged(collection, open.entries[collection.start...]))
+                node = .mapping(children, collection.location)
+                open.entries.removeSubrange(collection.start...)
+            }
+            finish(node, size: collection.size, anchor: collection.anchor)
+        }
+        return true
+    }
+
+    /// One of the event's strings, read from its batch; nil when the event has none.
+    private func string(_ eventText: YAMLEventText, _ text: UnsafeBufferPointer<UInt8>) -> String? {
+        guard !eventText.isAbsent else { return nil }
+        let start = Int(eventText.start)
+        let bytes = UnsafeBufferPointer(rebasing: text[start..<start + Int(eventText.count)])
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// An alias keeps the anchored node's content but reports its own position for the node itself, so an
@@ -329,15 +324,14 @@ struct YAMLComposer {
         diagnostics.append(Diagnostic(.error, code, path: "", at: location, message, hint: hint))
     }
 
-    private mutating func reportParserError(_ parser: yaml_parser_t, _ bytes: UnsafeBufferPointer<UInt8>) {
-        let problem = string(parser.problem) ?? "the YAML is malformed"
-        var location = SourceLocation(line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1)
-        if parser.error == YAML_READER_ERROR {
-            location = SourceText.location(ofByteOffset: parser.problem_offset, in: bytes)
-        }
+    private mutating func reportParserError(_ failure: YAMLParseFailure, _ bytes: UnsafeBufferPointer<UInt8>) {
+        let problem = failure.problem ?? "the YAML is malformed"
+        let location =
+            failure.isReaderError
+            ? SourceText.location(ofByteOffset: failure.problemOffset, in: bytes) : failure.problemLocation
         var message = problem
-        if let context = string(parser.context) {
-            message += " (\(context) at \(parser.context_mark.line + 1):\(parser.context_mark.column + 1))"
+        if let context = failure.context {
+            message += " (\(context) at \(failure.contextLocation.line):\(failure.contextLocation.column))"
         }
         fail(.yamlSyntax, at: location, message, hint: Self.hint(forProblem: problem))
     }
@@ -356,16 +350,6 @@ struct YAMLComposer {
             "remove the control character (a NUL or other byte below 0x20 other than tab and newline)"
         default: nil
         }
-    }
-
-    private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
-        guard let pointer else { return nil }
-        return String(cString: pointer)
-    }
-
-    private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
-        guard let pointer else { return nil }
-        return String(cString: pointer)
     }
 }
 
