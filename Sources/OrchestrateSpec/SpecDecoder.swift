@@ -4,11 +4,15 @@
 /// Only the shape of each field is checked here; what fields mean together is `SpecRules`' job.
 struct SpecDecoder {
     /// The children of the document's collections.
-    let tree: YAMLTree
+    var tree: YAMLTree
     var diagnostics: [Diagnostic] = []
+    /// Services read while the document was still being composed, taken when they are the `services` mapping's.
+    var streamedServices: StreamedServices?
 
-    static func decode(_ root: YAMLNode, in tree: YAMLTree) -> (spec: Spec?, diagnostics: [Diagnostic]) {
-        var decoder = SpecDecoder(tree: tree)
+    static func decode(
+        _ root: YAMLNode, in tree: YAMLTree, streamedServices: StreamedServices? = nil
+    ) -> (spec: Spec?, diagnostics: [Diagnostic]) {
+        var decoder = SpecDecoder(tree: tree, streamedServices: streamedServices)
         let spec = decoder.spec(root)
         return (spec, decoder.diagnostics)
     }
@@ -168,16 +172,23 @@ struct SpecDecoder {
 
     private mutating func services(_ node: YAMLNode) -> [Service]? {
         guard let (entries, _) = mapping(node, "services") else { return nil }
+        if let streamedServices, streamedServices.areTheServices(of: entries) {
+            diagnostics += streamedServices.diagnostics
+            return streamedServices.services
+        }
         var services: [Service] = []
         services.reserveCapacity(entries.count)
         for entry in entries {
-            let name = text(entry.key)
-            checkServiceName(entry.key, "services." + name)
-            if let service = service(named: Located(name, at: entry.key.location), entry.value, "services." + name) {
-                services.append(service)
-            }
+            if let service = service(entry) { services.append(service) }
         }
         return services
+    }
+
+    /// One entry of `services`: the name checked, the service read.
+    mutating func service(_ entry: YAMLMappingEntry) -> Service? {
+        let name = text(entry.key)
+        checkServiceName(entry.key, "services." + name)
+        return service(named: Located(name, at: entry.key.location), entry.value, "services." + name)
     }
 
     /// A secret reference in its long form `{ secret: NAME, key: KEY }`.

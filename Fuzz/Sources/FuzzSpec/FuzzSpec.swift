@@ -1,10 +1,18 @@
-import OrchestrateSpec
+@testable import OrchestrateSpec
 
-/// libFuzzer's entry point: any bytes go through the whole loader (encoding, YAML, model, rules).
-/// A crash, a hang or a sanitizer report is a bug; diagnostics of any kind are the expected outcome.
+/// libFuzzer's entry point: any bytes go through the whole loader (encoding, YAML, model, rules) twice — the way
+/// `validate` reads a large spec (libyaml on a second thread, each service read while the rest is parsed) and the
+/// plainest way (one thread, services read after composing) — and the two must agree. A crash, a hang, a sanitizer
+/// report or a disagreement is a bug; diagnostics of any kind are the expected outcome.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let result = SpecLoader.load(UnsafeBufferPointer(start: data, count: size))
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    let result = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: true, streamsServices: true))
+    let plain = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: false, streamsServices: false))
+    precondition(result.diagnostics == plain.diagnostics, "the two ways of reading disagree on the diagnostics")
+    precondition(
+        result.spec?.services.map(\.name) == plain.spec?.services.map(\.name),
+        "the two ways of reading disagree on the services")
     if let spec = result.spec {
         _ = ServiceGraph(spec).startWaves()
     }

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+@testable import OrchestrateSpec
+
+/// The loader parses a large document on a second thread and reads each service while the rest is still being
+/// parsed. These tests hold every way of reading to the result of the plainest one — one thread, every service read
+/// after composing — on the fixtures, the fuzz corpus and large documents that end in each kind of problem.
+struct ParsingStrategyTests {
+    private static let plain = SpecLoader.Strategy(parsesConcurrently: false, streamsServices: false)
+    private static let others = [
+        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: true),
+        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: false),
+        SpecLoader.Strategy(parsesConcurrently: false, streamsServices: true),
+    ]
+
+    /// Everything a load produces, as text: every diagnostic in full and the whole model.
+    private static func outcome(_ bytes: [UInt8], _ strategy: SpecLoader.Strategy) -> String {
+        let result = SpecLoader.load(bytes, strategy: strategy)
+        return result.diagnostics.map { "\($0)\n" }.joined() + describe(result.spec as Any)
+    }
+
+    /// A value and everything in it, by reflection; a dictionary's or set's elements sorted, since their order
+    /// differs from one instance to the next.
+    private static func describe(_ value: Any) -> String {
+        let mirror = Mirror(reflecting: value)
+        guard !mirror.children.isEmpty else { return "\(value)" }
+        let parts = mirror.children.map { child in (child.label.map { $0 + ": " } ?? "") + describe(child.value) }
+        switch mirror.displayStyle {
+        case .dictionary, .set: return "[" + parts.sorted().joined(separator: ", ") + "]"
+        default: return "\(mirror.subjectType)(" + parts.joined(separator: ", ") + ")"
+        }
+    }
+
+    private static func expectSameEveryWay(_ bytes: [UInt8], _ name: String) {
+        let expected = outcome(bytes, plain)
+        for strategy in others {
+            #expect(outcome(bytes, strategy) == expected, "\(name) with \(strategy)")
+        }
+    }
+
+    @Test(arguments: FixtureFile.all)
+    func aFixtureReadsTheSameEveryWay(_ fixture: FixtureFile) {
+        Self.expectSameEveryWay(fixture.bytes, fixture.name)
+    }
+
+    @Test func theFuzzCorpusReadsTheSameEveryWay() throws {
+        let corpus = FixtureFile.directory.appendingPathComponent("../../../Fuzz/corpus").standardized
+        let names = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
+        #expect(names.count > 100)
+        for name in names {
+            let bytes = try Array(Data(contentsOf: corpus.appendingPathComponent(name)))
+            Self.expectSameEveryWay(bytes, name)
+        }
+    }
+
+    @Test(arguments: LargeSpec.Ending.allCases)
+    func aLargeSpecReadsTheSameEveryWay(_ ending: LargeSpec.Ending) {
+        let bytes = Array(LargeSpec.text(services: 300, ending: ending).utf8)
+        #expect(bytes.count > YAMLEventStream.concurrentParsingThreshold * 4)
+        Self.expectSameEveryWay(bytes, "\(ending)")
+        let result = SpecLoader.load(bytes)
+        #expect(result.diagnostics.map(\.code) == ending.expectedCodes)
+    }
+
+    @Test func aValidLargeSpecKeepsEveryService() throws {
+        let result = SpecLoader.load(Array(LargeSpec.text(services: 300, ending: .nothing).utf8))
+        let spec = try #require(result.spec)
+        #expect(spec.services.count == 300)
+        #expect(spec.services.last?.name.value == "svc-0299")
+        #expect(spec.services.last?.env.map(\.name.value) == ["INTERNAL_TOKEN", "LOG_LEVEL", "FEATURE_FLAG"])
+    }
+
+    @Test func servicesAreHandedOutWhileTheDocumentIsStillBeingComposed() throws {
+        let text = LargeSpec.text(services: 50, ending: .nothing)
+        nonisolated(unsafe) var handed: [(name: String, treeEntries: Int)] = []
+        let stream = YAMLComposer.EntryStream(key: "services") { entry, tree in
+            handed.append((tree.text(of: entry.key), tree.entries.count))
+        }
+        let result = Array(text.utf8).withUnsafeBufferPointer {
+            YAMLComposer.compose($0, concurrently: true, entryStream: stream)
+        }
+        #expect(handed.map(\.name) == (0..<50).map { String(format: "svc-%04d", $0) })
+        // The first service was handed out when the tree held a fraction of what it holds at the end.
+        let first = try #require(handed.first)
+        #expect(first.treeEntries * 10 < result.tree.entries.count)
+    }
+}
