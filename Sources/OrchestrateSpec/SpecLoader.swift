@@ -23,6 +23,8 @@ public enum SpecLoader {
         var parsesConcurrently: Bool?
         /// Read each service as soon as it is composed, while the rest is still being parsed.
         var streamsServices: Bool
+        /// Events handed from the parser to the composer at a time.
+        var eventsPerBatch = YAMLEventStream.defaultBatchCapacity
 
         static let standard = Strategy(parsesConcurrently: nil, streamsServices: true)
     }
@@ -68,7 +70,8 @@ public enum SpecLoader {
         }
         let streamedServices = strategy.streamsServices ? StreamedServices() : nil
         let composed = YAMLComposer.compose(
-            buffer, concurrently: strategy.parsesConcurrently, entryStream: streamedServices?.entryStream)
+            buffer, concurrently: strategy.parsesConcurrently, batchCapacity: strategy.eventsPerBatch,
+            entryStream: streamedServices?.entryStream)
         var diagnostics = composed.diagnostics
         var spec: Spec?
         if let root = composed.root {

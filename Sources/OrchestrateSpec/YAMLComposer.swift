@@ -145,21 +145,22 @@ struct YAMLComposer {
     ///
     /// - Parameters:
     ///   - concurrently: parse on a thread of its own (see `YAMLEventStream`); nil: when the document is large.
+    ///   - batchCapacity: events handed over at a time (see `YAMLEventStream`).
     ///   - entryStream: entries handed out while composing goes on, so their reader works while libyaml is still
     ///     parsing the rest. Merged entries (`<<`) are added only when their mapping closes and are not handed
     ///     out, so the handler's entries are exactly the mapping's when it has no merge key.
     static func compose(
-        _ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil, entryStream: EntryStream? = nil
+        _ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil,
+        batchCapacity: Int = YAMLEventStream.defaultBatchCapacity, entryStream: EntryStream? = nil
     ) -> Result {
         var composer = YAMLComposer()
         composer.entryStream = entryStream
         composer.tree.reserveCapacity(forDocumentOf: bytes.count)
-        composer.run(bytes, concurrently: concurrently)
+        composer.run(YAMLEventStream(bytes, concurrently: concurrently, batchCapacity: batchCapacity), bytes)
         return Result(root: composer.root, tree: composer.tree, diagnostics: composer.diagnostics)
     }
 
-    private mutating func run(_ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool?) {
-        let events = YAMLEventStream(bytes, concurrently: concurrently)
+    private mutating func run(_ events: YAMLEventStream, _ bytes: UnsafeBufferPointer<UInt8>) {
         defer { events.close() }
         var documents = 0
         while let batch = events.next() {

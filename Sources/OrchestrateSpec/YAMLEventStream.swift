@@ -7,27 +7,33 @@
 final class YAMLEventStream {
     /// Events per batch: large enough that handing a batch over is rare, small enough that the composer starts early
     /// and has little left once the parser is done.
-    static let batchCapacity = 1024
+    static let defaultBatchCapacity = 1024
     /// Documents from this size are parsed on a thread of their own (a spec of ~30 services).
     static let concurrentParsingThreshold = 16 * 1024
 
     private let parser: YAMLEventParser
+    private let batchCapacity: Int
     private let relay: YAMLEventRelay?
     /// The caller's thread's one batch, while the composer is not holding it.
     private var spare: YAMLEventBatch?
 
     /// Starts parsing `bytes`, which must stay valid until `close()` has returned.
-    /// - Parameter concurrently: parse on a thread of its own; by default, when the document is large.
-    init(_ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil) {
+    /// - Parameters:
+    ///   - concurrently: parse on a thread of its own; by default, when the document is large.
+    ///   - batchCapacity: events per batch; tests and the fuzzer make it small, so batches change hands often.
+    init(
+        _ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil, batchCapacity: Int = defaultBatchCapacity
+    ) {
         parser = YAMLEventParser(bytes)
+        self.batchCapacity = max(1, batchCapacity)
         if concurrently ?? (bytes.count >= Self.concurrentParsingThreshold),
-            let relay = YAMLEventRelay(parser, batchCapacity: Self.batchCapacity)
+            let relay = YAMLEventRelay(parser, batchCapacity: self.batchCapacity)
         {
             self.relay = relay
             spare = nil
         } else {
             relay = nil
-            spare = YAMLEventBatch(capacity: Self.batchCapacity)
+            spare = YAMLEventBatch(capacity: self.batchCapacity)
         }
     }
 
@@ -38,7 +44,7 @@ final class YAMLEventStream {
     func next() -> YAMLEventBatch? {
         if let relay { return relay.next() }
         guard !parser.isFinished, var batch = spare.take() else { return nil }
-        parser.fill(&batch, limit: Self.batchCapacity)
+        parser.fill(&batch, limit: batchCapacity)
         if batch.events.isEmpty {
             spare = batch
             return nil

@@ -12,6 +12,8 @@ struct ParsingStrategyTests {
         SpecLoader.Strategy(parsesConcurrently: true, streamsServices: true),
         SpecLoader.Strategy(parsesConcurrently: true, streamsServices: false),
         SpecLoader.Strategy(parsesConcurrently: false, streamsServices: true),
+        // Batches of three events change hands all the time, so each side often waits for the other.
+        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: true, eventsPerBatch: 3),
     ]
 
     /// Everything a load produces, as text: every diagnostic in full and the whole model.

@@ -31,7 +31,7 @@ struct YAMLEventStreamTests {
         let concurrent = Self.batches(bytes, concurrently: true)
         #expect(concurrent == Self.batches(bytes, concurrently: false))
         #expect(concurrent.count > 10)
-        #expect(concurrent.dropLast().allSatisfy { $0.count == YAMLEventStream.batchCapacity })
+        #expect(concurrent.dropLast().allSatisfy { $0.count == YAMLEventStream.defaultBatchCapacity })
         let last = try #require(concurrent.last?.last)
         #expect(last.hasPrefix("streamEnd"))
         #expect(concurrent.joined().contains { $0.hasSuffix(" plain value - !custom") })

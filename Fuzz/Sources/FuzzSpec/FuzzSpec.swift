@@ -7,7 +7,10 @@
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
-    let result = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: true, streamsServices: true))
+    // Batches of 1 to 64 events, so even a short input changes hands between the threads many times.
+    let eventsPerBatch = 1 + (size > 0 ? Int(data[size / 2]) % 64 : 0)
+    let result = SpecLoader.load(
+        bytes, strategy: .init(parsesConcurrently: true, streamsServices: true, eventsPerBatch: eventsPerBatch))
     let plain = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: false, streamsServices: false))
     precondition(result.diagnostics == plain.diagnostics, "the two ways of reading disagree on the diagnostics")
     precondition(
