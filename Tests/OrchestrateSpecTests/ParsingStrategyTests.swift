@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateTestSupport
 import Testing
 
 @testable import OrchestrateSpec
@@ -6,6 +7,10 @@ import Testing
 /// The loader parses a large document on a second thread and reads each service while the rest is still being
 /// parsed. These tests hold every way of reading to the result of the plainest one — one thread, every service read
 /// after composing — on the fixtures, the fuzz corpus and large documents that end in each kind of problem.
+///
+/// One test at a time: each keeps a core busy (two, with the parsing thread), and tests elsewhere in the run wait
+/// for things with deadlines.
+@Suite(.serialized)
 struct ParsingStrategyTests {
     private static let plain = SpecLoader.Strategy(parsesConcurrently: false, streamsServices: false)
     private static let others = [
@@ -34,35 +39,41 @@ struct ParsingStrategyTests {
         }
     }
 
-    private static func expectSameEveryWay(_ bytes: [UInt8], _ name: String) {
+    /// The strategies whose outcome differs from the plain one's, each with `name`.
+    private static func disagreements(_ bytes: [UInt8], _ name: String) -> [String] {
         let expected = outcome(bytes, plain)
-        for strategy in others {
-            #expect(outcome(bytes, strategy) == expected, "\(name) with \(strategy)")
-        }
+        return others.filter { outcome(bytes, $0) != expected }.map { "\(name) with \($0)" }
     }
 
     @Test(arguments: FixtureFile.all)
     func aFixtureReadsTheSameEveryWay(_ fixture: FixtureFile) {
-        Self.expectSameEveryWay(fixture.bytes, fixture.name)
+        #expect(Self.disagreements(fixture.bytes, fixture.name) == [])
     }
 
-    @Test func theFuzzCorpusReadsTheSameEveryWay() throws {
+    // The corpus and the large specs keep a core busy for seconds: they run on a thread of their own, so the
+    // cooperative pool stays free for the tests that wait for something with a deadline (see `offThePool`).
+
+    @Test func theFuzzCorpusReadsTheSameEveryWay() async throws {
         let corpus = FixtureFile.directory.appendingPathComponent("../../../Fuzz/corpus").standardized
         let names = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
         #expect(names.count > 100)
-        for name in names {
-            let bytes = try Array(Data(contentsOf: corpus.appendingPathComponent(name)))
-            Self.expectSameEveryWay(bytes, name)
+        let disagreements = try await offThePool {
+            try names.flatMap { name in
+                Self.disagreements(try Array(Data(contentsOf: corpus.appendingPathComponent(name))), name)
+            }
         }
+        #expect(disagreements == [])
     }
 
     @Test(arguments: LargeSpec.Ending.allCases)
-    func aLargeSpecReadsTheSameEveryWay(_ ending: LargeSpec.Ending) {
+    func aLargeSpecReadsTheSameEveryWay(_ ending: LargeSpec.Ending) async throws {
         let bytes = Array(LargeSpec.text(services: 300, ending: ending).utf8)
         #expect(bytes.count > YAMLEventStream.concurrentParsingThreshold * 4)
-        Self.expectSameEveryWay(bytes, "\(ending)")
-        let result = SpecLoader.load(bytes)
-        #expect(result.diagnostics.map(\.code) == ending.expectedCodes)
+        let (disagreements, codes) = try await offThePool {
+            (Self.disagreements(bytes, "\(ending)"), SpecLoader.load(bytes).diagnostics.map(\.code))
+        }
+        #expect(disagreements == [])
+        #expect(codes == ending.expectedCodes)
     }
 
     @Test func aValidLargeSpecKeepsEveryService() throws {
