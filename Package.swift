@@ -70,15 +70,19 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
         ),
+        // The contract between orchestrate and every service it runs: the environment's variable names, the route
+        // table file, the path-prefix rules. No dependencies, no Foundation: the CLI, the supervisor, ServiceKit and
+        // the gateway all import it, and a team's own Swift service can too.
+        .target(name: "OrchestrateContract", swiftSettings: swiftSettings),
         .target(
             name: "OrchestrateSpec",
-            dependencies: ["CLibYAML"],
+            dependencies: ["CLibYAML", "OrchestrateContract"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OrchestrateGenerate",
             dependencies: [
-                "OrchestrateSpec",
+                "OrchestrateSpec", "OrchestrateContract",
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: swiftSettings
@@ -86,7 +90,7 @@ let package = Package(
         .target(
             name: "OrchestrateCLI",
             dependencies: [
-                "OrchestrateSpec",
+                "OrchestrateSpec", "OrchestrateContract",
                 "OrchestrateGenerate",
                 "OrchestrateSupervisor", "DNSWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -108,7 +112,7 @@ let package = Package(
         .target(
             name: "OrchestrateSupervisor",
             dependencies: [
-                "OrchestrateSpec", "DNSWire", "CSupervisorSpawn",
+                "OrchestrateSpec", "OrchestrateContract", "DNSWire", "CSupervisorSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -120,6 +124,7 @@ let package = Package(
             name: "OrchestrateSupervisorTests",
             dependencies: [
                 "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateSpec",
+                "OrchestrateContract",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -130,7 +135,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "DNSWire",
+                "DNSWire", "OrchestrateContract",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "ServiceKitTests",
             dependencies: [
-                "ServiceKit",
+                "ServiceKit", "OrchestrateContract",
                 "OrchestrateTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "FluentKit", package: "fluent-kit"),
@@ -168,7 +173,7 @@ let package = Package(
         .target(
             name: "APIGatewayCore",
             dependencies: [
-                "ServiceKit", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Hummingbird", package: "hummingbird"),
+                "ServiceKit", "OrchestrateContract", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -178,7 +183,7 @@ let package = Package(
             name: "ShopTests",
             dependencies: [
                 "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "NotificationServiceCore",
-                "ServiceKit",
+                "ServiceKit", "OrchestrateContract",
                 "OrchestrateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -195,13 +200,13 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestrateSpecTests",
-            dependencies: ["OrchestrateSpec", "OrchestrateTestSupport"],
+            dependencies: ["OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OrchestrateGenerateTests",
-            dependencies: ["OrchestrateGenerate", "OrchestrateSpec", "OrchestrateTestSupport"],
+            dependencies: ["OrchestrateGenerate", "OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport"],
             exclude: ["Support"],
             swiftSettings: swiftSettings
         ),

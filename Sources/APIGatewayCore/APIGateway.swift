@@ -1,3 +1,4 @@
+import OrchestrateContract
 import AsyncHTTPClient
 import Foundation
 public import Hummingbird
@@ -56,21 +57,21 @@ struct GatewayProxy: RouterMiddleware {
         if let table {
             self.table = table
         } else {
-            let path = environment["ROUTES_FILE"] ?? "gateway/routes.json"
+            let path = environment[ServiceVariable.routesFile] ?? RouteTableFile.generatedPath
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigurationError(
-                    variable: "ROUTES_FILE", message: "cannot read \(path); write it with `orchestrate generate gateway`")
+                    variable: ServiceVariable.routesFile, message: "cannot read \(path); write it with `orchestrate generate gateway`")
             }
             do {
                 self.table = try RouteTable(json: data, source: path)
             } catch {
-                throw ConfigurationError(variable: "ROUTES_FILE", message: "\(error)")
+                throw ConfigurationError(variable: ServiceVariable.routesFile, message: "\(error)")
             }
         }
         let settings = self.table.jwt
-        issuer = environment["JWT_ISSUER"] ?? settings?.issuer
-        audience = environment["JWT_AUDIENCE"] ?? settings?.audience
-        let algorithm = environment["JWT_ALGORITHM"] ?? settings?.algorithm ?? "HS256"
+        issuer = environment[ServiceVariable.jwtIssuer] ?? settings?.issuer
+        audience = environment[ServiceVariable.jwtAudience] ?? settings?.audience
+        let algorithm = environment[ServiceVariable.jwtAlgorithm] ?? settings?.algorithm ?? "HS256"
         if self.table.routes.contains(where: \.requiresJWT) {
             keys = try await Self.makeKeys(algorithm: algorithm, environment: environment)
         } else {
@@ -78,7 +79,7 @@ struct GatewayProxy: RouterMiddleware {
         }
         var upstreams: [String: (scheme: String, host: String, port: Int?)] = [:]
         for route in self.table.routes {
-            let variable = ServiceConfiguration.urlVariable(for: route.upstream.service)
+            let variable = ServiceVariable.url(of: route.upstream.service)
             let url = environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? route.upstream.url
             guard let components = URLComponents(string: url), let scheme = components.scheme,
                 let host = components.host
@@ -92,7 +93,7 @@ struct GatewayProxy: RouterMiddleware {
             do {
                 return try DNSResolver(host: server.host, port: server.port)
             } catch {
-                throw ConfigurationError(variable: "ORCHESTRATE_DNS", message: "is not an IP address and port")
+                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "is not an IP address and port")
             }
         })
         httpClient = runtime.httpClient
@@ -104,11 +105,11 @@ struct GatewayProxy: RouterMiddleware {
         let keys = JWTKeyCollection()
         func secret(_ name: String) throws -> String {
             if let value = environment[name], !value.isEmpty { return value }
-            if let path = environment[name + "_FILE"], !path.isEmpty {
+            if let path = environment[ServiceVariable.file(name)], !path.isEmpty {
                 do {
                     return try ServiceConfiguration.readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
                 } catch {
-                    throw ConfigurationError(variable: name + "_FILE", message: "cannot read \(path): \(error)")
+                    throw ConfigurationError(variable: ServiceVariable.file(name), message: "cannot read \(path): \(error)")
                 }
             }
             throw ConfigurationError(
@@ -116,21 +117,21 @@ struct GatewayProxy: RouterMiddleware {
         }
         switch algorithm {
         case "HS256":
-            let key = try secret("JWT_SECRET")
+            let key = try secret(ServiceVariable.jwtSecret)
             guard key.utf8.count >= 32 else {
-                throw ConfigurationError(variable: "JWT_SECRET", message: "must be at least 32 bytes for HS256")
+                throw ConfigurationError(variable: ServiceVariable.jwtSecret, message: "must be at least 32 bytes for HS256")
             }
             await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
         case "RS256":
             do {
-                await keys.add(rsa: try Insecure.RSA.PublicKey(pem: try secret("JWT_PUBLIC_KEY")), digestAlgorithm: .sha256)
+                await keys.add(rsa: try Insecure.RSA.PublicKey(pem: try secret(ServiceVariable.jwtPublicKey)), digestAlgorithm: .sha256)
             } catch let error as ConfigurationError {
                 throw error
             } catch {
-                throw ConfigurationError(variable: "JWT_PUBLIC_KEY", message: "is not an RSA public key in PEM: \(error)")
+                throw ConfigurationError(variable: ServiceVariable.jwtPublicKey, message: "is not an RSA public key in PEM: \(error)")
             }
         default:
-            throw ConfigurationError(variable: "JWT_ALGORITHM", message: "must be HS256 or RS256, not \(algorithm)")
+            throw ConfigurationError(variable: ServiceVariable.jwtAlgorithm, message: "must be HS256 or RS256, not \(algorithm)")
         }
         return keys
     }

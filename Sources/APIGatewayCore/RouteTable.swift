@@ -1,45 +1,17 @@
 public import Foundation
+public import OrchestrateContract
 
-/// The gateway's routes: `gateway/routes.json` as `orchestrate generate gateway` writes it (docs/generate.md).
+/// The gateway's routes, read from the contract's `RouteTableFile` (`gateway/routes.json` as `orchestrate generate
+/// gateway` writes it) and matched by the contract's `RoutePrefix` rules.
 public struct RouteTable: Sendable {
-    public struct Route: Sendable, Decodable {
-        public struct Upstream: Sendable, Decodable {
-            public var service: String
-            public var port: Int
-            public var url: String
-        }
+    public typealias Route = RouteTableFile.Route
+    public typealias JWTSettings = RouteTableFile.JWTSettings
 
-        public struct RateLimit: Sendable, Decodable {
-            public var rps: Double
-            public var burst: Int
-        }
-
-        public var prefix: String
-        public var rewrite: String?
-        public var methods: [String]
-        public var upstream: Upstream
-        public var auth: String?
-        public var rateLimit: RateLimit?
-        public var timeoutMilliseconds: Int
-        public var maxBodyBytes: Int
-
-        public var requiresJWT: Bool { auth == "jwt" }
-    }
-
-    public struct JWTSettings: Sendable, Decodable {
-        public var algorithm: String
-        public var issuer: String?
-        public var audience: String?
-    }
-
-    struct File: Decodable {
-        var gateway: String?
-        var jwt: JWTSettings?
-        var routes: [Route]
-    }
-
-    public var routes: [Route]
-    public var jwt: JWTSettings?
+    /// In match order: the first route whose prefix matches is the longest.
+    public let routes: [Route]
+    public let jwt: JWTSettings?
+    /// Each route's prefix, parsed once at load, in the order of `routes`.
+    private let prefixes: [RoutePrefix]
 
     public struct LoadError: Error, CustomStringConvertible {
         public var description: String
@@ -47,9 +19,9 @@ public struct RouteTable: Sendable {
 
     /// Reads the table; every route's prefix must start with `/` and name an upstream URL.
     public init(json data: Data, source: String) throws {
-        let file: File
+        let file: RouteTableFile
         do {
-            file = try JSONDecoder().decode(File.self, from: data)
+            file = try JSONDecoder().decode(RouteTableFile.self, from: data)
         } catch {
             throw LoadError(description: "\(source) is not a route table (regenerate it with `orchestrate generate gateway`): \(error)")
         }
@@ -61,45 +33,25 @@ public struct RouteTable: Sendable {
                 throw LoadError(description: "\(source): route \(route.prefix) has no upstream URL")
             }
         }
-        // Longest prefix first, so the first match is the most specific.
-        routes = file.routes.sorted { $0.prefix.count > $1.prefix.count }
-        jwt = file.jwt
+        self.init(routes: file.routes, jwt: file.jwt)
     }
 
     public init(routes: [Route], jwt: JWTSettings?) {
-        self.routes = routes.sorted { $0.prefix.count > $1.prefix.count }
+        self.routes = routes.sorted { RoutePrefix.matchOrder($0.prefix, $1.prefix) }
         self.jwt = jwt
+        prefixes = self.routes.map { RoutePrefix($0.prefix) }
     }
 
     /// The most specific route whose prefix matches `path` by whole segments, as Gateway API's `PathPrefix` does:
     /// `/api/users` matches `/api/users` and `/api/users/7`, not `/api/usersX`.
     public func route(for path: String) -> Route? {
-        routes.first { Self.matches(prefix: $0.prefix, path: path) }
-    }
-
-    static func matches(prefix: String, path: String) -> Bool {
-        let prefix = prefix.count > 1 && prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-        if prefix == "/" { return true }
-        guard path.hasPrefix(prefix) else { return false }
-        let rest = path.dropFirst(prefix.count)
-        return rest.isEmpty || rest.hasPrefix("/")
+        prefixes.firstIndex { $0.matches(path) }.map { routes[$0] }
     }
 
     /// `path` with the route's prefix replaced by its rewrite, as `ReplacePrefixMatch` does; the query is kept.
     static func rewrite(path: String, query: String?, route: Route) -> String {
         var target = path
-        if let rewrite = route.rewrite {
-            let prefix = route.prefix.count > 1 && route.prefix.hasSuffix("/") ? String(route.prefix.dropLast()) : route.prefix
-            let rest = prefix == "/" ? Substring(path) : path.dropFirst(prefix.count)
-            let base = rewrite.count > 1 && rewrite.hasSuffix("/") ? String(rewrite.dropLast()) : rewrite
-            if rest.isEmpty {
-                target = base
-            } else if base == "/" {
-                target = rest.hasPrefix("/") ? String(rest) : "/" + rest
-            } else {
-                target = base + rest
-            }
-        }
+        if let rewrite = route.rewrite { target = RoutePrefix(route.prefix).rewrite(path, to: rewrite) }
         if let query, !query.isEmpty { target += "?" + query }
         return target
     }

@@ -348,7 +348,7 @@ struct Up: AsyncParsableCommand {
     }
 
     private func writeRoutes(spec: Spec, to path: String) throws {
-        guard let routes = Generator.routeTable(for: spec) else { return }
+        guard let routes = Generator.routeTable(for: Topology(spec)) else { return }
         try routes.write(toFile: path, atomically: true, encoding: .utf8)
     }
 

@@ -867,32 +867,5 @@ scrape_configs:
 {{/jobs}}
 
 """####,
-        "routes.json": ####"""
-{{% CONTENT_TYPE: TEXT}}
-{
-  "generatedBy": "orchestrate from services.yaml; do not edit",
-  "gateway": {{{service}}},
-{{#jwt}}
-  "jwt": { "algorithm": {{{algorithm}}}, "issuer": {{{issuer}}}, "audience": {{{audience}}} },
-{{/jwt}}
-  "routes": [
-{{#routes}}
-    {
-      "prefix": {{{prefix}}},
-      "rewrite": {{{rewrite}}},
-      "methods": {{{methods}}},
-      "upstream": { "service": {{{service}}}, "port": {{{port}}}, "url": {{{url}}} },
-      "auth": {{{auth}}},
-{{#rateLimit}}
-      "rateLimit": { "rps": {{{rps}}}, "burst": {{{burst}}} },
-{{/rateLimit}}
-      "timeoutMilliseconds": {{{timeoutMilliseconds}}},
-      "maxBodyBytes": {{{maxBodyBytes}}}
-    }{{{comma}}}
-{{/routes}}
-  ]
-}
-
-"""####,
     ]
 }

@@ -1,14 +1,13 @@
+import OrchestrateContract
 import OrchestrateSpec
 
 /// `compose.yaml`, the `Dockerfile` every product is built with, and Prometheus' scrape configuration for the
 /// `observability` profile.
 struct ComposeGenerator {
-    let spec: Spec
+    let topology: Topology
     let templates: TemplateSet
 
-    func files() -> [GeneratedFile] {
-        RenderPlan.run([plan()])
-    }
+    private var spec: Spec { topology.spec }
 
     private typealias Y = OutputEscaping
 
@@ -16,41 +15,32 @@ struct ComposeGenerator {
     /// places the blocks.
     func plan() -> RenderPlan {
         let owners = spec.services.filter { $0.database != nil && $0.database?.external == nil }
-        var jobs: [RenderPlan.Job] = spec.services.map { service in
-            {
-                let environment = ServiceEnvironment(service: service, spec: spec)
-                let names = Self.secretNames(environment)
-                return ServiceBlock(text: block(self.service(service, environment: environment, secrets: names)), secrets: names)
-            }
+        var jobs: [RenderPlan.Job] = topology.nodes.map { node in
+            { block(self.service(node.service, environment: ServiceEnvironment(node))) }
         }
         jobs += owners.map { service in { block(database(service.database!.name.value)) } }
         jobs.append { templates.render("Dockerfile", dockerfileContext()) }
         jobs.append { templates.render("prometheus.yml", prometheusContext()) }
         let serviceCount = spec.services.count
-        return RenderPlan(jobs: jobs) { results in
-            let blocks = results[..<serviceCount].map { $0 as! ServiceBlock }
-            let databaseBlocks = results[serviceCount..<(results.count - 2)].map { $0 as! String }
-            return [
+        return RenderPlan(jobs: jobs) { texts in
+            [
                 GeneratedFile(
                     path: "compose.yaml",
-                    contents: templates.render("compose.yaml", context(blocks: blocks, databaseBlocks: databaseBlocks))),
-                GeneratedFile(path: "Dockerfile", contents: results[results.count - 2] as! String),
-                GeneratedFile(path: "observability/prometheus.yml", contents: results[results.count - 1] as! String),
+                    contents: templates.render(
+                        "compose.yaml",
+                        context(blocks: Array(texts[..<serviceCount]), databaseBlocks: Array(texts[serviceCount..<(texts.count - 2)])))),
+                GeneratedFile(path: "Dockerfile", contents: texts[texts.count - 2]),
+                GeneratedFile(path: "observability/prometheus.yml", contents: texts[texts.count - 1]),
             ]
         }
     }
 
-    /// A service's block of compose.yaml and the secrets it uses.
-    private struct ServiceBlock: Sendable {
-        var text: String
-        var secrets: [String]
-    }
-
-    private func context(blocks: [ServiceBlock], databaseBlocks: [String]) -> [String: Any] {
+    private func context(blocks: [String], databaseBlocks: [String]) -> [String: Any] {
         var secrets = Set<String>()
-        var services = blocks.map(\.text)
-        for (service, block) in zip(spec.services, blocks) {
-            secrets.formUnion(block.secrets)
+        var services = blocks
+        for node in topology.nodes {
+            secrets.formUnion(Self.secretNames(ServiceEnvironment(node)))
+            let service = node.service
             guard let database = service.database, database.external == nil else { continue }
             secrets.insert(ServiceEnvironment.databasePasswordSecret(database.name.value))
         }
@@ -87,7 +77,8 @@ struct ComposeGenerator {
         return text
     }
 
-    private func service(_ service: Service, environment: ServiceEnvironment, secrets: [String]) -> [String: Any] {
+    private func service(_ service: Service, environment: ServiceEnvironment) -> [String: Any] {
+        let secrets = Self.secretNames(environment)
         let name = service.name.value
         var context: [String: Any] = [
             "name": Y.yaml(name),
@@ -111,10 +102,11 @@ struct ComposeGenerator {
         }
         for secret in environment.secrets {
             let file = "/run/secrets/" + ServiceEnvironment.composeSecretName(secret: secret.secret, key: secret.key)
-            variables.append(["name": Y.yaml(secret.name + "_FILE"), "value": Y.yaml(file)])
+            variables.append(["name": Y.yaml(ServiceVariable.file(secret.name)), "value": Y.yaml(file)])
         }
         // Deliberate interpolation: set OTEL_EXPORTER_OTLP_ENDPOINT on the host to export traces.
-        variables.append(["name": Y.yaml("OTEL_EXPORTER_OTLP_ENDPOINT"), "value": "\"${OTEL_EXPORTER_OTLP_ENDPOINT:-}\""])
+        let otlp = ServiceVariable.otlpEndpoint
+        variables.append(["name": Y.yaml(otlp), "value": "\"${\(otlp):-}\""])
         ContextList.set(&context, "environment", variables)
         let uniqueSecrets = secrets.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         ContextList.set(&context, "secrets", uniqueSecrets.map(Y.yaml))
@@ -133,7 +125,7 @@ struct ComposeGenerator {
         ContextList.set(&context, "dependsOn", dependencies)
         if let resources = service.resources { context["resources"] = Self.resources(resources) }
         if spec.gateway?.service.value == name {
-            ContextList.set(&context, "volumes", [Y.yaml("./gateway/routes.json:\(ServiceEnvironment.routesPath):ro")])
+            ContextList.set(&context, "volumes", [Y.yaml("./\(RouteTableFile.generatedPath):\(RouteTableFile.containerPath):ro")])
         }
         return context
     }

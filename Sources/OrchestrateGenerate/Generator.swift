@@ -1,3 +1,4 @@
+public import OrchestrateContract
 public import OrchestrateSpec
 
 /// Turns a valid `Spec` into deployment files. Pure: no I/O, no clock, no randomness, so two runs on one spec
@@ -22,27 +23,25 @@ public struct Generator: Sendable {
     /// - Precondition: the spec has no errors (`SpecLoader.Result.hasErrors` is false); generating from an
     ///   invalid spec is not meaningful, and the CLI never does it.
     public func generate(_ spec: Spec, target: Target) -> [GeneratedFile] {
-        switch target {
-        case .compose: return ComposeGenerator(spec: spec, templates: templates).files()
-        case .kubernetes: return KubernetesGenerator(spec: spec, templates: templates).files()
-        case .gateway: return GatewayGenerator(spec: spec, templates: templates).files()
-        case .all:
-            // The route table goes into gateway/routes.json and into the gateway's ConfigMap: rendered once.
-            let gateway = GatewayGenerator(spec: spec, templates: templates)
-            let routesJSON = SharedResult { gateway.routesJSON() }
-            return RenderPlan.run([
-                ComposeGenerator(spec: spec, templates: templates).plan(),
-                KubernetesGenerator(spec: spec, templates: templates, routesJSON: routesJSON).plan(),
-                gateway.plan(routesJSON: routesJSON),
-            ])
+        let topology = Topology(spec)
+        // The route table goes into gateway/routes.json and into the gateway's ConfigMap: encoded once.
+        let routesJSON = SharedResult { topology.routeTable.map(RouteTableJSON.encode) ?? "" }
+        var plans: [RenderPlan] = []
+        if target == .compose || target == .all {
+            plans.append(ComposeGenerator(topology: topology, templates: templates).plan())
         }
+        if target == .kubernetes || target == .all {
+            plans.append(KubernetesGenerator(topology: topology, templates: templates, routesJSON: routesJSON).plan())
+        }
+        if target == .gateway || target == .all {
+            plans.append(GatewayGenerator(topology: topology, templates: templates).plan(routesJSON: routesJSON))
+        }
+        return RenderPlan.run(plans)
     }
 
-    /// gateway/routes.json alone, from the built-in template (what `orchestrate up` gives its gateway); nil when
-    /// the spec has no gateway.
-    public static func routeTable(for spec: Spec) -> String? {
-        guard spec.gateway != nil else { return nil }
-        return GatewayGenerator(spec: spec, templates: TemplateSet(only: ["routes.json"])).routesJSON()
+    /// gateway/routes.json alone (what `orchestrate up` gives its gateway); nil when the spec has no gateway.
+    public static func routeTable(for topology: Topology) -> String? {
+        topology.routeTable.map(RouteTableJSON.encode)
     }
 
     /// The header every generated file starts with, in the file's comment syntax.

@@ -3,7 +3,8 @@ import OrchestrateSpec
 /// Gateway API HTTPRoutes, one per routed service. Routes that need a JWT go to the API gateway, which checks
 /// the token and rewrites; the others go straight to their service with a URLRewrite (ReplacePrefixMatch).
 struct HTTPRouteBuilder {
-    let spec: Spec
+    let topology: Topology
+    private var spec: Spec { topology.spec }
 
     private typealias Y = OutputEscaping
 
@@ -20,11 +21,12 @@ struct HTTPRouteBuilder {
             let gatewayPort = gateway.port?.value
         else { return [] }
         // Each service's routes in match order, grouped once (filtering all routes per service was quadratic).
-        let routesByService = Dictionary(grouping: GatewayRoute.all(in: spec)) { $0.service.name.value }
-        return spec.services.compactMap { service -> [String: Any]? in
-            guard let own = routesByService[service.name.value], !own.isEmpty else { return nil }
+        return topology.nodes.compactMap { node -> [String: Any]? in
+            let service = node.service
+            let own = node.routes
+            guard !own.isEmpty else { return nil }
             let rules: [[String: Any]] = own.map { route in
-                let viaGateway = route.route.effectiveAuth == .jwt
+                let viaGateway = route.requiresJWT
                 let methods = route.route.methods.map(\.value)
                 let matches: [[String: String]] = (methods.isEmpty ? [nil] : methods.map { Optional($0) }).map { method in
                     var match = ["path": Y.yaml(route.prefix)]

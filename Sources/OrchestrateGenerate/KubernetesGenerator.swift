@@ -4,7 +4,7 @@ import OrchestrateSpec
 /// PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy), a file per database and for the broker,
 /// Gateway API HTTPRoutes, and a `kustomization.yaml` listing them.
 struct KubernetesGenerator {
-    let spec: Spec
+    let topology: Topology
     let templates: TemplateSet
     private let dependents: [String: [String]]
     /// Labels and selectors of every workload, built once: each appears in many places.
@@ -12,10 +12,13 @@ struct KubernetesGenerator {
     /// The gateway's route table, shared with gateway/routes.json when both are generated.
     private let routesJSON: SharedResult<String>
 
-    init(spec: Spec, templates: TemplateSet, routesJSON: SharedResult<String>? = nil) {
-        self.spec = spec
+    var spec: Spec { topology.spec }
+
+    init(topology: Topology, templates: TemplateSet, routesJSON: SharedResult<String>) {
+        let spec = topology.spec
+        self.topology = topology
         self.templates = templates
-        self.routesJSON = routesJSON ?? SharedResult { GatewayGenerator(spec: spec, templates: templates).routesJSON() }
+        self.routesJSON = routesJSON
         self.dependents = NetworkPolicyBuilder.dependents(in: spec)
         var workloads = spec.services.map(\.name.value) + ["redis"]
         workloads += spec.services.compactMap { $0.database.map { ServiceEnvironment.databaseHost($0.name.value) } }
@@ -41,17 +44,13 @@ struct KubernetesGenerator {
 
     private typealias Y = OutputEscaping
 
-    func files() -> [GeneratedFile] {
-        RenderPlan.run([plan()])
-    }
-
     /// Every file as a job of its own; kustomization.yaml, which lists them, is the assembly.
     func plan() -> RenderPlan {
         var files: [(path: String, render: @Sendable () -> String)] = [
             ("k8s/namespace.yaml", { templates.render("k8s-namespace.yaml", base()) })
         ]
-        files += spec.services.map { service in
-            ("k8s/\(service.name.value).yaml", { templates.render("k8s-service.yaml", context(for: service)) })
+        files += topology.nodes.map { node in
+            ("k8s/\(node.name).yaml", { templates.render("k8s-service.yaml", context(for: node)) })
         }
         let owners = spec.services.filter { $0.database != nil && $0.database?.external == nil }
         files += owners.map { service in
@@ -71,7 +70,7 @@ struct KubernetesGenerator {
                 return templates.render("k8s-routes-configmap.yaml", context)
             }))
         }
-        let routes = HTTPRouteBuilder(spec: spec)
+        let routes = HTTPRouteBuilder(topology: topology)
         if routes.hasRoutes {
             files.append(("k8s/httproutes.yaml", {
                 var context = base()
@@ -122,9 +121,10 @@ struct KubernetesGenerator {
         return value
     }
 
-    private func context(for service: Service) -> [String: Any] {
+    private func context(for node: Topology.Node) -> [String: Any] {
+        let service = node.service
         let name = service.name.value
-        let environment = ServiceEnvironment(service: service, spec: spec)
+        let environment = ServiceEnvironment(node)
         var context = base()
         context["name"] = Y.yaml(name)
         context["labels"] = labels(for: name)

@@ -1,12 +1,15 @@
+import OrchestrateContract
+
 /// The nginx `location` blocks of one route, matching as Gateway API's PathPrefix does: whole path segments,
 /// so `/api/users` matches `/api/users` and `/api/users/7` but not `/api/usersX`; and rewriting as
 /// ReplacePrefixMatch does: `/api/users` → `/users`, `/api/users/7` → `/users/7`.
 struct NginxLocations {
     let contexts: [[String: Any]]
 
-    init(prefix: String, rewrite: String?) {
-        let trimmedPrefix = Self.trimmed(prefix)
-        let trimmedRewrite = rewrite.map(Self.trimmed)
+    init(prefix: RoutePrefix, rewrite: String?) {
+        // nginx writes the root as the empty string before `/…`.
+        let trimmedPrefix = prefix.isRoot ? "" : prefix.normalized
+        let trimmedRewrite = rewrite.map { RoutePrefix.normalize($0) }.map { $0 == "/" ? "" : $0 }
         typealias N = OutputEscaping
         if trimmedPrefix.isEmpty {
             // The root prefix: one location for everything.
@@ -25,13 +28,6 @@ struct NginxLocations {
                 pattern: "^" + N.regexLiteral(trimmedPrefix) + "/(.*)$", replacement: target + "/$1")
         }
         contexts = [exact, below]
-    }
-
-    /// A path without its trailing `/` (the root becomes empty).
-    private static func trimmed(_ path: String) -> String {
-        var path = path
-        while path.hasSuffix("/") { path.removeLast() }
-        return path
     }
 
     /// The replacement is interpolated by nginx: a `$` from the spec is written as `${dollar}`, and only the

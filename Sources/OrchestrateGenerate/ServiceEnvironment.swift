@@ -1,10 +1,11 @@
+import OrchestrateContract
 import OrchestrateSpec
 
-/// The environment one service gets in a deployment: what orchestrate derives from the spec (`PORT`,
-/// `DATABASE_URL`, `<DEP>_URL`, `BROKER_URL`, the gateway's key and routes) followed by the spec's own `env`.
+/// The environment one service gets in a container: the topology's entries, with the values a container
+/// deployment supplies (`0.0.0.0`, the database's and broker's host names, the route table's mount path).
 ///
-/// The same list feeds compose and Kubernetes, so both environments give a service the same variables; only
-/// how a secret arrives differs (a file under `/run/secrets` in compose, a `secretKeyRef` in Kubernetes).
+/// The same list feeds compose and Kubernetes, so both give a service the same variables; only how a secret
+/// arrives differs (a file under `/run/secrets` in compose, a `secretKeyRef` in Kubernetes).
 struct ServiceEnvironment {
     struct Entry: Equatable {
         enum Source: Equatable {
@@ -18,61 +19,26 @@ struct ServiceEnvironment {
 
     let entries: [Entry]
 
-    /// Where the gateway finds its route table inside the container.
-    static let routesPath = "/etc/orchestrate/routes.json"
-
-    init(service: Service, spec: Spec) {
-        var entries: [Entry] = [Entry(name: "HOST", source: .value("0.0.0.0"))]
-        if let port = service.port { entries.append(Entry(name: "PORT", source: .value(String(port.value)))) }
-        if let database = service.database {
-            if let external = database.external {
-                entries.append(Entry(name: "DATABASE_URL", source: Self.secret(external)))
-            } else {
-                let name = database.name.value
-                entries.append(
-                    Entry(name: "DATABASE_URL", source: .value("postgres://\(name)@\(Self.databaseHost(name)):5432/\(name)")))
-                entries.append(
-                    Entry(
-                        name: "DATABASE_PASSWORD",
-                        source: .secret(name: Self.databasePasswordSecret(name), key: SecretReference.defaultKey)))
+    init(_ node: Topology.Node) {
+        entries = node.environment.map { entry in
+            switch entry.source {
+            case .value(let value): return Entry(name: entry.name, source: .value(value))
+            case .secret(let name, let key): return Entry(name: entry.name, source: .secret(name: name, key: key))
+            case .derived(let derivation): return Entry(name: entry.name, source: Self.containerValue(derivation))
             }
         }
-        for dependency in service.dependsOn {
-            guard let target = spec.service(named: dependency.value), let port = target.port else { continue }
-            entries.append(
-                Entry(
-                    name: Service.urlVariable(for: dependency.value),
-                    source: .value("http://\(dependency.value):\(port.value)")))
-        }
-        if let broker = spec.broker {
-            if let external = broker.external {
-                entries.append(Entry(name: "BROKER_URL", source: Self.secret(external)))
-            } else {
-                entries.append(Entry(name: "BROKER_URL", source: .value("redis://redis:6379")))
-            }
-        }
-        if let gateway = spec.gateway, gateway.service.value == service.name.value {
-            entries.append(Entry(name: "ROUTES_FILE", source: .value(Self.routesPath)))
-            if let jwt = gateway.jwt {
-                entries.append(Entry(name: "JWT_SECRET", source: Self.secret(jwt.secret)))
-                entries.append(Entry(name: "JWT_ALGORITHM", source: .value(jwt.algorithm.value.rawValue)))
-                if let issuer = jwt.issuer { entries.append(Entry(name: "JWT_ISSUER", source: .value(issuer.value))) }
-                if let audience = jwt.audience {
-                    entries.append(Entry(name: "JWT_AUDIENCE", source: .value(audience.value)))
-                }
-            }
-        }
-        for variable in service.env {
-            switch variable.value {
-            case .plain(let text): entries.append(Entry(name: variable.name.value, source: .value(text)))
-            case .secret(let reference): entries.append(Entry(name: variable.name.value, source: Self.secret(reference)))
-            }
-        }
-        self.entries = entries
     }
 
-    private static func secret(_ reference: SecretReference) -> Entry.Source {
-        .secret(name: reference.name.value, key: reference.key?.value ?? SecretReference.defaultKey)
+    /// What a derived variable is in a container.
+    private static func containerValue(_ derivation: Topology.Derivation) -> Entry.Source {
+        switch derivation {
+        case .bindAddress: return .value("0.0.0.0")
+        case .databaseURL(let name): return .value("postgres://\(name)@\(databaseHost(name)):5432/\(name)")
+        case .databasePassword(let name): return .secret(name: databasePasswordSecret(name), key: SecretReference.defaultKey)
+        case .brokerURL: return .value("redis://redis:6379")
+        case .routesFile: return .value(RouteTableFile.containerPath)
+        case .dependencyURL(let endpoint): return .value(endpoint.url)
+        }
     }
 
     var plain: [(name: String, value: String)] {

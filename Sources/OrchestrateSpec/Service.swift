@@ -75,10 +75,6 @@ public struct Service: Sendable {
     public var effectiveStopGracePeriod: SpecDuration { stopGracePeriod?.value ?? SpecDuration(milliseconds: 10_000) }
     public var isPublished: Bool { isPublic?.value ?? false }
 
-    /// The variable that carries a dependency's URL: `user-service` → `USER_SERVICE_URL`, in every environment.
-    public static func urlVariable(for service: String) -> String {
-        service.uppercased().replacingAll("-", with: "_") + "_URL"
-    }
 }
 
 /// Whether and how a stopped process is started again.

@@ -1,12 +1,15 @@
+import OrchestrateContract
+
 /// Rules about environment variables: values that should be secrets, and names orchestrate sets itself.
 extension SpecRules {
     static func environment(_ spec: Spec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
-        for service in spec.services {
+        for service in spec.services where !service.env.isEmpty {
+            let reserved = reservedVariables(for: service, in: spec)
             for variable in service.env {
                 let name = variable.name.value
                 var path: String { "services.\(service.name.value).env.\(name)" }  // only for a diagnostic
-                if let source = reservedSource(of: name, for: service, in: spec) {
+                if let source = reserved[name] {
                     diagnostics.append(
                         Diagnostic(
                             .error, .reservedEnv, path: path, at: variable.name.location,
@@ -26,46 +29,24 @@ extension SpecRules {
         return diagnostics
     }
 
-    /// The field orchestrate sets the variable `name` from for this service, or nil when it does not set it.
-    ///
-    /// Every variable a generator or `orchestrate up` adds must be here, or a spec could set it a second time
-    /// (a test in OrchestrateGenerateTests keeps the two in agreement).
-    static func reservedSource(of name: String, for service: Service, in spec: Spec) -> String? {
-        // Most names are none of these: a set lookup and two byte comparisons rule them out.
-        guard reservedNames.contains(name) || name.hasASCIISuffix("_URL") || name.hasASCIISuffix("_FILE") else {
-            return nil
-        }
-        let isGateway = spec.gateway?.service.value == service.name.value
-        switch name {
-        case "HOST", "ORCHESTRATE_DNS", "OTEL_EXPORTER_OTLP_ENDPOINT": return "the runtime"
-        case "PORT": return service.port != nil ? "port" : nil
-        case "DATABASE_URL", "DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE", "DATABASE_URL_FILE":
-            return service.database != nil ? "database" : nil
-        case "BROKER_URL", "BROKER_URL_FILE": return spec.broker != nil ? "broker" : nil
-        case "ROUTES_FILE": return isGateway ? "gateway" : nil
-        case "JWT_SECRET", "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE":
-            return isGateway && spec.gateway?.jwt != nil ? "gateway.jwt" : nil
-        case _ where name.utf8.count > 4 && name.hasASCIISuffix("_URL"):
-            return service.dependsOn.contains { Service.urlVariable(for: $0.value) == name } ? "dependsOn" : nil
-        case _ where name.utf8.count > 5 && name.hasASCIISuffix("_FILE"):
-            // Compose delivers the secret variable X as X_FILE.
-            let variable = String(name.dropLast("_FILE".count))
-            let isSecret = service.env.contains { entry in
-                guard entry.name.value == variable, case .secret = entry.value else { return false }
-                return true
+    /// The variables orchestrate sets for this service, each with the field it comes from: what the topology
+    /// derives, the `_FILE` form of those that may arrive as files, the runtime's own, and the `_FILE` form of the
+    /// service's secrets. A spec that set one of them would contradict orchestrate.
+    static func reservedVariables(for service: Service, in spec: Spec) -> [String: String] {
+        var reserved: [String: String] = [:]
+        for name in Topology.runtimeVariables { reserved[name] = "the runtime" }
+        for entry in Topology.environment(of: service, in: spec) {
+            if entry.origin == "env" {
+                if case .secret = entry.source {
+                    reserved[ServiceVariable.file(entry.name)] = "the secret \(entry.name) (compose delivers it as a file)"
+                }
+                continue
             }
-            return isSecret ? "the secret \(variable) (compose delivers it as a file)" : nil
-        default: return nil
+            if reserved[entry.name] == nil { reserved[entry.name] = entry.origin }
+            if entry.mayArriveAsFile { reserved[ServiceVariable.file(entry.name)] = entry.origin }
         }
+        return reserved
     }
-
-    /// The names `reservedSource` knows one by one (beside every `…_URL` and `…_FILE`).
-    private static let reservedNames: Set<String> = [
-        "HOST", "ORCHESTRATE_DNS", "OTEL_EXPORTER_OTLP_ENDPOINT", "PORT", "DATABASE_URL", "DATABASE_PASSWORD",
-        "DATABASE_PASSWORD_FILE", "DATABASE_URL_FILE", "BROKER_URL", "BROKER_URL_FILE", "ROUTES_FILE", "JWT_SECRET",
-        "JWT_SECRET_FILE", "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE",
-    ]
-
 
     /// Name endings that mark a credential (`KEY` alone is too common: `CACHE_KEY`, `SORT_KEY`).
     private static let credentialSuffixes = [
@@ -129,18 +110,5 @@ extension SpecRules {
         if let reason { return reason }
         if value.hasPrefix("AKIA"), value.count == 20 { return "the value of \(name) looks like an AWS access key" }
         return nil
-    }
-}
-
-extension String {
-    /// `hasSuffix` for an ASCII suffix, comparing bytes (String's own compares Characters).
-    func hasASCIISuffix(_ suffix: StaticString) -> Bool {
-        let count = suffix.utf8CodeUnitCount
-        guard utf8.count >= count else { return false }
-        return suffix.withUTF8Buffer { utf8.suffix(count).elementsEqual($0) }
-    }
-
-    func replacingAll(_ target: Character, with replacement: Character) -> String {
-        String(map { $0 == target ? replacement : $0 })
     }
 }

@@ -1,3 +1,5 @@
+import OrchestrateContract
+
 /// The checks that need more than one field: references between services, collisions, and advice.
 ///
 /// Each rule is a function from the spec to diagnostics; `check` runs them all, so every problem is found in
@@ -155,7 +157,7 @@ enum SpecRules {
                             "this route requires a JWT but the gateway has no key to check it with",
                             hint: "add `jwt: { secret: jwt-secret }` under `gateway:`"))
                 }
-                let key = normalised(route.prefix.value)
+                let key = RoutePrefix.normalize(route.prefix.value)
                 if let first = prefixes[key] {
                     diagnostics.append(
                         Diagnostic(
@@ -169,11 +171,6 @@ enum SpecRules {
             }
         }
         return diagnostics
-    }
-
-    /// `/api/users/` and `/api/users` match the same requests.
-    private static func normalised(_ prefix: String) -> String {
-        prefix.utf8.count > 1 && prefix.utf8.last == UInt8(ascii: "/") ? String(prefix.dropLast()) : prefix
     }
 
     static func gateway(_ spec: Spec) -> [Diagnostic] {

@@ -1,3 +1,4 @@
+import OrchestrateContract
 public import OrchestrateSpec
 
 /// What `orchestrate up` will run: every replica of every service, with its loopback address, port and
@@ -37,66 +38,61 @@ public struct LocalPlan: Sendable {
         spec: Spec, stateDirectory: String, dnsPort: Int, secrets: SecretStore,
         addresses: LoopbackAddresses = .linux
     ) throws -> LocalPlan {
-        guard let waves = ServiceGraph(spec).startWaves() else {
+        let topology = Topology(spec)
+        guard topology.isAcyclic else {
             throw PlanError(description: "the dependencies form a cycle; `orchestrate validate` names it")
         }
-        let waveOf = Dictionary(uniqueKeysWithValues: waves.enumerated().flatMap { wave, names in names.map { ($0, wave) } })
         var replicas: [Replica] = []
         var generated: [String] = []
         var next = 0
-        func secret(_ reference: SecretReference) throws -> String {
-            let (value, created) = try secrets.value(name: reference.name.value, key: reference.key?.value)
+        func secret(name: String, key: String) throws -> String {
+            let (value, created) = try secrets.value(name: name, key: key)
             if let created, !generated.contains(created) { generated.append(created) }
             return value
         }
-        for service in spec.services {
+        for node in topology.nodes {
+            let service = node.service
             guard let product = service.product?.value else {
                 throw PlanError(
                     description: "\(service.name.value) has `image:` only; `orchestrate up` runs products natively")
             }
-            var environment: [String: String] = ["ORCHESTRATE_DNS": "127.0.0.1:\(dnsPort)"]
-            if let port = service.port { environment["PORT"] = String(port.value) }
-            if let database = service.database {
-                environment["DATABASE_URL"] = try database.external.map(secret)
-                    ?? "sqlite://\(stateDirectory)/data/\(database.name.value).sqlite"
-            }
-            for dependency in service.dependsOn {
-                guard let port = spec.service(named: dependency.value)?.port else { continue }
-                environment[Service.urlVariable(for: dependency.value)] = "http://\(dependency.value):\(port.value)"
-            }
-            if let broker = spec.broker {
-                environment["BROKER_URL"] = try broker.external.map(secret) ?? "sqlite://\(stateDirectory)/data/events.sqlite"
-            }
-            if let gateway = spec.gateway, gateway.service.value == service.name.value {
-                environment["ROUTES_FILE"] = "\(stateDirectory)/routes.json"
-                if let jwt = gateway.jwt {
-                    environment["JWT_SECRET"] = try secret(jwt.secret)
-                    environment["JWT_ALGORITHM"] = jwt.algorithm.value.rawValue
-                    environment["JWT_ISSUER"] = jwt.issuer?.value
-                    environment["JWT_AUDIENCE"] = jwt.audience?.value
-                }
-            }
-            for variable in service.env {
-                switch variable.value {
-                case .plain(let text): environment[variable.name.value] = text
-                case .secret(let reference):
-                    // The supervisor's own environment wins, so a developer can pass a real value.
-                    environment[variable.name.value] = try secrets.environment[variable.name.value] ?? secret(reference)
+            var environment: [String: String] = [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"]
+            for entry in node.environment {
+                switch entry.source {
+                case .value(let value): environment[entry.name] = value
+                case .secret(let name, let key):
+                    // For the spec's own secrets the supervisor's environment wins, so a developer can pass a real value.
+                    let own = entry.origin == "env" ? secrets.environment[entry.name] : nil
+                    environment[entry.name] = try own ?? secret(name: name, key: key)
+                case .derived(let derivation):
+                    environment[entry.name] = localValue(derivation, stateDirectory: stateDirectory)
                 }
             }
             for index in 1...max(1, service.effectiveReplicas) {
                 let address = try addresses.address(next)
                 next += 1
                 var own = environment
-                own["HOST"] = address
+                own[ServiceVariable.host] = address
                 replicas.append(
                     Replica(
                         service: service.name.value, index: index, product: product, address: address,
                         port: service.port?.value, arguments: service.args.map(\.value), environment: own,
-                        wave: waveOf[service.name.value] ?? 0))
+                        wave: node.wave))
             }
         }
-        return LocalPlan(project: spec.name.value, replicas: replicas, waves: waves, generatedSecrets: generated)
+        return LocalPlan(project: spec.name.value, replicas: replicas, waves: topology.waves, generatedSecrets: generated)
+    }
+
+    /// What a derived variable is under `up`: SQLite files and the event log under the state directory; no
+    /// database password (SQLite has none); the bind address is set per replica.
+    private static func localValue(_ derivation: Topology.Derivation, stateDirectory: String) -> String? {
+        switch derivation {
+        case .bindAddress, .databasePassword: return nil
+        case .databaseURL(let database): return "sqlite://\(stateDirectory)/data/\(database).sqlite"
+        case .brokerURL: return "sqlite://\(stateDirectory)/data/events.sqlite"
+        case .routesFile: return "\(stateDirectory)/routes.json"
+        case .dependencyURL(let endpoint): return endpoint.url
+        }
     }
 }
 

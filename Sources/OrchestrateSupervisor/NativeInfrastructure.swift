@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateContract
 public import OrchestrateSpec
 
 /// `orchestrate up --infra native`: the spec's databases on a PostgreSQL cluster and its broker on a Redis server,
@@ -114,7 +115,7 @@ public struct NativeInfrastructure: Sendable {
                         "-D", postgresDirectory + "/data", "-p", String(postgresPort), "-k", "",
                         "-c", "listen_addresses=\(addresses.postgres)",
                     ],
-                    environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "ORCHESTRATE_DNS": "127.0.0.1:\(dnsPort)"],
+                    environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"],
                     wave: 0, executable: programs.postgres,
                     user: user))
         }
@@ -137,7 +138,7 @@ public struct NativeInfrastructure: Sendable {
                         "--bind", addresses.redis, "--port", String(redisPort), "--dir", redisDirectory,
                         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                     ],
-                    environment: ["ORCHESTRATE_DNS": "127.0.0.1:\(dnsPort)"], wave: 0, executable: server))
+                    environment: [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"], wave: 0, executable: server))
         }
         // A spec of its own, decoded by the same loader as services.yaml (JSON is YAML), so its probes, restart
         // policy and grace periods mean what they mean there.
@@ -166,10 +167,10 @@ public struct NativeInfrastructure: Sendable {
             guard let service = spec.service(named: plan.replicas[index].service) else { continue }
             if let database = service.database, database.external == nil, let postgresPort, let postgresAddress {
                 let name = database.name.value
-                plan.replicas[index].environment["DATABASE_URL"] = "postgres://\(name)@\(postgresAddress):\(postgresPort)/\(name)"
+                plan.replicas[index].environment[ServiceVariable.databaseURL] = "postgres://\(name)@\(postgresAddress):\(postgresPort)/\(name)"
             }
             if let broker = spec.broker, broker.external == nil, let redisPort, let redisAddress {
-                plan.replicas[index].environment["BROKER_URL"] = "redis://\(redisAddress):\(redisPort)"
+                plan.replicas[index].environment[ServiceVariable.brokerURL] = "redis://\(redisAddress):\(redisPort)"
             }
         }
         return plan

@@ -1,3 +1,5 @@
+import OrchestrateContract
+
 /// What a service reads from its environment at start: where to listen, its database, its dependencies, the
 /// internal token, tracing and name resolution.
 ///
@@ -53,34 +55,34 @@ public struct ServiceConfiguration: Sendable, Equatable {
     ) throws(ConfigurationError) {
         func value(_ name: String) throws(ConfigurationError) -> String? {
             if let value = environment[name], !value.isEmpty { return value }
-            guard let path = environment[name + "_FILE"], !path.isEmpty else { return nil }
+            guard let path = environment[ServiceVariable.file(name)], !path.isEmpty else { return nil }
             do {
                 var text = try readFile(path)
                 while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
                 return text
             } catch {
                 throw ConfigurationError(
-                    variable: name + "_FILE", message: "cannot read \(path), which should hold \(name): \(error)")
+                    variable: ServiceVariable.file(name), message: "cannot read \(path), which should hold \(name): \(error)")
             }
         }
-        host = try value("HOST") ?? "127.0.0.1"
-        if let text = try value("PORT") {
+        host = try value(ServiceVariable.host) ?? "127.0.0.1"
+        if let text = try value(ServiceVariable.port) {
             guard let port = Int(text), (1...65_535).contains(port) else {
-                throw ConfigurationError(variable: "PORT", message: "must be a port number from 1 to 65535, not \"\(text)\"")
+                throw ConfigurationError(variable: ServiceVariable.port, message: "must be a port number from 1 to 65535, not \"\(text)\"")
             }
             self.port = port
         } else {
             port = requirements.defaultPort
         }
-        databaseURL = try value("DATABASE_URL")
+        databaseURL = try value(ServiceVariable.databaseURL)
         if let url = databaseURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.hasPrefix("sqlite://")) {
             throw ConfigurationError(
-                variable: "DATABASE_URL", message: "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
+                variable: ServiceVariable.databaseURL, message: "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
         }
-        databasePassword = try value("DATABASE_PASSWORD")
+        databasePassword = try value(ServiceVariable.databasePassword)
         var dependencies: [String: String] = [:]
         for dependency in requirements.dependencies {
-            let variable = Self.urlVariable(for: dependency)
+            let variable = ServiceVariable.url(of: dependency)
             guard let url = try value(variable) else {
                 throw ConfigurationError(
                     variable: variable, message: "is not set; this service calls \(dependency) and needs its URL "
@@ -92,28 +94,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
             dependencies[dependency] = url
         }
         self.dependencies = dependencies
-        brokerURL = try value("BROKER_URL")
-        internalToken = try value("INTERNAL_TOKEN")
+        brokerURL = try value(ServiceVariable.brokerURL)
+        internalToken = try value(ServiceVariable.internalToken)
         if requirements.internalToken, internalToken == nil {
             throw ConfigurationError(
-                variable: "INTERNAL_TOKEN", message: "is not set; internal endpoints need the shared service token")
+                variable: ServiceVariable.internalToken, message: "is not set; internal endpoints need the shared service token")
         }
-        otlpEndpoint = try value("OTEL_EXPORTER_OTLP_ENDPOINT")
-        if let text = try value("ORCHESTRATE_DNS") {
+        otlpEndpoint = try value(ServiceVariable.otlpEndpoint)
+        if let text = try value(ServiceVariable.dnsServer) {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 (1...65_535).contains(port), colon > text.startIndex
             else {
-                throw ConfigurationError(variable: "ORCHESTRATE_DNS", message: "must be HOST:PORT, not \"\(text)\"")
+                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "must be HOST:PORT, not \"\(text)\"")
             }
             dnsServer = DNSServerAddress(host: String(text[..<colon]), port: port)
         } else {
             dnsServer = nil
         }
-    }
-
-    /// `user-service` → `USER_SERVICE_URL`, as orchestrate names it in every environment.
-    public static func urlVariable(for service: String) -> String {
-        String(service.uppercased().map { $0 == "-" ? "_" : $0 }) + "_URL"
     }
 
     /// Reads a secret file as UTF-8.

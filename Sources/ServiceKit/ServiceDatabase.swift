@@ -1,3 +1,4 @@
+import OrchestrateContract
 public import FluentKit
 import FluentPostgresDriver
 import FluentSQLiteDriver
@@ -52,7 +53,7 @@ public final class ServiceDatabase: Service, Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(variable: "DATABASE_URL", message: "sqlite:// needs a file path (sqlite://data/users.sqlite)")
+                throw ConfigurationError(variable: ServiceVariable.databaseURL, message: "sqlite:// needs a file path (sqlite://data/users.sqlite)")
             }
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -61,7 +62,7 @@ public final class ServiceDatabase: Service, Sendable {
                 } catch {
                     // Otherwise the failure would only show later, as migrations retrying forever.
                     throw ConfigurationError(
-                        variable: "DATABASE_URL", message: "cannot create \(directory) for the SQLite file: \(error)")
+                        variable: ServiceVariable.databaseURL, message: "cannot create \(directory) for the SQLite file: \(error)")
                 }
             }
             engine = .sqlite
@@ -73,7 +74,7 @@ public final class ServiceDatabase: Service, Sendable {
                 let user = components.user, !user.isEmpty
             else {
                 throw ConfigurationError(
-                    variable: "DATABASE_URL", message: "must be postgres://USER@HOST:PORT/DATABASE")
+                    variable: ServiceVariable.databaseURL, message: "must be postgres://USER@HOST:PORT/DATABASE")
             }
             let database = String(components.path.drop { $0 == "/" })
             let tls: PostgresConnection.Configuration.TLS
@@ -84,11 +85,11 @@ public final class ServiceDatabase: Service, Sendable {
                 do {
                     tls = .require(try .init(configuration: .makeClientConfiguration()))
                 } catch {
-                    throw ConfigurationError(variable: "DATABASE_URL", message: "sslmode=require: \(error)")
+                    throw ConfigurationError(variable: ServiceVariable.databaseURL, message: "sslmode=require: \(error)")
                 }
             case let other:
                 throw ConfigurationError(
-                    variable: "DATABASE_URL", message: "sslmode must be disable, prefer or require, not \(other)")
+                    variable: ServiceVariable.databaseURL, message: "sslmode must be disable, prefer or require, not \(other)")
             }
             let configuration = SQLPostgresConfiguration(
                 hostname: host, port: components.port ?? 5432, username: user,

@@ -5,19 +5,22 @@ import Testing
 
 /// Every variable the generators add must be one the validator refuses in a spec's `env`, or a spec could set
 /// it a second time and the generated files would hold one key twice.
+@Suite(.timeLimit(.minutes(5)))
 struct ReservedEnvironmentTests {
     @Test(arguments: [UInt64(0)] + PropertyTests.seeds)
     func everyGeneratedVariableIsReserved(_ seed: UInt64) throws {
         let text = seed == 0 ? try String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8) : HostileSpecs.spec(seed: seed)
         let spec = try #require(SpecLoader.load(Array(text.utf8)).spec)
-        for service in spec.services {
+        let topology = Topology(spec)
+        for node in topology.nodes {
+            let service = node.service
             let own = Set(service.env.map(\.name.value))
-            let environment = ServiceEnvironment(service: service, spec: spec)
+            let environment = ServiceEnvironment(node)
             var names = environment.entries.map(\.name)
             names += environment.secrets.map { $0.name + "_FILE" } + ["OTEL_EXPORTER_OTLP_ENDPOINT"]
             for name in names where !own.contains(name) || name.hasSuffix("_FILE") {
                 #expect(
-                    SpecRules.reservedSource(of: name, for: service, in: spec) != nil,
+                    SpecRules.reservedVariables(for: service, in: spec)[name] != nil,
                     "\(service.name.value): \(name) is generated but a spec may set it")
             }
             #expect(Set(environment.entries.map(\.name)).count == environment.entries.count, "a name twice in \(service.name.value)")

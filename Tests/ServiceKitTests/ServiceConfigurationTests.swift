@@ -1,6 +1,8 @@
 import ServiceKit
+import OrchestrateContract
 import Testing
 
+@Suite(.timeLimit(.minutes(5)))
 struct ServiceConfigurationTests {
     let requirements = ServiceConfiguration.Requirements(
         defaultPort: 3002, dependencies: ["user-service", "payment-service"], internalToken: true)
@@ -70,10 +72,11 @@ struct ServiceConfigurationTests {
     }
 
     @Test func urlVariablesAreNamedAsOrchestrateNamesThem() {
-        #expect(ServiceConfiguration.urlVariable(for: "user-service") == "USER_SERVICE_URL")
+        #expect(ServiceVariable.url(of: "user-service") == "USER_SERVICE_URL")
     }
 }
 
+@Suite(.timeLimit(.minutes(5)))
 struct InternalTokenTests {
     @Test(arguments: [
         ("s3cret", true), ("s3creT", false), ("s3cre", false), ("s3cret!", false), ("", false),

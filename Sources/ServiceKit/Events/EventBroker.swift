@@ -1,3 +1,4 @@
+import OrchestrateContract
 import Foundation
 
 /// A message as a broker stores it: named string fields, in the order written.
@@ -65,12 +66,12 @@ public struct BrokerLocation: Sendable, Equatable {
         } else if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(variable: "BROKER_URL", message: "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
+                throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
             }
             kind = .sqlite(path: path)
         } else {
             throw ConfigurationError(
-                variable: "BROKER_URL", message: "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
+                variable: ServiceVariable.brokerURL, message: "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
         }
     }
 

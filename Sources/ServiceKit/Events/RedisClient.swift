@@ -1,3 +1,4 @@
+import OrchestrateContract
 import Foundation
 import NIOCore
 import NIOPosix
@@ -142,7 +143,7 @@ public actor RedisClient {
         guard url.hasPrefix("redis://"), let components = URLComponents(string: url), let host = components.host,
             !host.isEmpty
         else {
-            throw ConfigurationError(variable: "BROKER_URL", message: "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
+            throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
         }
         self.host = host
         port = components.port ?? 6379
@@ -153,7 +154,7 @@ public actor RedisClient {
         } else if let number = Int(path), number >= 0 {
             database = number
         } else {
-            throw ConfigurationError(variable: "BROKER_URL", message: "the database after / must be a number, not \"\(path)\"")
+            throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "the database after / must be a number, not \"\(path)\"")
         }
         self.replyTimeout = replyTimeout
     }
