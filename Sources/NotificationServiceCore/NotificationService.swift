@@ -62,7 +62,7 @@ public enum NotificationService {
             guard let userID = UUID(uuidString: text) else {
                 throw ServiceError.validation([.init(field: "userId", message: "must be a user id")])
             }
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let found = try await NotificationModel.query(on: db)
                 .filter(\.$userID == userID).sort(\.$createdAt).sort(\.$id).limit(100).all()
             return try jsonResponse(NotificationList(items: found.map(NotificationView.init)))

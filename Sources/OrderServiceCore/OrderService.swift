@@ -53,7 +53,7 @@ public enum OrderService {
             let order = OrderModel(
                 id: orderID, userID: userID, items: items, total: total, currency: "USD", paymentID: authorization.id)
             // The order and its `order.created` event commit together (the outbox); the relay publishes the event.
-            try await runtime.outbox!.transaction(on: runtime.database!.database(logger: context.logger)) { transaction, events in
+            try await runtime.outbox!.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) { transaction, events in
                 try await order.create(on: transaction)
                 try await events.publish("order.created", OrderCreated(order), id: orderID)
             }
@@ -62,7 +62,7 @@ public enum OrderService {
                 OrderView(order), status: .created, headers: [.location: "/orders/\(orderID.uuidString.lowercased())"])
         }
         orders.get(":id") { _, context in
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let order = try await OrderModel.find(parameter: context.parameters.get("id"), on: db, what: "order")
             return try jsonResponse(OrderView(order))
         }
@@ -73,7 +73,7 @@ public enum OrderService {
             guard let userID = UUID(uuidString: text) else {
                 throw ServiceError.validation([.init(field: "userId", message: "must be a user id")])
             }
-            let found = try await OrderModel.query(on: runtime.database!.database(logger: context.logger))
+            let found = try await OrderModel.query(on: try runtime.requireDatabase().database(logger: context.logger))
                 .filter(\.$userID == userID).sort(\.$createdAt, .descending).limit(100).all()
             return try jsonResponse(OrderList(items: found.map(OrderView.init)))
         }

@@ -33,7 +33,7 @@ public enum PaymentService {
                 return key
             }
             let fingerprint = "\(orderID)|\(amount)|\(currency)"
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             if let key, let existing = try await PaymentModel.query(on: db).filter(\.$idempotencyKey == key).first() {
                 return try replay(existing, fingerprint: fingerprint)
             }
@@ -72,7 +72,7 @@ public enum PaymentService {
             return try jsonResponse(PaymentView(payment), status: .created, headers: [.location: "/payments/\(payment.id!.uuidString.lowercased())"])
         }
         payments.get(":id") { _, context in
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let payment = try await PaymentModel.find(parameter: context.parameters.get("id"), on: db, what: "payment")
             return try jsonResponse(PaymentView(payment))
         }

@@ -1,3 +1,4 @@
+import OrchestrateContract
 public import AsyncHTTPClient
 public import FluentKit
 import ArgumentParser
@@ -90,6 +91,20 @@ public struct ServiceRuntime: Sendable {
     public let logger: Logger
     public let database: ServiceDatabase?
     public let client: ServiceClient
+
+    /// The service's database, for a route that needs one.
+    ///
+    /// A service whose definition declares migrations always has one, so this fails only for a route mounted on a
+    /// service declared without a database: a programming error, answered as a 500 rather than a crash.
+    /// - Throws: `ServiceError` (500, `no-database`) when the service has none.
+    public func requireDatabase() throws -> ServiceDatabase {
+        guard let database else {
+            throw ServiceError(
+                .internalServerError, code: "no-database",
+                message: "\(definition.name) has no database; declare migrations in its ServiceDefinition")
+        }
+        return database
+    }
     public let readiness: Readiness
     public let httpClient: HTTPClient
     public let internalToken: InternalToken?
@@ -141,7 +156,7 @@ public struct ServiceRuntime: Sendable {
             do {
                 dns = try DNSResolver(host: server.host, port: server.port)
             } catch {
-                throw ConfigurationError(variable: "ORCHESTRATE_DNS", message: "is not an IP address and port: \(error)")
+                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "is not an IP address and port: \(error)")
             }
         }
         var deadline = Duration.seconds(2)
@@ -229,7 +244,7 @@ public enum Observability {
             configuration.logs.enabled = false
             configuration.metrics.enabled = false
             configuration.diagnosticLogLevel = .warning
-            let endpoint = environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? ""
+            let endpoint = environment[ServiceVariable.otlpEndpoint] ?? ""
             configuration.traces.exporter = endpoint.isEmpty ? .none : .otlp
             configuration.traces.otlpExporter.protocol = .httpProtobuf
             do {
@@ -335,7 +350,7 @@ public enum ServiceMain {
         let subscribed = Set(subscriptions.map(\.type))
         guard subscribed == Set(runtime.definition.subscribes) else {
             throw ConfigurationError(
-                variable: "BROKER_URL",
+                variable: ServiceVariable.brokerURL,
                 message: "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())")
         }
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)

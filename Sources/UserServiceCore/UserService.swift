@@ -16,7 +16,7 @@ public enum UserService {
         users.post { request, context in
             let input = try await request.decodeJSON(as: NewUser.self, context: context)
             let (name, email) = try input.validated()
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let user = UserModel(name: name, email: email)
             do {
                 try await user.create(on: db)
@@ -26,12 +26,12 @@ public enum UserService {
             return try jsonResponse(UserView(user), status: .created, headers: [.location: "/users/\(user.id!.uuidString.lowercased())"])
         }
         users.get(":id") { _, context in
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let user = try await UserModel.find(parameter: context.parameters.get("id"), on: db, what: "user")
             return try jsonResponse(UserView(user))
         }
         users.get { request, context in
-            let db = runtime.database!.database(logger: context.logger)
+            let db = try runtime.requireDatabase().database(logger: context.logger)
             let page = try Page(query: request.uri.queryParameters)
             var query = UserModel.query(on: db).sort(\.$id).limit(page.limit + 1)
             if let after = page.after { query = query.filter(\.$id > after) }
