@@ -30,6 +30,7 @@ final class YAMLEventRelay: @unchecked Sendable {
     private var empty: [YAMLEventBatch]
     private var parserFinished = false
     private var isClosed = false
+    private var hasReturned = false
 
     /// Starts a thread that parses with `parser`; nil when no thread could be started (the caller parses itself).
     /// The thread is started with Glibc's pthread types only; elsewhere the caller always parses itself.
@@ -98,6 +99,13 @@ final class YAMLEventRelay: @unchecked Sendable {
         return parserFinished ? parser.failure : nil
     }
 
+    /// Whether the thread has returned (what the tests of closing and releasing check).
+    var threadHasReturned: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return hasReturned
+    }
+
     /// Stops the thread after the batch it is filling, and waits for it. Safe to call twice.
     func close() {
         guard !isJoined else { return }
@@ -113,6 +121,11 @@ final class YAMLEventRelay: @unchecked Sendable {
 
     /// The thread's work: fill each empty batch and pass it on, until the stream ends, fails or the relay closes.
     private func parseUntilDone() {
+        defer {
+            pthread_mutex_lock(mutex)
+            hasReturned = true
+            pthread_mutex_unlock(mutex)
+        }
         while true {
             pthread_mutex_lock(mutex)
             while empty.isEmpty && !isClosed { pthread_cond_wait(emptyCondition, mutex) }

@@ -15,7 +15,8 @@ final class YAMLEventStream {
 
     private let parser: YAMLEventParser
     private let batchCapacity: Int
-    private let relay: YAMLEventRelay?
+    /// The parsing thread, when there is one (internal for the tests of its end).
+    let relay: YAMLEventRelay?
     /// The caller's thread's one batch, while the composer is not holding it.
     private var spare: YAMLEventBatch?
 

@@ -2,6 +2,7 @@ import Testing
 
 @testable import OrchestrateSpec
 
+@Suite(.timeLimit(.minutes(5)))
 struct YAMLEventStreamTests {
     /// Every event of `bytes` as text (kind, position, style, strings), batch by batch.
     private static func batches(_ bytes: [UInt8], concurrently: Bool) -> [[String]] {
@@ -58,25 +59,33 @@ struct YAMLEventStreamTests {
         }
     }
 
-    @Test func closingWhileTheThreadWaitsForABatchStopsIt() {
+    @Test func closingWhileTheThreadWaitsForABatchStopsIt() throws {
         // The composer stops at the second document, in the first batch; the thread has filled every batch by then
         // and waits for one to be given back, which never happens: closing must wake it.
         let bytes = Array(("a: 1\n---\n" + LargeSpec.text(services: 300, ending: .nothing)).utf8)
-        bytes.withUnsafeBufferPointer { buffer in
+        try bytes.withUnsafeBufferPointer { buffer in
             let stream = YAMLEventStream(buffer, concurrently: true)
             let first = stream.next()
             #expect(first?.events.contains { $0.kind == .documentStart } == true)
+            let relay = try #require(stream.relay, "no parsing thread was started")
+            #expect(!relay.threadHasReturned, "the thread waits for a batch to be given back")
             stream.close()
+            #expect(relay.threadHasReturned)
             stream.close()
         }
     }
 
-    @Test func aStreamLeftUnclosedStopsItsThreadWhenReleased() {
+    @Test func aStreamLeftUnclosedStopsItsThreadWhenReleased() throws {
         let bytes = Array(LargeSpec.text(services: 300, ending: .nothing).utf8)
-        bytes.withUnsafeBufferPointer { buffer in
+        try bytes.withUnsafeBufferPointer { buffer in
             var stream: YAMLEventStream? = YAMLEventStream(buffer, concurrently: true)
             #expect(stream?.next() != nil)
+            // The thread holds the relay until it returns: once the stream is gone, so is the relay, only if the
+            // thread has returned (the stream's release joins it).
+            weak let relay = try #require(stream?.relay, "no parsing thread was started")
+            #expect(relay?.threadHasReturned == false)
             stream = nil
+            #expect(relay == nil, "the parsing thread outlived its stream")
         }
     }
 }
