@@ -1,4 +1,4 @@
-public import OrchestrateContract
+import OrchestrateContract
 
 /// What a valid spec means, worked out once for every environment: each service's endpoint and its dependencies'
 /// endpoints, its environment as entries named by the contract, its routes in match order, and the start waves.
@@ -23,6 +23,8 @@ public struct Topology: Sendable {
         public let endpoint: Endpoint?
         /// The endpoints of its dependencies that have ports, in the order written.
         public let dependencies: [Endpoint]
+        /// Every service it depends on (with a port or not), in the order written, each once.
+        public let dependsOn: [String]
         public let environment: [EnvironmentEntry]
         /// Its routes, in match order.
         public let routes: [GatewayRoute]
@@ -45,7 +47,8 @@ public struct Topology: Sendable {
     private let indexByName: [String: Int]
 
     public init(_ spec: Spec) {
-        let ordered = ServiceGraph(spec).startWaves()
+        let graph = ServiceGraph(spec)
+        let ordered = graph.startWaves()
         var waves = ordered ?? []
         let placed = Set(waves.joined())
         let rest = spec.services.map(\.name.value).filter { !placed.contains($0) }
@@ -61,7 +64,7 @@ public struct Topology: Sendable {
             if index[name] == nil { index[name] = position }
             return Node(
                 service: service, endpoint: service.port.map { Endpoint(service: name, port: $0.value) },
-                dependencies: Self.dependencies(of: service, in: spec),
+                dependencies: Self.dependencies(of: service, in: spec), dependsOn: graph.dependencies(of: name),
                 environment: Self.environment(of: service, in: spec), routes: routesByService[name] ?? [],
                 isGateway: spec.gateway?.service.value == name, wave: waveOf[name] ?? 0)
         }

@@ -115,7 +115,9 @@ public enum ControlClient {
         public var description: String
     }
 
-    public static func request(_ request: ControlRequest, at path: String, timeoutSeconds: Int = 120) throws -> ControlResponse {
+    public static func request(_ request: ControlRequest, at path: String, timeoutSeconds: Int = 120) throws
+        -> ControlResponse
+    {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Unreachable(description: "cannot create a socket") }
         defer { close(descriptor) }
@@ -135,7 +137,8 @@ public enum ControlClient {
             }
         }
         guard connected == 0 else {
-            throw Unreachable(description: "no orchestrate up is running here (\(path): \(String(cString: strerror(errno))))")
+            throw Unreachable(
+                description: "no orchestrate up is running here (\(path): \(String(cString: strerror(errno))))")
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -148,7 +151,9 @@ public enum ControlClient {
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw Unreachable(description: "no answer from the supervisor within \(timeoutSeconds) s") }
+            guard count >= 0 else {
+                throw Unreachable(description: "no answer from the supervisor within \(timeoutSeconds) s")
+            }
             if count == 0 { break }
             reply += chunk[0..<count]
             // One line is the whole answer: do not depend on the end of the connection.

@@ -33,7 +33,8 @@ public final class DNSServer: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedDecoder()))
+                            try channel.pipeline.syncOperations.addHandler(
+                                ByteToMessageHandler(LengthPrefixedDecoder()))
                             try channel.pipeline.syncOperations.addHandler(TCPHandler(directory: directory))
                         }
                     }
@@ -76,7 +77,8 @@ private final class UDPHandler: ChannelInboundHandler, Sendable {
         else { return }
         var buffer = context.channel.allocator.buffer(capacity: reply.count)
         buffer.writeBytes(reply)
-        context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
+        context.writeAndFlush(
+            Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -109,7 +111,8 @@ private final class TCPHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var message = Self.unwrapInboundIn(data)
-        guard let query = message.readBytes(length: message.readableBytes), let reply = directory.reply(to: query) else {
+        guard let query = message.readBytes(length: message.readableBytes), let reply = directory.reply(to: query)
+        else {
             context.close(promise: nil)
             return
         }

@@ -19,6 +19,8 @@ public struct LocalPlan: Sendable {
         public var executable: String? = nil
         /// Who it runs as, when not the supervisor's user.
         public var user: ProcessUser? = nil
+        /// Its probes, restart policy, grace period and what it waits for.
+        public var supervision = ReplicaSupervision()
     }
 
     public var project: String
@@ -77,10 +79,11 @@ public struct LocalPlan: Sendable {
                     Replica(
                         service: service.name.value, index: index, product: product, address: address,
                         port: service.port?.value, arguments: service.args.map(\.value), environment: own,
-                        wave: node.wave))
+                        wave: node.wave, supervision: ReplicaSupervision(node)))
             }
         }
-        return LocalPlan(project: spec.name.value, replicas: replicas, waves: topology.waves, generatedSecrets: generated)
+        return LocalPlan(
+            project: spec.name.value, replicas: replicas, waves: topology.waves, generatedSecrets: generated)
     }
 
     /// What a derived variable is under `up`: SQLite files and the event log under the state directory; no

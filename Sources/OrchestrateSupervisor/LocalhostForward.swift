@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOPosix
+import Synchronization
 
 /// `localhost:PORT` for a public service, as compose's published ports are: each connection goes to a ready
 /// replica (round robin) and bytes are copied both ways.
@@ -43,7 +44,9 @@ public final class LocalhostForward: Sendable {
         return LocalhostForward(server: server, task: task, port: port)
     }
 
-    private init(server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, task: Task<Void, Never>, port: Int) {
+    private init(
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, task: Task<Void, Never>, port: Int
+    ) {
         self.server = server
         self.task = task
         self.port = port
@@ -90,8 +93,6 @@ public final class LocalhostForward: Sendable {
         }
     }
 }
-
-import Synchronization
 
 private final class Counter: Sendable {
     private let value = Atomic<Int>(0)

@@ -29,8 +29,7 @@ public struct NativeInfrastructure: Sendable {
         public var redisCLI: String?
     }
 
-    /// The infrastructure as a spec of its own (`postgres`, `redis`), run by a second `Supervisor`.
-    public let spec: Spec
+    /// The servers (`postgres`, `redis`), run by a second `Supervisor` before any service starts.
     public let plan: LocalPlan
     let postgresPort: Int?
     let redisPort: Int?
@@ -61,12 +60,14 @@ public struct NativeInfrastructure: Sendable {
     ///   - dnsPort: The supervisor's DNS server, named in the servers' environment as in the services' (it marks
     ///     them as this supervisor's; they do not resolve names).
     public static func plan(
-        for spec: Spec, stateDirectory: String, environment: [String: String], addresses: (postgres: String, redis: String),
+        for spec: Spec, stateDirectory: String, environment: [String: String],
+        addresses: (postgres: String, redis: String),
         dnsPort: Int
     ) throws -> NativeInfrastructure {
         let (databases, needsBroker) = needs(spec)
         for name in [postgresName, redisName] where spec.service(named: name) != nil {
-            throw SetupError(description: "--infra native runs a server named \(name), and the spec has a service of that name")
+            throw SetupError(
+                description: "--infra native runs a server named \(name), and the spec has a service of that name")
         }
         let searchPath = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         var programs: Programs?
@@ -75,7 +76,10 @@ public struct NativeInfrastructure: Sendable {
         }
         if needsBroker {
             guard let server = find("redis-server", in: searchPath) else {
-                throw SetupError(description: "--infra native needs redis-server on PATH for the broker (Debian: apt-get install redis-server)")
+                throw SetupError(
+                    description:
+                        "--infra native needs redis-server on PATH for the broker (Debian: apt-get install redis-server)"
+                )
             }
             if programs == nil {
                 programs = Programs(initdb: "", postgres: "", pgIsReady: "", psql: "")
@@ -85,26 +89,23 @@ public struct NativeInfrastructure: Sendable {
         }
         let user = geteuid() == 0 ? ProcessUser.named("postgres") : nil
         if geteuid() == 0, !databases.isEmpty, user == nil {
-            throw SetupError(description: "PostgreSQL refuses to run as root, and there is no postgres user to run it as")
+            throw SetupError(
+                description: "PostgreSQL refuses to run as root, and there is no postgres user to run it as")
         }
         let postgresPort = databases.isEmpty ? nil : try freePort(on: addresses.postgres)
         let redisPort = needsBroker ? try freePort(on: addresses.redis) : nil
         let postgresDirectory = stateDirectory + "/postgres"
         let redisDirectory = stateDirectory + "/redis"
 
-        var services: [String: InfrastructureService] = [:]
+        typealias Check = ReplicaSupervision.Probe
         var replicas: [LocalPlan.Replica] = []
         if let postgresPort, let programs {
-            services[postgresName] = InfrastructureService(
-                product: postgresName, port: postgresPort, stopGracePeriod: "30s",
-                probes: .init(
-                    readiness: .init(
-                        command: [
-                            programs.pgIsReady, "-q", "-h", addresses.postgres, "-p", String(postgresPort), "-U",
-                            Self.superuser, "-d", "postgres",
-                        ],
-                        interval: "1s", timeout: "2s", failureThreshold: 3),
-                    liveness: .init(tcp: postgresPort, interval: "10s", timeout: "2s", failureThreshold: 3)))
+            let readiness = Check(
+                .command([
+                    programs.pgIsReady, "-q", "-h", addresses.postgres, "-p", String(postgresPort), "-U",
+                    Self.superuser,
+                    "-d", "postgres",
+                ]), interval: .seconds(1), timeout: .seconds(2))
             replicas.append(
                 LocalPlan.Replica(
                     service: postgresName, index: 1, product: postgresName, address: addresses.postgres,
@@ -115,22 +116,21 @@ public struct NativeInfrastructure: Sendable {
                         "-D", postgresDirectory + "/data", "-p", String(postgresPort), "-k", "",
                         "-c", "listen_addresses=\(addresses.postgres)",
                     ],
-                    environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"],
-                    wave: 0, executable: programs.postgres,
-                    user: user))
+                    environment: [
+                        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)",
+                    ],
+                    wave: 0, executable: programs.postgres, user: user,
+                    supervision: ReplicaSupervision(
+                        liveness: Check(.tcp(port: postgresPort), interval: .seconds(10), timeout: .seconds(2)),
+                        readiness: readiness, stopGracePeriod: .seconds(30))))
         }
         if let redisPort, let server = programs?.redisServer {
-            let readiness: InfrastructureService.Check =
+            let readiness =
                 programs?.redisCLI.map { cli in
-                    .init(
-                        command: [cli, "-h", addresses.redis, "-p", String(redisPort), "ping"], interval: "1s",
-                        timeout: "2s", failureThreshold: 3)
-                } ?? .init(tcp: redisPort, interval: "1s", timeout: "2s", failureThreshold: 3)
-            services[redisName] = InfrastructureService(
-                product: redisName, port: redisPort, stopGracePeriod: "10s",
-                probes: .init(
-                    readiness: readiness,
-                    liveness: .init(tcp: redisPort, interval: "10s", timeout: "2s", failureThreshold: 3)))
+                    Check(
+                        .command([cli, "-h", addresses.redis, "-p", String(redisPort), "ping"]), interval: .seconds(1),
+                        timeout: .seconds(2))
+                } ?? Check(.tcp(port: redisPort), interval: .seconds(1), timeout: .seconds(2))
             replicas.append(
                 LocalPlan.Replica(
                     service: redisName, index: 1, product: redisName, address: addresses.redis, port: redisPort,
@@ -138,22 +138,14 @@ public struct NativeInfrastructure: Sendable {
                         "--bind", addresses.redis, "--port", String(redisPort), "--dir", redisDirectory,
                         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                     ],
-                    environment: [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"], wave: 0, executable: server))
-        }
-        // A spec of its own, decoded by the same loader as services.yaml (JSON is YAML), so its probes, restart
-        // policy and grace periods mean what they mean there.
-        let document = InfrastructureDocument(version: 1, name: spec.name.value, services: services)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let loaded = SpecLoader.load(try encoder.encode(document))
-        // `redis` is a name the validator keeps for the broker; here it is the broker.
-        let problems = loaded.diagnostics.filter { $0.severity == .error && $0.code != .reservedName }
-        guard let infrastructureSpec = loaded.spec, problems.isEmpty else {
-            throw SetupError(description: "internal: the infrastructure spec is invalid: \(problems.map(\.message))")
+                    environment: [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"], wave: 0, executable: server,
+                    supervision: ReplicaSupervision(
+                        liveness: Check(.tcp(port: redisPort), interval: .seconds(10), timeout: .seconds(2)),
+                        readiness: readiness, stopGracePeriod: .seconds(10))))
         }
         return NativeInfrastructure(
-            spec: infrastructureSpec,
-            plan: LocalPlan(project: spec.name.value, replicas: replicas, waves: [replicas.map(\.service)], generatedSecrets: []),
+            plan: LocalPlan(
+                project: spec.name.value, replicas: replicas, waves: [replicas.map(\.service)], generatedSecrets: []),
             postgresPort: postgresPort, redisPort: redisPort, programs: programs, databases: databases,
             postgresDirectory: postgresDirectory, user: user)
     }
@@ -167,7 +159,8 @@ public struct NativeInfrastructure: Sendable {
             guard let service = spec.service(named: plan.replicas[index].service) else { continue }
             if let database = service.database, database.external == nil, let postgresPort, let postgresAddress {
                 let name = database.name.value
-                plan.replicas[index].environment[ServiceVariable.databaseURL] = "postgres://\(name)@\(postgresAddress):\(postgresPort)/\(name)"
+                plan.replicas[index].environment[ServiceVariable.databaseURL] =
+                    "postgres://\(name)@\(postgresAddress):\(postgresPort)/\(name)"
             }
             if let broker = spec.broker, broker.external == nil, let redisPort, let redisAddress {
                 plan.replicas[index].environment[ServiceVariable.brokerURL] = "redis://\(redisAddress):\(redisPort)"
@@ -189,11 +182,15 @@ public struct NativeInfrastructure: Sendable {
         try fileManager.createDirectory(atPath: postgresDirectory, withIntermediateDirectories: true)
         if let user {
             if let blocked = Self.firstUntraversable(ancestorsOf: postgresDirectory, by: user) {
-                throw SetupError(description:
-                    "PostgreSQL runs as the postgres user, which cannot enter \(blocked); `chmod o+x \(blocked)`, or run orchestrate up as a user other than root")
+                throw SetupError(
+                    description:
+                        "PostgreSQL runs as the postgres user, which cannot enter \(blocked); `chmod o+x \(blocked)`, or run orchestrate up as a user other than root"
+                )
             }
             guard chown(postgresDirectory, user.uid, user.gid) == 0 else {
-                throw SetupError(description: "cannot give \(postgresDirectory) to the postgres user: \(String(cString: strerror(errno)))")
+                throw SetupError(
+                    description:
+                        "cannot give \(postgresDirectory) to the postgres user: \(String(cString: strerror(errno)))")
             }
         }
         guard !fileManager.fileExists(atPath: postgresDirectory + "/data/PG_VERSION") else { return }
@@ -205,7 +202,8 @@ public struct NativeInfrastructure: Sendable {
                 workingDirectory: postgresDirectory, user: user),
             launcher: launcher, output: output)
         guard status == .exited(0) else {
-            throw SetupError(description: "initdb failed (\(status)); its output is above and in .orchestrate/logs/postgres.log")
+            throw SetupError(
+                description: "initdb failed (\(status)); its output is above and in .orchestrate/logs/postgres.log")
         }
     }
 
@@ -230,7 +228,8 @@ public struct NativeInfrastructure: Sendable {
             LaunchRequest(
                 executable: programs.psql,
                 arguments: [
-                    "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", String(postgresPort), "-U", Self.superuser,
+                    "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", String(postgresPort), "-U",
+                    Self.superuser,
                     "-d", "postgres", "-f", scriptPath,
                 ],
                 environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"]),
@@ -241,7 +240,9 @@ public struct NativeInfrastructure: Sendable {
     }
 
     /// Runs a program to its end, its output lines to `output`.
-    static func run(_ request: LaunchRequest, launcher: any ProcessLauncher, output: @escaping @Sendable (String) -> Void)
+    static func run(
+        _ request: LaunchRequest, launcher: any ProcessLauncher, output: @escaping @Sendable (String) -> Void
+    )
         async throws -> ProcessExit
     {
         let process = try await launcher.launch(request, output: output)
@@ -282,77 +283,46 @@ public struct NativeInfrastructure: Sendable {
         directories += debian.compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }
         for directory in directories {
             let initdb = directory + "/initdb", postgres = directory + "/postgres"
-            guard FileManager.default.isExecutableFile(atPath: initdb), FileManager.default.isExecutableFile(atPath: postgres)
+            guard FileManager.default.isExecutableFile(atPath: initdb),
+                FileManager.default.isExecutableFile(atPath: postgres)
             else { continue }
-            let pgIsReady = [directory + "/pg_isready"].first(where: FileManager.default.isExecutableFile) ?? find("pg_isready", in: searchPath)
-            let psql = [directory + "/psql"].first(where: FileManager.default.isExecutableFile) ?? find("psql", in: searchPath)
+            let pgIsReady =
+                [directory + "/pg_isready"].first(where: FileManager.default.isExecutableFile)
+                ?? find("pg_isready", in: searchPath)
+            let psql =
+                [directory + "/psql"].first(where: FileManager.default.isExecutableFile) ?? find("psql", in: searchPath)
             guard let pgIsReady, let psql else { continue }
             return Programs(initdb: initdb, postgres: postgres, pgIsReady: pgIsReady, psql: psql)
         }
-        throw SetupError(description:
-            "--infra native needs PostgreSQL's initdb, postgres, pg_isready and psql, on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
+        throw SetupError(
+            description:
+                "--infra native needs PostgreSQL's initdb, postgres, pg_isready and psql, on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)"
+        )
     }
 
     /// A port nothing listens on at `address` now.
     static func freePort(on address: String) throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw SetupError(description: "cannot open a socket: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw SetupError(description: "cannot open a socket: \(String(cString: strerror(errno)))")
+        }
         defer { close(descriptor) }
         var socketAddress = sockaddr_in()
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = 0
         inet_pton(AF_INET, address, &socketAddress.sin_addr)
         let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard bound == 0 else { throw SetupError(description: "cannot bind \(address): \(String(cString: strerror(errno)))") }
+        guard bound == 0 else {
+            throw SetupError(description: "cannot bind \(address): \(String(cString: strerror(errno)))")
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
         }
         return Int(UInt16(bigEndian: socketAddress.sin_port))
-    }
-}
-
-/// The infrastructure spec's document: the fields of services.yaml it uses.
-private struct InfrastructureDocument: Encodable {
-    var version: Int
-    var name: String
-    var services: [String: InfrastructureService]
-}
-
-private struct InfrastructureService: Encodable {
-    struct Check: Encodable {
-        var command: [String]?
-        var tcp: Int?
-        var interval: String
-        var timeout: String
-        var failureThreshold: Int
-
-        init(command: [String]? = nil, tcp: Int? = nil, interval: String, timeout: String, failureThreshold: Int) {
-            self.command = command
-            self.tcp = tcp
-            self.interval = interval
-            self.timeout = timeout
-            self.failureThreshold = failureThreshold
-        }
-    }
-
-    struct ProbeSet: Encodable {
-        var readiness: Check
-        var liveness: Check
-    }
-
-    var product: String
-    var port: Int
-    var restart = "always"
-    var stopGracePeriod: String
-    var probes: ProbeSet
-
-    init(product: String, port: Int, stopGracePeriod: String, probes: ProbeSet) {
-        self.product = product
-        self.port = port
-        self.stopGracePeriod = stopGracePeriod
-        self.probes = probes
     }
 }

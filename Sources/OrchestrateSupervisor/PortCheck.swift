@@ -19,7 +19,9 @@ public enum PortCheck {
         var socketAddress = sockaddr_in()
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else { return "\(address) is not an IPv4 address" }
+        guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
+            return "\(address) is not an IPv4 address"
+        }
         let result = withUnsafePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -39,13 +41,17 @@ public enum PortCheck {
             guard fields.count > 9, fields[3] == "0A", wanted.contains(String(fields[1])) else { continue }
             inodes.insert(String(fields[9]))
         }
-        guard !inodes.isEmpty, let processes = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        guard !inodes.isEmpty, let processes = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else {
+            return nil
+        }
         for entry in processes {
             guard let pid = Int32(entry),
                 let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(entry)/fd")
             else { continue }
             for descriptor in descriptors {
-                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/fd/\(descriptor)"),
+                guard
+                    let target = try? FileManager.default.destinationOfSymbolicLink(
+                        atPath: "/proc/\(entry)/fd/\(descriptor)"),
                     target.hasPrefix("socket:[")
                 else { continue }
                 if inodes.contains(String(target.dropFirst("socket:[".count).dropLast())) {

@@ -75,7 +75,8 @@ public protocol LaunchedProcess: AnyObject, Sendable {
 /// Starts processes. The supervisor only ever talks to this, so its logic is tested with a fake.
 public protocol ProcessLauncher: Sendable {
     /// Starts the process; each line it writes to standard output or error goes to `output`.
-    func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws -> any LaunchedProcess
+    func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws
+        -> any LaunchedProcess
 }
 
 public struct LaunchError: Error, CustomStringConvertible {
@@ -107,7 +108,9 @@ enum Signals {
 public struct NativeLauncher: ProcessLauncher {
     public init() {}
 
-    public func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws -> any LaunchedProcess {
+    public func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws
+        -> any LaunchedProcess
+    {
         var pipeEnds: [Int32] = [0, 0]
         guard orchestrate_pipe(&pipeEnds) == 0 else {
             throw LaunchError(description: "cannot create a pipe: \(String(cString: strerror(errno)))")
@@ -120,8 +123,10 @@ public struct NativeLauncher: ProcessLauncher {
                 close(writeEnd)
                 guard pid > 0 else {
                     close(readEnd)
-                    continuation.resume(returning: .failure(LaunchError(
-                        description: "cannot start \(request.executable): \(String(cString: strerror(-pid)))")))
+                    continuation.resume(
+                        returning: .failure(
+                            LaunchError(
+                                description: "cannot start \(request.executable): \(String(cString: strerror(-pid)))")))
                     return
                 }
                 process.started(pid: pid)
@@ -154,9 +159,9 @@ public struct NativeLauncher: ProcessLauncher {
         let environment = request.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for entry in environment { free(entry) } }
         #if os(Linux)
-        let deathSignal = SIGKILL
+            let deathSignal = SIGKILL
         #else
-        let deathSignal: Int32 = 0
+            let deathSignal: Int32 = 0
         #endif
         return arguments.withUnsafeBufferPointer { argv in
             environment.withUnsafeBufferPointer { envp in

@@ -53,22 +53,17 @@ struct RunnerContext: Sendable {
     var settings: Supervisor.Settings
     var log: SupervisorLog
     var state: StateRecorder?
-}
-
-/// The spec's settings of one service that the runner needs.
-struct ServiceSettings: Sendable {
-    var name: String
-    var probes: Probes
-    var restart: RestartPolicy
-    var stopGracePeriod: Duration
-    var executable: String
+    /// Where readiness changes are posted for whoever waits on them.
+    var board: ReadinessBoard
 }
 
 /// One replica's life: start, probe, restart with backoff, stop. Readiness changes go to the DNS directory.
 actor ReplicaRunner {
     let replica: LocalPlan.Replica
-    let service: ServiceSettings
+    /// The program's full path.
+    let executable: String
     let context: RunnerContext
+    private var supervision: ReplicaSupervision { replica.supervision }
     private var tracker: RestartTracker
     private var random = SystemRandomNumberGenerator()
 
@@ -83,11 +78,11 @@ actor ReplicaRunner {
     private var wanted = false
     private var loop: Task<Void, Never>?
 
-    init(replica: LocalPlan.Replica, service: ServiceSettings, context: RunnerContext) {
+    init(replica: LocalPlan.Replica, executable: String, context: RunnerContext) {
         self.replica = replica
-        self.service = service
+        self.executable = executable
         self.context = context
-        tracker = RestartTracker(policy: service.restart, settings: context.settings.restart)
+        tracker = RestartTracker(policy: replica.supervision.restart, settings: context.settings.restart)
     }
 
     var name: String { "\(replica.service)-\(replica.index)" }
@@ -108,8 +103,9 @@ actor ReplicaRunner {
     func start() {
         guard loop == nil else { return }
         wanted = true
-        tracker = RestartTracker(policy: service.restart, settings: context.settings.restart)
+        tracker = RestartTracker(policy: supervision.restart, settings: context.settings.restart)
         hasBeenReady = false
+        post()
         loop = Task { await self.run() }
     }
 
@@ -119,13 +115,18 @@ actor ReplicaRunner {
         if let process {
             state = .stopping
             detail = reason
-            await terminate(process, grace: service.stopGracePeriod)
+            await terminate(process, grace: supervision.stopGracePeriod)
         }
         loop?.cancel()
         await loop?.value
         loop = nil
         state = .stopped
         detail = reason
+    }
+
+    /// SIGKILL to its process group at once, without waiting (a second Ctrl-C); `stop` still sees it exit.
+    func kill() {
+        process?.signalGroup(SIGKILL)
     }
 
     /// Stops and starts again, counting a restart.
@@ -144,31 +145,35 @@ actor ReplicaRunner {
             state = .starting
             detail = "starting"
             let request = LaunchRequest(
-                executable: service.executable, arguments: replica.arguments, environment: replica.environment,
+                executable: executable, arguments: replica.arguments, environment: replica.environment,
                 user: replica.user)
             let process: any LaunchedProcess
             do {
                 let log = context.log
                 let (name, service) = (name, replica.service)
-                process = try await context.launcher.launch(request) { line in log.output(line, replica: name, service: service) }
+                process = try await context.launcher.launch(request) { line in
+                    log.output(line, replica: name, service: service)
+                }
             } catch {
                 state = .failed
                 detail = "\(error)"
                 say("\(error); not restarting")
                 wanted = false
+                post()
                 break
             }
             self.process = process
             let started = ContinuousClock.now
             startedAt = started
-            context.state?.record(service: replica.service, index: replica.index, pid: process.pid, executable: service.executable)
+            context.state?.record(
+                service: replica.service, index: replica.index, pid: process.pid, executable: executable)
             say("started (PID \(process.pid)) on \(replica.address)\(replica.port.map { ":\($0)" } ?? "")")
             let probing = Task { await self.probe(process, started: started) }
             let status = await process.exitStatus()
             probing.cancel()
             self.process = nil
             setReady(false, detail: nil)
-            context.state?.record(service: replica.service, index: replica.index, pid: nil, executable: service.executable)
+            context.state?.record(service: replica.service, index: replica.index, pid: nil, executable: executable)
             let uptime = ContinuousClock.now - started
             guard wanted, !Task.isCancelled else {
                 state = .stopped
@@ -197,6 +202,7 @@ actor ReplicaRunner {
                 detail = "\(ran); crash loop: \(reason)"
                 say("FAILED: \(detail) (`orchestrate restart \(replica.service)` tries again)")
                 wanted = false
+                post()
             }
         }
         loop = nil
@@ -211,6 +217,17 @@ actor ReplicaRunner {
             state = ready ? .running : (hasBeenReady ? .unready : .starting)
         }
         if let detail { self.detail = detail }
+        post()
+    }
+
+    /// Tells the board what this replica's readiness is now; waiters on it wake only when it changed.
+    private func post() {
+        let (ready, been, failed) = (isReady, hasBeenReady, state == .failed)
+        context.board.update(service: replica.service, index: replica.index) { entry in
+            entry.isReady = ready
+            entry.hasBeenReady = been
+            entry.hasFailed = failed
+        }
     }
 
     private func terminate(_ process: any LaunchedProcess, grace: Duration) async {
@@ -226,41 +243,39 @@ actor ReplicaRunner {
     // MARK: Probes
 
     private func probe(_ process: any LaunchedProcess, started: ContinuousClock.Instant) async {
-        let probes = service.probes
-        if let startup = probes.startup {
+        let supervision = supervision
+        if let startup = supervision.startup {
             guard await passStartup(startup, started: started) else {
                 guard !Task.isCancelled else { return }
-                say("startup probe did not pass within \(Self.format(Self.startupBudget(startup))); restarting")
-                await terminate(process, grace: service.stopGracePeriod)
+                say("startup probe did not pass within \(Self.format(startup.startupBudget)); restarting")
+                await terminate(process, grace: supervision.stopGracePeriod)
                 return
             }
         }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.readiness(probes.readiness) }
-            if let liveness = probes.liveness {
+            group.addTask { await self.readiness(supervision.readiness) }
+            if let liveness = supervision.liveness {
                 group.addTask { await self.liveness(liveness, process: process) }
             }
         }
     }
 
-    private static func startupBudget(_ probe: Probe) -> Duration {
-        duration(probe.initialDelay) + duration(probe.interval) * probe.failureThreshold
-    }
-
     /// The pause between probes of a replica that has not been ready yet (see `Supervisor.Settings`).
-    private func startingProbeDelay(started: ContinuousClock.Instant, interval: SpecDuration) -> Duration {
+    private func startingProbeDelay(started: ContinuousClock.Instant, interval: Duration) -> Duration {
         let settings = context.settings
-        let pace = ContinuousClock.now - started < settings.fastProbeWindow ? settings.fastProbeInterval : settings.slowProbeInterval
-        return min(pace, Self.duration(interval))
+        let pace =
+            ContinuousClock.now - started < settings.fastProbeWindow
+            ? settings.fastProbeInterval : settings.slowProbeInterval
+        return min(pace, interval)
     }
 
     /// Probes often until the startup probe passes, for at most its budget
     /// (initial delay + failureThreshold × interval, as in Kubernetes).
-    private func passStartup(_ startup: Probe, started: ContinuousClock.Instant) async -> Bool {
-        let deadline = started + Self.startupBudget(startup)
-        try? await Task.sleep(for: Self.duration(startup.initialDelay))
+    private func passStartup(_ startup: ReplicaSupervision.Probe, started: ContinuousClock.Instant) async -> Bool {
+        let deadline = started + startup.startupBudget
+        try? await Task.sleep(for: startup.initialDelay)
         while !Task.isCancelled, ContinuousClock.now < deadline {
-            let result = await context.prober.probe(startup.check.value, replica: replica, timeout: Self.duration(startup.timeout))
+            let result = await context.prober.probe(startup.check, replica: replica, timeout: startup.timeout)
             if result.success { return true }
             detail = "startup probe: \(result.detail)"
             try? await Task.sleep(for: startingProbeDelay(started: started, interval: startup.interval))
@@ -270,17 +285,17 @@ actor ReplicaRunner {
 
     /// Until the first success the probe runs often (`startingProbeDelay`, so dependents start as soon as this is
     /// ready, not up to an interval later); after it, at the declared interval with the declared thresholds.
-    private func readiness(_ probe: Probe?) async {
+    private func readiness(_ probe: ReplicaSupervision.Probe?) async {
         guard let probe else {
             setReady(true, detail: "running (no readiness probe)")
             return
         }
         var tracker = ProbeTracker(
             failureThreshold: probe.failureThreshold, successThreshold: probe.successThreshold, initiallyPassing: false)
-        try? await Task.sleep(for: Self.duration(probe.initialDelay))
+        try? await Task.sleep(for: probe.initialDelay)
         let startedWaiting = ContinuousClock.now
         while !Task.isCancelled {
-            let result = await context.prober.probe(probe.check.value, replica: replica, timeout: Self.duration(probe.timeout))
+            let result = await context.prober.probe(probe.check, replica: replica, timeout: probe.timeout)
             guard !Task.isCancelled else { return }
             if let change = tracker.record(success: result.success) {
                 let wasReady = hasBeenReady
@@ -293,30 +308,29 @@ actor ReplicaRunner {
             } else if !result.success, !hasBeenReady {
                 detail = "readiness: \(result.detail)"
             }
-            let interval = Self.duration(probe.interval)
-            try? await Task.sleep(for: hasBeenReady ? interval : startingProbeDelay(started: startedWaiting, interval: probe.interval))
+            try? await Task.sleep(
+                for: hasBeenReady
+                    ? probe.interval : startingProbeDelay(started: startedWaiting, interval: probe.interval))
         }
     }
 
-    private func liveness(_ probe: Probe, process: any LaunchedProcess) async {
+    private func liveness(_ probe: ReplicaSupervision.Probe, process: any LaunchedProcess) async {
         var tracker = ProbeTracker(
             failureThreshold: probe.failureThreshold, successThreshold: 1, initiallyPassing: true)
-        try? await Task.sleep(for: Self.duration(probe.initialDelay))
+        try? await Task.sleep(for: probe.initialDelay)
         while !Task.isCancelled {
-            try? await Task.sleep(for: Self.duration(probe.interval))
+            try? await Task.sleep(for: probe.interval)
             guard !Task.isCancelled else { return }
-            let result = await context.prober.probe(probe.check.value, replica: replica, timeout: Self.duration(probe.timeout))
+            let result = await context.prober.probe(probe.check, replica: replica, timeout: probe.timeout)
             guard !Task.isCancelled else { return }
             if tracker.record(success: result.success) == false {
                 say("liveness probe failed \(probe.failureThreshold) times (\(result.detail)); restarting")
                 detail = "liveness: \(result.detail)"
-                await terminate(process, grace: service.stopGracePeriod)
+                await terminate(process, grace: supervision.stopGracePeriod)
                 return
             }
         }
     }
-
-    static func duration(_ value: SpecDuration) -> Duration { .milliseconds(value.milliseconds) }
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

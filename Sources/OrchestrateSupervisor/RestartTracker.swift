@@ -52,7 +52,9 @@ public struct RestartTracker: Sendable {
         exits = exits.filter { now - $0 < settings.crashLoopWindow } + [now]
         if exits.count > settings.crashLoopLimit {
             return .failed(
-                reason: "exited \(exits.count) times within \(settings.crashLoopWindow.components.seconds) s; not restarting")
+                reason:
+                    "exited \(exits.count) times within \(settings.crashLoopWindow.components.seconds) s; not restarting"
+            )
         }
         // The first exit after a stable run restarts at once (one crash of a healthy service costs nothing but
         // its start); exits that follow quickly wait `initial`, doubling each time, up to `maximum`.

@@ -31,9 +31,12 @@ public struct SecretStore: Sendable {
         var generator = SystemRandomNumberGenerator()
         let value = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700])
-            guard FileManager.default.createFile(atPath: path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
+            guard
+                FileManager.default.createFile(
+                    atPath: path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
             else { throw SecretError(description: "cannot write \(path)") }
         } catch let error as SecretError {
             throw error

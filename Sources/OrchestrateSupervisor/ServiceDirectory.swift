@@ -51,7 +51,8 @@ public final class ServiceDirectory: Sendable {
     /// Marks a replica ready (its readiness probe passes) or not (it fails, or the replica stopped).
     public func setReady(_ ready: Bool, service: String, index: Int) {
         replicas.withLock { replicas in
-            for position in replicas.indices where replicas[position].service == service && replicas[position].index == index {
+            for position in replicas.indices
+            where replicas[position].service == service && replicas[position].index == index {
                 replicas[position].isReady = ready
             }
         }
@@ -86,7 +87,9 @@ public final class ServiceDirectory: Sendable {
         case DNSMessage.RecordType.srv.rawValue:
             return (
                 .noError,
-                ready.map { .srv(priority: 0, weight: 1, port: UInt16($0.port), target: "\($0.index).\($0.service)\(suffix)") }
+                ready.map {
+                    .srv(priority: 0, weight: 1, port: UInt16($0.port), target: "\($0.index).\($0.service)\(suffix)")
+                }
             )
         case 255:
             return (.noError, isSRVName ? [] : ready.map { .a($0.address) })

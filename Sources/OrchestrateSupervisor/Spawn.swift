@@ -17,7 +17,9 @@ enum Spawn {
     /// - Parameters:
     ///   - environment: nil inherits the supervisor's.
     ///   - ownGroup: Put the child in a new process group, so the whole group can be killed.
-    static func start(_ words: [String], environment: [String: String]?, output: Output, ownGroup: Bool) -> Result<pid_t, SpawnError> {
+    static func start(_ words: [String], environment: [String: String]?, output: Output, ownGroup: Bool) -> Result<
+        pid_t, SpawnError
+    > {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }

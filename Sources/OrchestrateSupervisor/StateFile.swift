@@ -58,7 +58,8 @@ public final class StateRecorder: Sendable {
         state.withLock { state in
             state.processes.removeAll { $0.service == service && $0.replica == index }
             if let pid {
-                state.processes.append(StateFile.Process(service: service, replica: index, pid: pid, executable: executable))
+                state.processes.append(
+                    StateFile.Process(service: service, replica: index, pid: pid, executable: executable))
             }
             state.processes.sort { ($0.service, $0.replica) < ($1.service, $1.replica) }
             try? state.write(to: path)

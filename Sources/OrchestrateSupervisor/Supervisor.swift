@@ -1,4 +1,4 @@
-public import OrchestrateSpec
+import OrchestrateSpec
 
 /// Runs a `LocalPlan`: each service starts once every service it depends on is ready, independent services in
 /// parallel; replicas are probed, restarted with backoff and taken in and out of DNS; `shutdown` stops everything
@@ -13,9 +13,6 @@ public actor Supervisor {
         public var fastProbeInterval: Duration = .milliseconds(5)
         public var fastProbeWindow: Duration = .seconds(2)
         public var slowProbeInterval: Duration = .milliseconds(100)
-        /// How often a waiting service looks at its dependencies: as often as starting replicas are probed for the
-        /// first `fastProbeWindow`, then every `slowProbeInterval` (a dependency that failed may wait for hours).
-        public var dependencyPollInterval: Duration = .milliseconds(5)
         /// The zero of the monotonic times given to the restart tracker.
         var epoch = ContinuousClock.now
 
@@ -26,62 +23,72 @@ public actor Supervisor {
         public var description: String
     }
 
-    private let graph: ServiceGraph
+    /// Service names in plan order.
+    private let names: [String]
+    private let dependencies: [String: [String]]
     private let waves: [[String]]
     /// The gateway and the public services: they take outside traffic, so they stop first.
     private let entryPoints: [String]
     private let runners: [String: [ReplicaRunner]]
     private let log: SupervisorLog
     private let settings: Settings
+    private let board = ReadinessBoard()
     private var starters: [Task<Void, Never>] = []
     private var isShuttingDown = false
 
-    /// - Parameter executableDirectory: Where the products are (`swift build --show-bin-path`).
+    /// - Parameter executableDirectory: Where the products are (`swift build --show-bin-path`); a replica with an
+    ///   `executable` of its own runs that instead.
     public init(
-        spec: Spec, plan: LocalPlan, executableDirectory: String, launcher: any ProcessLauncher, prober: any Prober,
+        plan: LocalPlan, executableDirectory: String, launcher: any ProcessLauncher, prober: any Prober,
         directory: ServiceDirectory, log: SupervisorLog, state: StateRecorder? = nil, settings: Settings = Settings()
     ) {
-        graph = ServiceGraph(spec)
-        waves = plan.waves
-        entryPoints = spec.services.map(\.name.value).filter { name in
-            spec.gateway?.service.value == name || spec.service(named: name)?.isPublic?.value == true
+        var names: [String] = []
+        var dependencies: [String: [String]] = [:]
+        var entryPoints: [String] = []
+        for replica in plan.replicas where dependencies[replica.service] == nil {
+            names.append(replica.service)
+            dependencies[replica.service] = replica.supervision.dependsOn
+            if replica.supervision.isEntryPoint { entryPoints.append(replica.service) }
         }
+        self.names = names
+        self.dependencies = dependencies
+        self.entryPoints = entryPoints
+        waves = plan.waves
         self.log = log
         self.settings = settings
         let context = RunnerContext(
-            launcher: launcher, prober: prober, directory: directory, settings: settings, log: log, state: state)
+            launcher: launcher, prober: prober, directory: directory, settings: settings, log: log, state: state,
+            board: board)
         var runners: [String: [ReplicaRunner]] = [:]
         for replica in plan.replicas {
-            guard let service = spec.service(named: replica.service) else { continue }
-            let settings = ServiceSettings(
-                name: replica.service, probes: service.probes, restart: service.effectiveRestart,
-                stopGracePeriod: .milliseconds(service.effectiveStopGracePeriod.milliseconds),
-                executable: replica.executable ?? executableDirectory + "/" + replica.product)
             if let port = replica.port {
-                directory.upsert(ServiceDirectory.Replica(
-                    service: replica.service, index: replica.index, address: replica.address, port: port))
+                directory.upsert(
+                    ServiceDirectory.Replica(
+                        service: replica.service, index: replica.index, address: replica.address, port: port))
             }
-            runners[replica.service, default: []].append(ReplicaRunner(replica: replica, service: settings, context: context))
+            let executable = replica.executable ?? executableDirectory + "/" + replica.product
+            runners[replica.service, default: []].append(
+                ReplicaRunner(replica: replica, executable: executable, context: context))
         }
         self.runners = runners
     }
 
     /// Starts every service as soon as its dependencies are ready. Returns at once.
     public func start() {
-        for name in graph.names {
+        for name in names {
             starters.append(Task { await self.startWhenDependenciesReady(name) })
         }
     }
 
+    /// Waits on the board, not a clock: each readiness change wakes it to look again.
     private func startWhenDependenciesReady(_ name: String) async {
-        let dependencies = graph.dependencies(of: name)
+        let dependencies = dependencies[name] ?? []
         var announced = ""
-        let waitingSince = ContinuousClock.now
         while !Task.isCancelled, !isShuttingDown {
+            let seen = board.version
             var waitingFor: [String] = []
-            for dependency in dependencies where !(await isServiceReady(dependency)) {
-                let failed = await isServiceFailed(dependency)
-                waitingFor.append(failed ? "\(dependency) (failed)" : dependency)
+            for dependency in dependencies where !isServiceReady(dependency) {
+                waitingFor.append(isServiceFailed(dependency) ? "\(dependency) (failed)" : dependency)
             }
             if waitingFor.isEmpty { break }
             let text = "waiting for \(waitingFor.joined(separator: ", "))"
@@ -89,43 +96,58 @@ public actor Supervisor {
                 announced = text
                 for runner in runners[name, default: []] { await runner.setWaiting(text) }
             }
-            let fast = ContinuousClock.now - waitingSince < settings.fastProbeWindow
-            try? await Task.sleep(for: fast ? settings.dependencyPollInterval : settings.slowProbeInterval)
+            await board.change(after: seen)
         }
         guard !Task.isCancelled, !isShuttingDown else { return }
         for runner in runners[name, default: []] { await runner.start() }
     }
 
     /// Every replica has been ready since it was started (what a dependent waits for).
-    private func isServiceReady(_ name: String) async -> Bool {
-        for runner in runners[name, default: []] where !(await runner.hasBeenReady) { return false }
-        return true
+    private nonisolated func isServiceReady(_ name: String) -> Bool {
+        let entries = board.entries(of: name)
+        return entries.count == (runners[name]?.count ?? 0) && entries.allSatisfy(\.hasBeenReady)
     }
 
-    private func isServiceFailed(_ name: String) async -> Bool {
-        for runner in runners[name, default: []] where await runner.state == .failed { return true }
-        return false
+    private nonisolated func isServiceFailed(_ name: String) -> Bool {
+        board.entries(of: name).contains(where: \.hasFailed)
     }
 
     /// True once every replica of every service is ready.
-    public func allReady() async -> Bool {
-        for (_, replicas) in runners {
-            for runner in replicas where !(await runner.isReady) { return false }
+    public nonisolated func allReady() -> Bool {
+        names.allSatisfy { name in
+            let entries = board.entries(of: name)
+            return entries.count == (runners[name]?.count ?? 0) && entries.allSatisfy(\.isReady)
         }
-        return true
     }
 
-    /// True when some service has failed (crash loop or cannot start): `up` reports it instead of waiting on.
-    public func failedServices() async -> [String] {
-        var failed: [String] = []
-        for name in graph.names where await isServiceFailed(name) { failed.append(name) }
-        return failed
+    /// The services that have failed (crash loop, or cannot start): `up` reports them instead of waiting on.
+    public nonisolated func failedServices() -> [String] {
+        names.filter(isServiceFailed)
     }
+
+    /// Returns when readiness or failure may have changed since `seen` (a `readinessVersion`), or `deadline` passed.
+    /// What `up` waits on to say "all ready" and to report failures, instead of polling.
+    @discardableResult
+    public nonisolated func readinessChange(after seen: UInt64, deadline: ContinuousClock.Instant? = nil) async
+        -> UInt64
+    {
+        let timer = deadline.map { deadline in
+            Task { [board] in
+                try? await Task.sleep(until: deadline)
+                board.poke()
+            }
+        }
+        defer { timer?.cancel() }
+        return await board.change(after: seen)
+    }
+
+    /// A number that grows with every readiness change; see `readinessChange(after:)`.
+    public nonisolated var readinessVersion: UInt64 { board.version }
 
     /// Every replica, services in spec order.
     public func status() async -> [ReplicaStatus] {
         var rows: [ReplicaStatus] = []
-        for name in graph.names {
+        for name in names {
             for runner in runners[name, default: []] { rows.append(await runner.status()) }
         }
         return rows
@@ -138,7 +160,7 @@ public actor Supervisor {
 
     private func replicas(of name: String) throws -> [ReplicaRunner] {
         guard let replicas = runners[name] else {
-            let known = graph.names.joined(separator: ", ")
+            let known = names.joined(separator: ", ")
             throw ControlError(description: "no service named \(name); services: \(known)")
         }
         return replicas
@@ -151,8 +173,12 @@ public actor Supervisor {
             log.note("restarting \(await runner.name)")
             await runner.restart()
             let deadline = ContinuousClock.now + readyTimeout
-            while !(await runner.isReady), await runner.state != .failed, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
+            while true {
+                let seen = board.version
+                guard await !runner.isReady, await runner.state != .failed, ContinuousClock.now < deadline else {
+                    break
+                }
+                await readinessChange(after: seen, deadline: deadline)
             }
         }
     }
@@ -169,11 +195,20 @@ public actor Supervisor {
         for runner in try replicas(of: name) { await runner.start() }
     }
 
+    /// Kills every replica's process group now, through the launcher's process (never a bare PID, which might
+    /// have been reused): what a second stop request does while `shutdown` waits out grace periods.
+    public func killEverything() async {
+        for name in names {
+            for runner in runners[name, default: []] { await runner.kill() }
+        }
+    }
+
     /// Stops everything: the gateway and public services first, then dependents before what they depend on; each
     /// replica gets SIGTERM, then SIGKILL after its service's `stopGracePeriod`.
     public func shutdown() async {
         isShuttingDown = true
         for starter in starters { starter.cancel() }
+        board.poke()
         let rest = waves.reversed().map { $0.filter { !entryPoints.contains($0) } }
         for wave in [entryPoints] + rest {
             await withTaskGroup(of: Void.self) { group in

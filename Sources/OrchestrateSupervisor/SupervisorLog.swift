@@ -21,8 +21,10 @@ public final class SupervisorLog: Sendable {
     /// - Parameters:
     ///   - directory: `.orchestrate/logs`, created if missing; nil writes no files.
     ///   - services: Every service name, for the colours and the width of the prefix column.
-    public init(directory: String?, services: [String], maximumReplicas: Int, useColor: Bool, terminal: Bool = true,
-                capture: Bool = false) {
+    public init(
+        directory: String?, services: [String], maximumReplicas: Int, useColor: Bool, terminal: Bool = true,
+        capture: Bool = false
+    ) {
         self.directory = directory
         self.useColor = useColor
         writeToTerminal = terminal
@@ -65,7 +67,8 @@ public final class SupervisorLog: Sendable {
             if let open = state.files[service] {
                 descriptor = open
             } else {
-                descriptor = Foundation.open("\(directory)/\(service).log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+                descriptor = Foundation.open(
+                    "\(directory)/\(service).log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
                 guard descriptor >= 0 else { return }
                 state.files[service] = descriptor
             }

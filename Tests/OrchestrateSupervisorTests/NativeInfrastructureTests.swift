@@ -4,7 +4,14 @@ import OrchestrateSupervisor
 import OrchestrateTestSupport
 import Testing
 
+/// Whether PostgreSQL and redis-server are on this machine (scripts/test installs them).
+var nativeServersAreInstalled: Bool {
+    ExternalTool.find("redis-server") != nil
+        && (FileManager.default.fileExists(atPath: "/usr/lib/postgresql") || ExternalTool.find("initdb") != nil)
+}
+
 /// The plan of `up --infra native`, without starting anything (the servers run in UpEndToEndTests).
+@Suite(.timeLimit(.minutes(10)), .requires("PostgreSQL and redis-server", nativeServersAreInstalled))
 struct NativeInfrastructureTests {
     func spec(_ text: String) throws -> Spec {
         try #require(SpecLoader.load(Array(text.utf8)).spec)
@@ -20,19 +27,16 @@ struct NativeInfrastructureTests {
     let addresses = (postgres: "127.0.0.9", redis: "127.0.0.10")
     var environment: [String: String] { ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"] }
 
-    func requireServers() -> Bool {
-        let present = ExternalTool.find("redis-server") != nil
-            && (FileManager.default.fileExists(atPath: "/usr/lib/postgresql") || ExternalTool.find("initdb") != nil)
-        if !present, ExternalTool.isRequired { Issue.record("PostgreSQL or redis-server is missing: scripts/test installs them") }
-        return present
+    func requireServers() throws {
+        try #require(nativeServersAreInstalled, "PostgreSQL or redis-server is missing: scripts/test installs them")
     }
 
     @Test func theShopGetsOneClusterAndARedisAndEachServiceItsOwnDatabase() throws {
-        guard requireServers() else { return }
+        try requireServers()
         let shop = try shop
         let infrastructure = try NativeInfrastructure.plan(
             for: shop, stateDirectory: "/state", environment: environment, addresses: addresses, dnsPort: 5353)
-        #expect(infrastructure.spec.services.map(\.name.value).sorted() == ["postgres", "redis"])
+        #expect(infrastructure.plan.replicas.map(\.service).sorted() == ["postgres", "redis"])
         let postgres = try #require(infrastructure.plan.replicas.first { $0.service == "postgres" })
         #expect(postgres.address == "127.0.0.9")
         #expect(postgres.executable?.hasSuffix("/postgres") == true)
@@ -41,7 +45,7 @@ struct NativeInfrastructureTests {
         let redis = try #require(infrastructure.plan.replicas.first { $0.service == "redis" })
         #expect(redis.arguments.contains("--appendonly") && redis.arguments.contains("/state/redis"))
         // Readiness is the servers' own check; the supervisor's usual probe rules apply.
-        let readiness = try #require(infrastructure.spec.service(named: "postgres")?.probes.readiness?.check.value)
+        let readiness = try #require(postgres.supervision.readiness?.check)
         guard case .command(let words) = readiness else {
             Issue.record("postgres readiness is \(readiness)")
             return
@@ -61,8 +65,9 @@ struct NativeInfrastructureTests {
     }
 
     @Test func anExternalDatabaseOrBrokerKeepsItsSecretAndNeedsNoServer() throws {
-        guard requireServers() else { return }
-        let spec = try spec("""
+        try requireServers()
+        let spec = try spec(
+            """
             version: 1
             name: ext
             broker: { engine: redis, external: { secret: broker-url } }
@@ -77,13 +82,16 @@ struct NativeInfrastructureTests {
     @Test func aServiceNamedLikeAServerOrAMissingRedisIsRefused() throws {
         let clash = try spec("version: 1\nname: x\nservices:\n  postgres: { product: P, database: { name: p } }\n")
         #expect(throws: NativeInfrastructure.SetupError.self) {
-            try NativeInfrastructure.plan(for: clash, stateDirectory: "/s", environment: environment, addresses: addresses, dnsPort: 1)
+            try NativeInfrastructure.plan(
+                for: clash, stateDirectory: "/s", environment: environment, addresses: addresses, dnsPort: 1)
         }
         let broker = try spec("version: 1\nname: x\nbroker: { engine: redis }\nservices:\n  a: { product: A }\n")
         let error = try #require(throws: NativeInfrastructure.SetupError.self) {
             try NativeInfrastructure.plan(
-                for: broker, stateDirectory: "/s", environment: ["PATH": "/nonexistent"], addresses: addresses, dnsPort: 1)
+                for: broker, stateDirectory: "/s", environment: ["PATH": "/nonexistent"], addresses: addresses,
+                dnsPort: 1)
         }
-        #expect(error.description.contains("redis-server") && error.description.contains("apt-get install redis-server"))
+        #expect(
+            error.description.contains("redis-server") && error.description.contains("apt-get install redis-server"))
     }
 }

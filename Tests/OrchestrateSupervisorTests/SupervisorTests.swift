@@ -1,10 +1,11 @@
 import DNSWire
 import Foundation
 import OrchestrateSpec
-@testable import OrchestrateSupervisor
 import OrchestrateTestSupport
 import Synchronization
 import Testing
+
+@testable import OrchestrateSupervisor
 
 /// A process that exists only in memory: it exits when told to, or when signalled (unless it ignores SIGTERM).
 final class FakeProcess: LaunchedProcess {
@@ -64,12 +65,17 @@ final class FakeLauncher: ProcessLauncher {
         self.stubborn = stubborn
     }
 
-    func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws -> any LaunchedProcess {
+    func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws
+        -> any LaunchedProcess
+    {
         let product = URL(fileURLWithPath: request.executable).lastPathComponent
-        guard !missing.contains(product) else { throw LaunchError(description: "cannot start \(request.executable): No such file or directory") }
+        guard !missing.contains(product) else {
+            throw LaunchError(description: "cannot start \(request.executable): No such file or directory")
+        }
         let name = "\(product)@\(request.environment["HOST"] ?? "?")"
         let process = FakeProcess(
-            pid: nextPID.wrappingAdd(1, ordering: .relaxed).newValue, name: name, ignoresTerm: stubborn.contains(product))
+            pid: nextPID.wrappingAdd(1, ordering: .relaxed).newValue, name: name,
+            ignoresTerm: stubborn.contains(product))
         processes.withLock { $0.append(process) }
         events.withLock { $0.append("start \(name)") }
         output("hello from \(name)")
@@ -118,7 +124,7 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
 
 /// The supervisor's logic with a fake launcher and fake probes: ordering, restarts, crash loops, probe transitions,
 /// shutdown order. Intervals are milliseconds so the whole suite takes about a second.
-@Suite struct SupervisorTests {
+@Suite(.timeLimit(.minutes(5))) struct SupervisorTests {
     static let spec = """
         version: 1
         name: test
@@ -163,7 +169,6 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             secrets: SecretStore(directory: state.path + "/secrets", environment: [:]))
         var settings = Supervisor.Settings()
         settings.fastProbeInterval = .milliseconds(5)
-        settings.dependencyPollInterval = .milliseconds(5)
         settings.restart.initial = initialBackoff
         settings.restart.maximum = max(initialBackoff, .milliseconds(100))
         settings.restart.crashLoopLimit = crashLoopLimit
@@ -173,7 +178,7 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             terminal: false, capture: true)
         let prober = FakeProber()
         let supervisor = Supervisor(
-            spec: spec, plan: plan, executableDirectory: "/bin", launcher: launcher, prober: prober,
+            plan: plan, executableDirectory: "/bin", launcher: launcher, prober: prober,
             directory: directory, log: log, settings: settings)
         let harness = Harness(
             supervisor: supervisor, launcher: launcher, prober: prober, directory: directory, log: log, state: state)
@@ -204,7 +209,8 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             #expect(await row(harness, "web")?.detail == "waiting for store")
             harness.prober.failingReadiness.withLock { _ = $0.remove("store") }
             #expect(await eventually { harness.launcher.running("Web").count == 2 })
-            #expect(await eventually { await harness.supervisor.allReady() })  // `once` has no probes: ready once running
+            // `once` has no probes: ready once running.
+            #expect(await eventually { harness.supervisor.allReady() })
             #expect(await eventually { self.addresses(harness.directory, "web").count == 2 })
             let events = harness.launcher.events.withLock { $0 }
             let firstWeb = try #require(events.firstIndex { $0.hasPrefix("start Web") })
@@ -214,23 +220,29 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
     }
 
     @Test func anExitedReplicaIsRestartedAtOnceThenAfterABackoffOutOfDNSMeanwhile() async throws {
-        try await withSupervisor(initialBackoff: .milliseconds(500)) { harness in
+        // A backoff long enough that no late poll on a starved machine sees it over before looking.
+        try await withSupervisor(initialBackoff: .seconds(4)) { harness in
             await harness.supervisor.start()
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
             // The first exit of a running replica: started again at once.
             try #require(harness.launcher.running("Store").first).exit(.exited(1))
-            #expect(await eventually { harness.launcher.running("Store").count == 1 && harness.launcher.launches("Store") == 2 })
+            #expect(
+                await eventually {
+                    harness.launcher.running("Store").count == 1 && harness.launcher.launches("Store") == 2
+                })
             #expect(await eventually { await row(harness, "store")?.restarts == 1 })
-            #expect(harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.hasSuffix("; restarting\n") })
+            #expect(
+                harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.hasSuffix("; restarting\n") })
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
-            // A second exit soon after: a backoff of 500 ms ± 20 %, out of DNS meanwhile.
+            // A second exit soon after: a backoff of 4 s ± 20 %, out of DNS meanwhile.
             try #require(harness.launcher.running("Store").first).exit(.exited(1))
             #expect(await eventually { await row(harness, "store")?.state == .backoff })
             #expect(self.addresses(harness.directory, "store").isEmpty)
             #expect(harness.launcher.launches("Store") == 2)
-            #expect(await eventually { harness.launcher.launches("Store") == 3 })
+            #expect(await eventually(.seconds(30)) { harness.launcher.launches("Store") == 3 })
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
-            #expect(harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.contains("restarting in") })
+            #expect(
+                harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.contains("restarting in") })
         }
     }
 
@@ -255,7 +267,7 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             await crashEveryStoreProcess(harness)
             #expect(await eventually { await row(harness, "store")?.state == .failed })
             #expect(harness.launcher.launches("Store") == 4)  // the first run and 3 restarts; the 4th exit is the loop
-            #expect(await harness.supervisor.failedServices() == ["store"])
+            #expect(harness.supervisor.failedServices() == ["store"])
             #expect(harness.log.captured.contains { $0.contains("FAILED") && $0.contains("crash loop") })
             #expect(harness.launcher.running("Web").count == 2)
             // `orchestrate restart` revives it.
@@ -287,7 +299,10 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             #expect(await eventually { first.hasExited })
             #expect(first.signals.withLock { $0 } == [SIGTERM])
             harness.prober.failingLiveness.withLock { _ = $0.remove("store") }
-            #expect(await eventually { harness.launcher.launches("Store") == 2 && harness.launcher.running("Store").count == 1 })
+            #expect(
+                await eventually {
+                    harness.launcher.launches("Store") == 2 && harness.launcher.running("Store").count == 1
+                })
             #expect(harness.log.captured.contains { $0.contains("liveness probe failed 2 times") })
         }
     }
@@ -315,7 +330,10 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
     @Test func shutdownStopsDependentsFirstAndKillsWhatIgnoresSIGTERM() async throws {
         try await withSupervisor(launcher: FakeLauncher(stubborn: ["Once"])) { harness in
             await harness.supervisor.start()
-            #expect(await eventually { harness.launcher.running("Web").count == 2 && harness.launcher.running("Once").count == 1 })
+            #expect(
+                await eventually {
+                    harness.launcher.running("Web").count == 2 && harness.launcher.running("Once").count == 1
+                })
             let once = try #require(harness.launcher.running("Once").first)
             await harness.supervisor.shutdown()
             let exits = harness.launcher.events.withLock { $0.filter { $0.hasPrefix("exit") } }

@@ -1,0 +1,214 @@
+import Foundation
+import OrchestrateSpec
+
+extension UpSession {
+    /// The start, in order; each part that starts is recorded with how to stop it (see `drain`).
+    func start() async throws(StartError) {
+        let configuration = configuration
+        let stateDirectory = configuration.stateDirectory
+        startedAt = .now
+        do {
+            try FileManager.default.createDirectory(atPath: stateDirectory + "/data", withIntermediateDirectories: true)
+        } catch {
+            throw StartError("cannot create \(stateDirectory)/data: \(error)")
+        }
+        let statePath = stateDirectory + "/state.json"
+        try LeftoverProcesses.reclaim(statePath: statePath, say: configuration.say)
+
+        let directory = ServiceDirectory(project: configuration.spec.name.value)
+        let dns: DNSServer
+        do {
+            dns = try await DNSServer.start(directory: directory, port: configuration.dnsPort)
+        } catch {
+            throw StartError("cannot serve DNS on 127.0.0.1:\(configuration.dnsPort): \(error)")
+        }
+        started("the DNS server") { await dns.stop() }
+
+        var plan = try makePlan(dnsPort: dns.port)
+        let forwards = publicPorts()
+        if configuration.checksAddresses {
+            let conflicts = LeftoverProcesses.bindConflicts(plan: plan, forwards: forwards)
+            guard conflicts.isEmpty else {
+                throw StartError((conflicts + ["nothing was started"]).joined(separator: "\norchestrate: "))
+            }
+        }
+        let infrastructure = try planInfrastructure(after: plan, dnsPort: dns.port)
+        if let routes = configuration.routeTable {
+            do {
+                try routes.write(toFile: stateDirectory + "/routes.json", atomically: true, encoding: .utf8)
+            } catch {
+                throw StartError("cannot write \(stateDirectory)/routes.json: \(error)")
+            }
+        }
+        let log = SupervisorLog(
+            directory: stateDirectory + "/logs",
+            services: (infrastructure?.plan.replicas.map(\.service) ?? [])
+                + configuration.spec.services.map(\.name.value),
+            maximumReplicas: configuration.spec.services.map(\.effectiveReplicas).max() ?? 1,
+            useColor: configuration.useColor, terminal: configuration.logsToTerminal,
+            capture: !configuration.logsToTerminal)
+        setLog(log)
+
+        let socketPath = stateDirectory + "/control.sock"
+        let recorder: StateRecorder
+        do {
+            recorder = try StateRecorder(
+                path: statePath,
+                initial: StateFile(supervisorPID: getpid(), dnsPort: dns.port, controlSocket: socketPath))
+        } catch {
+            throw StartError("cannot write \(statePath): \(error)")
+        }
+        started("the record of this run (state.json is removed)") { recorder.remove() }
+        let control: ControlServer
+        do {
+            control = try await ControlServer.start(path: socketPath) { request in await self.handle(request) }
+        } catch {
+            throw StartError("cannot listen on \(socketPath): \(error)")
+        }
+        started("the control socket") { await control.stop() }
+        log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")
+
+        if let infrastructure {
+            let servers = Supervisor(
+                plan: infrastructure.plan, executableDirectory: "", launcher: configuration.launcher,
+                prober: configuration.prober, directory: directory, log: log, state: recorder,
+                settings: configuration.settings)
+            supervisors.append(servers)
+            started("PostgreSQL and Redis") { await servers.shutdown() }
+            try await startInfrastructure(infrastructure, on: servers, log: log)
+            plan = infrastructure.apply(to: plan, spec: configuration.spec)
+        }
+
+        self.plan = plan
+        let services = Supervisor(
+            plan: plan, executableDirectory: configuration.productsDirectory, launcher: configuration.launcher,
+            prober: configuration.prober, directory: directory, log: log, state: recorder,
+            settings: configuration.settings)
+        supervisors.append(services)
+        try? directory.hostsFile().write(toFile: stateDirectory + "/hosts", atomically: true, encoding: .utf8)
+        started("the services: entry points first, then dependents before what they depend on") {
+            await services.shutdown()
+        }
+        await services.start()
+        for (service, port) in forwards {
+            do {
+                let forward = try await LocalhostForward.start(service: service, port: port, directory: directory)
+                started("localhost:\(port), the forward to \(service)") { await forward.stop() }
+                log.note("\(service) is also at http://localhost:\(port)")
+            } catch {
+                log.note("cannot forward localhost:\(port) to \(service): \(error)")
+            }
+        }
+    }
+
+    /// The plan of the spec's replicas, with what they inherit from the supervisor's environment.
+    private func makePlan(dnsPort: Int) throws(StartError) -> LocalPlan {
+        let configuration = configuration
+        var plan: LocalPlan
+        do {
+            plan = try LocalPlan.make(
+                spec: configuration.spec, stateDirectory: configuration.stateDirectory, dnsPort: dnsPort,
+                secrets: SecretStore(
+                    directory: configuration.stateDirectory + "/secrets", environment: configuration.environment),
+                addresses: configuration.addresses)
+        } catch {
+            throw StartError("\(error)")
+        }
+        for secret in plan.generatedSecrets {
+            configuration.say(
+                "generated secret \(secret) at random into .orchestrate/secrets/\(secret) (put a real value there to use it)"
+            )
+        }
+        for index in plan.replicas.indices {
+            for name in UpConfiguration.inherited where plan.replicas[index].environment[name] == nil {
+                plan.replicas[index].environment[name] = configuration.environment[name]
+            }
+        }
+        return plan
+    }
+
+    /// The public services and their ports, when `localhost` forwards are wanted.
+    private func publicPorts() -> [(service: String, port: Int)] {
+        guard configuration.forwardsPublicPorts else { return [] }
+        return configuration.spec.services.filter(\.isPublished).compactMap { service in
+            service.port.map { (service.name.value, $0.value) }
+        }
+    }
+
+    /// The servers of `--infra native`, on the two addresses after the services'.
+    private func planInfrastructure(after plan: LocalPlan, dnsPort: Int) throws(StartError) -> NativeInfrastructure? {
+        let configuration = configuration
+        guard configuration.infrastructure == .native else { return nil }
+        do {
+            let addresses = (
+                try configuration.addresses.address(plan.replicas.count),
+                try configuration.addresses.address(plan.replicas.count + 1)
+            )
+            return try NativeInfrastructure.plan(
+                for: configuration.spec, stateDirectory: configuration.stateDirectory,
+                environment: configuration.environment, addresses: addresses, dnsPort: dnsPort)
+        } catch {
+            throw StartError("\(error); nothing was started")
+        }
+    }
+
+    /// Prepares (initdb the first time), starts and waits for the native servers, then creates the databases.
+    private func startInfrastructure(
+        _ infrastructure: NativeInfrastructure, on servers: Supervisor, log: SupervisorLog
+    ) async throws(StartError) {
+        let output: @Sendable (String) -> Void = { line in
+            log.output(line, replica: NativeInfrastructure.postgresName, service: NativeInfrastructure.postgresName)
+        }
+        do {
+            try await infrastructure.prepare(launcher: configuration.launcher, output: output)
+            await servers.start()
+            let deadline = ContinuousClock.now + .seconds(120)
+            while !servers.allReady() {
+                let seen = servers.readinessVersion
+                let failed = servers.failedServices()
+                guard failed.isEmpty else {
+                    throw StartError(
+                        "\(failed.joined(separator: ", ")) failed to start (`orchestrate logs`, or .orchestrate/logs); nothing was started"
+                    )
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw StartError("the infrastructure was not ready within 120 s; nothing was started")
+                }
+                await servers.readinessChange(after: seen, deadline: deadline)
+            }
+            try await infrastructure.provision(launcher: configuration.launcher, output: output)
+        } catch let error as StartError {
+            throw error
+        } catch {
+            throw StartError("\(error); nothing was started")
+        }
+    }
+
+    /// Answers a control request; the infrastructure's supervisor comes first, so its servers lead
+    /// `orchestrate status` and can be restarted by name like any service.
+    func handle(_ request: ControlRequest) async -> ControlResponse {
+        do {
+            switch request.command {
+            case .status:
+                var replicas: [ReplicaStatus] = []
+                for supervisor in supervisors { replicas += await supervisor.status() }
+                return ControlResponse(ok: true, replicas: replicas)
+            case .down:
+                await requestStop("orchestrate down")
+                return ControlResponse(ok: true, message: "stopping")
+            case .restart, .stop, .start:
+                guard let service = request.service else { return ControlResponse(ok: false, error: "which service?") }
+                guard var owner = supervisors.last else { return ControlResponse(ok: false, error: "nothing runs yet") }
+                for supervisor in supervisors where await supervisor.runs(service) { owner = supervisor }
+                switch request.command {
+                case .restart: try await owner.restart(service)
+                case .stop: try await owner.stop(service)
+                default: try await owner.start(service)
+                }
+                return ControlResponse(ok: true, replicas: await owner.status().filter { $0.service == service })
+            }
+        } catch {
+            return ControlResponse(ok: false, error: "\(error)")
+        }
+    }
+}

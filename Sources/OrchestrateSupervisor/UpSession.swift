@@ -1,0 +1,133 @@
+import Foundation
+import OrchestrateSpec
+
+/// One run of `orchestrate up`, from a validated spec and built products to running services, and back down.
+///
+/// Its states go starting → running → draining → stopped. Everything it starts is recorded with how to stop it, so
+/// draining stops the parts in the reverse order of their start, and says in the log what each step stops. A
+/// second stop request while draining escalates: every process is killed at once. A failure while starting stops
+/// what had started and throws. Processes go through the configuration's launcher and prober, so the whole session
+/// runs in tests with fakes and no binary.
+public actor UpSession {
+    public enum State: String, Sendable {
+        case starting, running, draining, stopped
+    }
+
+    /// Why `up` could not start; nothing it started is left running.
+    public struct StartError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+
+        public init(_ description: String) {
+            self.description = description
+        }
+    }
+
+    public private(set) var state: State = .starting
+    let configuration: UpConfiguration
+    /// What started, in order, with how to stop it.
+    private var started: [(what: String, stop: @Sendable () async -> Void)] = []
+    /// The supervisors, the infrastructure's first: what control requests and escalation reach.
+    var supervisors: [Supervisor] = []
+    private(set) var log: SupervisorLog?
+    private let stopRequests: AsyncStream<String>
+    private let requestContinuation: AsyncStream<String>.Continuation
+    private var stopsRequested = 0
+    /// The replicas that run, once planned.
+    var plan: LocalPlan?
+    var startedAt = ContinuousClock.now
+
+    public init(_ configuration: UpConfiguration) {
+        self.configuration = configuration
+        (stopRequests, requestContinuation) = AsyncStream<String>.makeStream()
+    }
+
+    /// Starts everything, runs until a stop is requested, then drains.
+    ///
+    /// - Throws: `StartError` when something cannot start (the spec's plan, a taken address, a server of
+    ///   `--infra native`); what had started is stopped first.
+    public func run() async throws(StartError) {
+        do {
+            try await start()
+        } catch {
+            await drain(reason: "\(error)")
+            throw error
+        }
+        state = .running
+        let announcer = Task { await self.announceReadiness() }
+        var reasons = stopRequests.makeAsyncIterator()
+        let reason = await reasons.next() ?? "stopped"
+        announcer.cancel()
+        await drain(reason: reason)
+    }
+
+    /// Asks the session to stop (a signal, `orchestrate down`); asked again while draining, it kills every
+    /// process at once instead of waiting out grace periods.
+    public func requestStop(_ reason: String) async {
+        stopsRequested += 1
+        guard stopsRequested > 1 else {
+            requestContinuation.yield(reason)
+            return
+        }
+        log?.note("\(reason) again: killing every process now")
+        for supervisor in supervisors { await supervisor.killEverything() }
+    }
+
+    /// Records a part that started and how to stop it.
+    func started(_ what: String, stop: @escaping @Sendable () async -> Void) {
+        started.append((what, stop))
+    }
+
+    func setLog(_ log: SupervisorLog) {
+        self.log = log
+    }
+
+    /// Stops every part that started, last first, each step in the log.
+    private func drain(reason: String) async {
+        state = .draining
+        note("\(reason): stopping in reverse order of start")
+        while let part = started.popLast() {
+            note("stopping \(part.what)")
+            await part.stop()
+        }
+        state = .stopped
+        note("stopped")
+        log?.close()
+    }
+
+    /// Says in the log (or, before the log exists, on standard output) what happens.
+    func note(_ text: String) {
+        if let log {
+            log.note(text)
+        } else {
+            configuration.say(text)
+        }
+    }
+
+    /// Says when every replica is ready, and names each service that fails, as each happens: woken by readiness
+    /// changes, not a clock.
+    private func announceReadiness() async {
+        guard let services = supervisors.last else { return }
+        let begun = startedAt
+        var reported: Set<String> = []
+        while !Task.isCancelled {
+            let seen = services.readinessVersion
+            if services.allReady() {
+                let replicas = plan?.replicas.count ?? 0
+                note(
+                    "all \(replicas) replicas of \(configuration.spec.services.count) services ready in "
+                        + "\(Self.format(ContinuousClock.now - begun)); `orchestrate status` shows them")
+                return
+            }
+            for failed in services.failedServices() where !reported.contains(failed) {
+                reported.insert(failed)
+                note("\(failed) failed; the other services keep running (`orchestrate logs \(failed)`)")
+            }
+            await services.readinessChange(after: seen)
+        }
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.2f s", seconds)
+    }
+}
