@@ -12,12 +12,34 @@ struct Validators {
     let kubectl: URL
     let nginx: URL
     let hadolint: URL
+    /// The Python of `.build-venv`, which has ruamel.yaml.
+    let python: URL
 
-    static let httpRouteSchema = ExternalTool.packageRoot.deletingLastPathComponent()
-        .appendingPathComponent("shared/schemas/httproute-v1.schema.json")
+    /// Gateway API's HTTPRoute CRD schema (v1, standard channel, Apache-2.0), kept beside the tests so they need
+    /// nothing outside the repository.
+    static let httpRouteSchema = GeneratedTree.supportDirectory.appendingPathComponent("httproute-v1.schema.json")
 
-    /// The validators, or nil (with a recorded issue in CI) when any is missing.
-    static func find() -> Validators? {
+    /// Whether every validator is installed: the condition of `.requires("the validators", …)`.
+    static var areInstalled: Bool { missing().isEmpty }
+
+    /// The validators; a test that needs them carries `.requires("the validators", Validators.areInstalled)`.
+    ///
+    /// - Throws: When any is missing, naming each.
+    static func require() throws -> Validators {
+        let missing = missing()
+        try #require(
+            missing.isEmpty, "missing: \(missing.joined(separator: "; ")); scripts/test installs the validators")
+        return Validators(
+            checkJSONSchema: ExternalTool.find("check-jsonschema")!,
+            composePython: ExternalTool.find("python", venv: ".build-compose-venv")!,
+            kubernetesValidate: ExternalTool.find("kubernetes-validate")!,
+            kubectl: ExternalTool.find("kubectl")!,
+            nginx: ExternalTool.find("nginx")!,
+            hadolint: ExternalTool.find("hadolint")!,
+            python: ExternalTool.find("python")!)
+    }
+
+    private static func missing() -> [String] {
         let tools = [
             ("check-jsonschema", ExternalTool.find("check-jsonschema")),
             ("python with docker-compose", ExternalTool.find("python", venv: ".build-compose-venv")),
@@ -25,21 +47,9 @@ struct Validators {
             ("kubectl", ExternalTool.find("kubectl")),
             ("nginx", ExternalTool.find("nginx")),
             ("hadolint", ExternalTool.find("hadolint")),
+            ("python with ruamel.yaml", ExternalTool.find("python")),
         ]
-        var missing = tools.filter { $0.1 == nil }.map(\.0)
-        if !FileManager.default.fileExists(atPath: httpRouteSchema.path) {
-            // CI runs in a clone with the team's shared/ folder beside it.
-            missing.append("the HTTPRoute schema at \(httpRouteSchema.path) (shared/ must sit beside the clone)")
-        }
-        guard missing.isEmpty else {
-            if ExternalTool.isRequired {
-                Issue.record("missing: \(missing.joined(separator: "; ")); scripts/test installs the validators")
-            }
-            return nil
-        }
-        return Validators(
-            checkJSONSchema: tools[0].1!, composePython: tools[1].1!, kubernetesValidate: tools[2].1!,
-            kubectl: tools[3].1!, nginx: tools[4].1!, hadolint: tools[5].1!)
+        return tools.filter { $0.1 == nil }.map(\.0)
     }
 
     /// Every failure, as "TREE: validator: message"; empty when every tree passes everything.
@@ -54,7 +64,8 @@ struct Validators {
         }
         // docker-compose's own loader, as `docker-compose config -q` runs it.
         let script = GeneratedTree.supportDirectory.appendingPathComponent("compose_config.py").path
-        let (_, composeOutput, composeErrors) = try await ExternalTool.runCapturingErrors(composePython, [script] + composeFiles)
+        let (_, composeOutput, composeErrors) = try await ExternalTool.runCapturingErrors(
+            composePython, [script] + composeFiles)
         let composeResults = try JSONSerialization.jsonObject(with: composeOutput) as? [String: Any]
         if composeResults == nil { failures.append("docker-compose: no result: \(composeErrors)") }
         for (file, result) in composeResults ?? [:] where !(result is NSNull) {
@@ -80,7 +91,6 @@ struct Validators {
         if !routeFiles.isEmpty {
             let split = try ExternalTool.temporaryDirectory("httproutes")
             defer { try? FileManager.default.removeItem(at: split) }
-            let python = ExternalTool.find("python")!
             let parser = GeneratedTree.supportDirectory.appendingPathComponent("parse_yaml.py").path
             let (splitStatus, _, splitErrors) = try await ExternalTool.runCapturingErrors(
                 python, [parser, "--split", split.path, "ruamel"] + routeFiles.map(\.path))
@@ -99,7 +109,9 @@ struct Validators {
         for tree in trees {
             let (kustomizeStatus, _, kustomizeErrors) = try await ExternalTool.runCapturingErrors(
                 kubectl, ["kustomize", tree.appendingPathComponent("k8s").path])
-            if kustomizeStatus != 0 { failures.append("\(tree.lastPathComponent): kubectl kustomize: \(kustomizeErrors)") }
+            if kustomizeStatus != 0 {
+                failures.append("\(tree.lastPathComponent): kubectl kustomize: \(kustomizeErrors)")
+            }
             let nginxConf = tree.appendingPathComponent("gateway/nginx.conf")
             if FileManager.default.fileExists(atPath: nginxConf.path) {
                 let (nginxStatus, _, nginxErrors) = try await ExternalTool.runCapturingErrors(
@@ -111,9 +123,11 @@ struct Validators {
     }
 }
 
+@Suite(.timeLimit(.minutes(10)))
 struct ShopValidationTests {
-    @Test func theShopsFilesPassEveryValidator() async throws {
-        guard let validators = Validators.find() else { return }
+    @Test(.requires("the validators", Validators.areInstalled))
+    func theShopsFilesPassEveryValidator() async throws {
+        let validators = try Validators.require()
         let directory = try ExternalTool.temporaryDirectory("shop")
         defer { try? FileManager.default.removeItem(at: directory) }
         try GeneratedTree.shop().write(to: directory)
@@ -121,10 +135,12 @@ struct ShopValidationTests {
     }
 }
 
+@Suite(.timeLimit(.minutes(10)))
 struct ValidatorControlTests {
     /// The harness must fail trees that are wrong, or its passes mean nothing: one defect per validator.
-    @Test func eachValidatorCatchesABrokenFile() async throws {
-        guard let validators = Validators.find() else { return }
+    @Test(.requires("the validators", Validators.areInstalled))
+    func eachValidatorCatchesABrokenFile() async throws {
+        let validators = try Validators.require()
         let directory = try ExternalTool.temporaryDirectory("broken")
         defer { try? FileManager.default.removeItem(at: directory) }
         try GeneratedTree.shop().write(to: directory)
@@ -141,7 +157,10 @@ struct ValidatorControlTests {
         try corrupt("gateway/nginx.conf", "client_max_body_size 1048576;", "client_max_body_size 1048576")
         try corrupt("Dockerfile", "FROM ubuntu:24.04", "FROM ubuntu")
         let failures = try await validators.failures(in: [directory])
-        for validator in ["compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize", "nginx -t", "hadolint"] {
+        for validator in [
+            "compose-spec schema", "docker-compose", "kubernetes-validate", "HTTPRoute schema", "kubectl kustomize",
+            "nginx -t", "hadolint",
+        ] {
             #expect(failures.contains { $0.contains(validator) }, "\(validator) did not catch its defect")
         }
     }

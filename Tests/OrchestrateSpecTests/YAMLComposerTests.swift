@@ -1,6 +1,8 @@
-@testable import OrchestrateSpec
 import Testing
 
+@testable import OrchestrateSpec
+
+@Suite(.timeLimit(.minutes(5)))
 struct YAMLComposerTests {
     private func compose(_ text: String) -> YAMLComposer.Result {
         Array(text.utf8).withUnsafeBufferPointer { YAMLComposer.compose($0) }
@@ -93,7 +95,9 @@ struct YAMLComposerTests {
     @Test func billionLaughsIsRefusedOnceTheBudgetIsSpent() {
         var text = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
         for level in 1...9 {
-            text += "l\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+            text +=
+                "l\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ")
+                + "]\n"
         }
         let result = compose(text)
         #expect(result.diagnostics.map(\.code) == [.aliasExpansionLimit])
@@ -113,7 +117,10 @@ struct YAMLComposerTests {
 
     @Test func quotedAndStrTaggedScalarsAreStrings() throws {
         let result = compose("a: \"3001\"\nb: !!str 3001\nc: !!int 3001\n")
-        guard case .mapping(let entries, _) = try #require(result.root) else { return }
+        guard case .mapping(let entries, _) = try #require(result.root) else {
+            Issue.record("the root is not a mapping")
+            return
+        }
         let resolved = result.tree.entries(of: entries).map { entry -> ResolvedScalar? in
             guard case .scalar(let scalar) = entry.value else { return nil }
             return result.tree.resolved(scalar)

@@ -1,18 +1,20 @@
 import Foundation
-@testable import OrchestrateSupervisor
 import OrchestrateTestSupport
 import Synchronization
 import Testing
 
+@testable import OrchestrateSupervisor
+
 /// The real launcher against real processes (/bin/sh): output lines, exit statuses, process groups.
-@Suite struct NativeLauncherTests {
+@Suite(.timeLimit(.minutes(5))) struct NativeLauncherTests {
     let launcher = NativeLauncher()
 
     @Test func linesOfBothStreamsArriveAndTheExitStatusIsReported() async throws {
         let lines = Mutex<[String]>([])
         let process = try await launcher.launch(
-            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "echo one; echo two >&2; printf three; exit 3"],
-                          environment: ["PATH": "/usr/bin:/bin"])
+            LaunchRequest(
+                executable: "/bin/sh", arguments: ["-c", "echo one; echo two >&2; printf three; exit 3"],
+                environment: ["PATH": "/usr/bin:/bin"])
         ) { line in lines.withLock { $0.append(line) } }
         #expect(await process.exitStatus() == .exited(3))
         #expect(await eventually { lines.withLock { $0.count } == 3 })
@@ -29,8 +31,10 @@ import Testing
     }
 
     /// Run as root (as CI is), a child can become another user, as PostgreSQL must: uid, gid and groups change.
-    @Test func aRootSupervisorRunsAChildAsAnotherUser() async throws {
-        guard geteuid() == 0, let nobody = ProcessUser.named("nobody") else { return }
+    @Test(.requires("root and a nobody user", geteuid() == 0 && ProcessUser.named("nobody") != nil))
+    func aRootSupervisorRunsAChildAsAnotherUser() async throws {
+        try #require(geteuid() == 0, "not root: CI and scripts/test run as root")
+        let nobody = try #require(ProcessUser.named("nobody"), "there is no user nobody")
         let lines = Mutex<[String]>([])
         let process = try await launcher.launch(
             LaunchRequest(executable: "/usr/bin/id", arguments: [], environment: [:], user: nobody)
@@ -39,12 +43,15 @@ import Testing
         #expect(await eventually { !lines.withLock { $0 }.isEmpty })
         let output = lines.withLock { $0.joined() }
         #expect(output.hasPrefix("uid=\(nobody.uid)(nobody) gid=\(nobody.gid)"), "\(output)")
-        #expect(output.hasSuffix("groups=\(nobody.gid)(\(output.contains("nogroup") ? "nogroup" : "nobody"))"), "\(output)")
+        #expect(
+            output.hasSuffix("groups=\(nobody.gid)(\(output.contains("nogroup") ? "nogroup" : "nobody"))"), "\(output)")
     }
 
     @Test func aMissingProgramIsALaunchErrorNotAnExitStatus() async throws {
         await #expect(throws: LaunchError.self) {
-            _ = try await launcher.launch(LaunchRequest(executable: "/nonexistent/program", arguments: [], environment: [:])) { _ in }
+            _ = try await launcher.launch(
+                LaunchRequest(executable: "/nonexistent/program", arguments: [], environment: [:])
+            ) { _ in }
         }
     }
 
@@ -52,7 +59,9 @@ import Testing
         let lines = Mutex<[String]>([])
         // A shell that starts a grandchild and waits: SIGTERM to the group ends both.
         let shell = try await launcher.launch(
-            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; wait"], environment: ["PATH": "/usr/bin:/bin"])
+            LaunchRequest(
+                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; wait"],
+                environment: ["PATH": "/usr/bin:/bin"])
         ) { line in lines.withLock { $0.append(line) } }
         #expect(await eventually { !lines.withLock { $0 }.isEmpty })
         let grandchild = try #require(Int32(lines.withLock { $0[0] }))
@@ -64,7 +73,9 @@ import Testing
         // A leader that exits on its own, leaving a grandchild in its group: the group is killed before it is reaped.
         lines.withLock { $0 = [] }
         let leader = try await launcher.launch(
-            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; exit 0"], environment: ["PATH": "/usr/bin:/bin"])
+            LaunchRequest(
+                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo $!; exit 0"],
+                environment: ["PATH": "/usr/bin:/bin"])
         ) { line in lines.withLock { $0.append(line) } }
         #expect(await leader.exitStatus() == .exited(0))
         #expect(await eventually { !lines.withLock { $0 }.isEmpty })
@@ -80,7 +91,8 @@ import Testing
         defer { close(leaked) }
         let lines = Mutex<[String]>([])
         let process = try await launcher.launch(
-            LaunchRequest(executable: "/bin/sh", arguments: ["-c", "ls /proc/$$/fd"], environment: ["PATH": "/usr/bin:/bin"])
+            LaunchRequest(
+                executable: "/bin/sh", arguments: ["-c", "ls /proc/$$/fd"], environment: ["PATH": "/usr/bin:/bin"])
         ) { line in lines.withLock { $0.append(line) } }
         #expect(await process.exitStatus() == .exited(0))
         #expect(await eventually { lines.withLock { $0.count } >= 3 })

@@ -5,7 +5,7 @@ import OrchestrateTestSupport
 import Testing
 
 /// Probes against real peers: Python's http.server on loopback, a closed port, and real commands.
-@Suite(.serialized) struct ProbeRunnerTests {
+@Suite(.timeLimit(.minutes(5)), .serialized) struct ProbeRunnerTests {
     let runner = ProbeRunner()
 
     func withHTTPServer(_ body: (Int) async throws -> Void) async throws {
@@ -42,25 +42,28 @@ import Testing
 
     @Test func aClosedPortFailsFast() async throws {
         let closed = try ChildProcess.freePort()
-        let start = ContinuousClock.now
+        // Refused, not timed out: the verdict comes from the refusal, without waiting for the 2 s timeout.
         let http = await runner.run(.http(path: "/"), host: "127.0.0.1", port: closed, timeout: .seconds(2))
         let tcp = await runner.run(.tcp(port: closed), host: "127.0.0.1", port: nil, timeout: .seconds(2))
         #expect(!http.success && !tcp.success)
         #expect(http.detail == "connection refused")
-        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(tcp.detail != "timed out")
     }
 
     @Test func commandsByExitStatusWithinTheTimeout() async throws {
         #expect(await runner.run(.command(["true"]), host: "", port: nil, timeout: .seconds(2)).success)
-        #expect(await runner.run(.command(["false"]), host: "", port: nil, timeout: .seconds(2)) == .init(success: false, detail: "exit 1"))
+        #expect(
+            await runner.run(.command(["false"]), host: "", port: nil, timeout: .seconds(2))
+                == .init(success: false, detail: "exit 1"))
         let env = await runner.run(
             .command(["sh", "-c", "test \"$PROBE_ME\" = yes"]), host: "", port: nil, timeout: .seconds(2),
             environment: ["PROBE_ME": "yes"])
         #expect(env.success)
-        let start = ContinuousClock.now
+        // The verdict is the timeout's, not the exit of `sleep`, which would come after 10 s.
         let slow = await runner.run(.command(["sleep", "10"]), host: "", port: nil, timeout: .milliseconds(300))
         #expect(slow == .init(success: false, detail: "timed out"))
-        #expect(ContinuousClock.now - start < .seconds(2))
-        #expect(await runner.run(.command(["no-such-program-here"]), host: "", port: nil, timeout: .seconds(1)).success == false)
+        #expect(
+            await runner.run(.command(["no-such-program-here"]), host: "", port: nil, timeout: .seconds(1)).success
+                == false)
     }
 }

@@ -1,7 +1,7 @@
 public import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A program the tests start and stop: a shop service, a database server.
@@ -139,7 +139,8 @@ public enum Dig {
     }
 
     private static func runBlocking(_ dig: URL, port: Int, _ arguments: [String]) -> String {
-        let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(separator: " ")
+        let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(
+            separator: " ")
         guard let pipe = popen(command, "r") else { return "" }
         var output = ""
         var buffer = [CChar](repeating: 0, count: 4096)

@@ -3,7 +3,8 @@ public import Foundation
 /// A validator the tests run for real (check-jsonschema, docker-compose, kubernetes-validate, kubectl, nginx);
 /// scripts/test installs them, the Python ones into `.build-venv` and `.build-compose-venv`.
 public enum ExternalTool {
-    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .deletingLastPathComponent()
 
     /// Whether a missing tool fails the run: always in CI and under scripts/test, which installs the tools.
@@ -26,7 +27,9 @@ public enum ExternalTool {
     }
 
     /// Runs the tool and returns its exit status and standard output; standard error is discarded.
-    public static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil) async throws -> (Int32, Data) {
+    public static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil) async throws -> (
+        Int32, Data
+    ) {
         let (status, output, _) = try await runCapturingErrors(executable, arguments, in: directory)
         return (status, output)
     }
@@ -53,7 +56,8 @@ public enum ExternalTool {
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("tool-stderr-\(UUID().uuidString)")
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tool-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)

@@ -1,12 +1,13 @@
 public import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `redis-server` for one test: loopback only, its own port and directory, append-only file on, so a stop and
 /// start keeps the streams and consumer groups (as a production Redis with persistence does). scripts/test installs
-/// it; under CI or scripts/test a missing binary fails the test instead of skipping it.
+/// it; a test that starts one carries `.requires("redis-server", RedisServer.isInstalled)`, so under CI or
+/// scripts/test a missing binary fails the test, and elsewhere it shows as skipped.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
@@ -15,15 +16,18 @@ public final class RedisServer: @unchecked Sendable {
 
     public var url: String { "redis://127.0.0.1:\(port)" }
 
-    /// nil when `redis-server` is not installed and the tools are not required.
-    public static func start(_ name: String) async throws -> RedisServer? {
+    /// Whether `redis-server` is installed: the condition of `.requires("redis-server", RedisServer.isInstalled)`.
+    public static var isInstalled: Bool { ExternalTool.find("redis-server") != nil }
+
+    /// - Throws: When `redis-server` is not installed, or does not start.
+    public static func start(_ name: String) async throws -> RedisServer {
         guard let executable = ExternalTool.find("redis-server") else {
-            if ExternalTool.isRequired {
-                throw ChildProcess.SpawnError(description: "redis-server is not installed (scripts/test installs redis-server)")
-            }
-            return nil
+            throw ChildProcess.SpawnError(
+                description: "redis-server is not installed (scripts/test installs redis-server)")
         }
-        let server = RedisServer(executable: executable, port: try ChildProcess.freePort(), directory: try ExternalTool.temporaryDirectory(name))
+        let server = RedisServer(
+            executable: executable, port: try ChildProcess.freePort(),
+            directory: try ExternalTool.temporaryDirectory(name))
         try await server.start()
         return server
     }
@@ -39,7 +43,8 @@ public final class RedisServer: @unchecked Sendable {
         let process = try ChildProcess(
             executable.path,
             [
-                "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly", "yes",
+                "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly",
+                "yes",
                 "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no",
             ],
             environment: [:], logPath: directory.appendingPathComponent("redis.log").path)
@@ -47,10 +52,12 @@ public final class RedisServer: @unchecked Sendable {
         for _ in 0..<200 {
             if ping() { return }
             if let status = await process.wait(timeout: .milliseconds(50)) {
-                throw ChildProcess.SpawnError(description: "redis-server exited with \(status):\n\(process.log.suffix(2000))")
+                throw ChildProcess.SpawnError(
+                    description: "redis-server exited with \(status):\n\(process.log.suffix(2000))")
             }
         }
-        throw ChildProcess.SpawnError(description: "redis-server did not answer PING in 10 s:\n\(process.log.suffix(2000))")
+        throw ChildProcess.SpawnError(
+            description: "redis-server did not answer PING in 10 s:\n\(process.log.suffix(2000))")
     }
 
     /// SIGTERM: Redis flushes its append-only file and exits.

@@ -7,7 +7,9 @@ import Testing
 
 /// The resolver against a real DNS server: dnsmasq, started on loopback with the records the supervisor will
 /// serve (A for each ready replica, SRV with the port), its answers first confirmed with dig.
-@Suite(.serialized)
+@Suite(
+    .timeLimit(.minutes(5)), .serialized,
+    .requires("dnsmasq and dig", ExternalTool.find("dnsmasq") != nil && ExternalTool.find("dig") != nil))
 struct DNSResolverTests {
     static let configuration = """
         listen-address=127.0.0.1
@@ -33,11 +35,13 @@ struct DNSResolverTests {
 
         init(dnsmasq: URL) throws {
             directory = try ExternalTool.temporaryDirectory("dnsmasq")
-            port = 20_000 + Int(getpid() % 20_000)
+            // A port the OS just handed out (dnsmasq takes it for UDP and TCP alike).
+            port = try ChildProcess.freePort()
             let conf = directory.appendingPathComponent("dnsmasq.conf")
             try Data((DNSResolverTests.configuration + "\nport=\(port)\n").utf8).write(to: conf)
             process = try ChildProcess(
-                dnsmasq.path, ["--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"],
+                dnsmasq.path,
+                ["--conf-file=\(conf.path)", "--keep-in-foreground", "--pid-file=", "--log-facility=/dev/null"],
                 environment: [:], logPath: directory.appendingPathComponent("dnsmasq.log").path)
         }
 
@@ -67,12 +71,9 @@ struct DNSResolverTests {
     }
 
     private func withServer(_ body: (Server, URL) async throws -> Void) async throws {
-        let tools = [("dnsmasq", ExternalTool.find("dnsmasq")), ("dig", ExternalTool.find("dig"))]
-        let missing = tools.filter { $0.1 == nil }.map(\.0)
-        guard missing.isEmpty, let dnsmasq = tools[0].1, let dig = tools[1].1 else {
-            if ExternalTool.isRequired { Issue.record("missing: \(missing.joined(separator: ", ")); scripts/test installs them") }
-            return
-        }
+        let dnsmasq = try #require(
+            ExternalTool.find("dnsmasq"), "dnsmasq is missing: scripts/test installs dnsmasq-base")
+        let dig = try #require(ExternalTool.find("dig"), "dig is missing: scripts/test installs bind9-dnsutils")
         let server = try Server(dnsmasq: dnsmasq)
         defer { server.stop() }
         try await server.waitUntilAnswering(dig)
@@ -83,7 +84,8 @@ struct DNSResolverTests {
         try await withServer { server, dig in
             let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
             for name in ["user-service", "user-service.shop.local", "order-service"] {
-                let digged = await Server.dig(dig, port: server.port, ["+short", name, "A"]).split(separator: "\n").map(String.init)
+                let digged = await Server.dig(dig, port: server.port, ["+short", name, "A"]).split(separator: "\n").map(
+                    String.init)
                 #expect(!digged.isEmpty)
                 #expect(try await resolver.addresses(of: name).sorted() == digged.sorted(), "\(name)")
             }
@@ -104,7 +106,9 @@ struct DNSResolverTests {
     /// has none.
     @Test func upstreamResolverSpreadsOverEveryAddress() async throws {
         try await withServer { server, dig in
-            let expected = Set(await Server.dig(dig, port: server.port, ["+short", "order-service", "A"]).split(separator: "\n").map(String.init))
+            let expected = Set(
+                await Server.dig(dig, port: server.port, ["+short", "order-service", "A"]).split(separator: "\n").map(
+                    String.init))
             #expect(expected == ["127.0.0.5", "127.0.0.6"])
             let resolver = UpstreamResolver(dns: try DNSResolver(host: "127.0.0.1", port: server.port))
             var seen: [String] = []
@@ -131,11 +135,14 @@ struct DNSResolverTests {
 
 /// Error paths need a server that misbehaves on purpose: a UDP peer on loopback that stays silent or answers
 /// garbage with the right id.
+@Suite(.timeLimit(.minutes(5)))
 struct DNSResolverFailureTests {
     private func peer(_ answer: @escaping @Sendable ([UInt8]) -> [UInt8]?) async throws -> any Channel {
         try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Peer(answer: answer)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Peer(answer: answer))
+                }
             }
             .bind(host: "127.0.0.1", port: 0).get()
     }
@@ -148,18 +155,24 @@ struct DNSResolverFailureTests {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var envelope = Self.unwrapInboundIn(data)
-            guard let query = envelope.data.readBytes(length: envelope.data.readableBytes), let reply = answer(query) else { return }
+            guard let query = envelope.data.readBytes(length: envelope.data.readableBytes), let reply = answer(query)
+            else { return }
             var buffer = context.channel.allocator.buffer(capacity: reply.count)
             buffer.writeBytes(reply)
-            context.writeAndFlush(Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
+            context.writeAndFlush(
+                Self.wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)),
+                promise: nil)
         }
     }
 
     @Test func silenceIsATimeout() async throws {
         let channel = try await peer { _ in nil }
         defer { channel.close(promise: nil) }
-        let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!, timeout: .milliseconds(200))
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        let resolver = try DNSResolver(
+            host: "127.0.0.1", port: channel.localAddress!.port!, timeout: .milliseconds(200))
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+            try await resolver.addresses(of: "user-service")
+        }
         #expect(error?.code == .timeout)
     }
 
@@ -168,22 +181,29 @@ struct DNSResolverFailureTests {
         let channel = try await peer { query in Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] }
         defer { channel.close(promise: nil) }
         let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+            try await resolver.addresses(of: "user-service")
+        }
         #expect(error?.code == .malformedResponse)
     }
 
     @Test func aPointerLoopIsMalformedNotAHang() async throws {
         // One answer whose name is a compression pointer to itself.
         let channel = try await peer { query in
-            Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] + [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 0, 1]
+            Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] + [
+                0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 0, 1,
+            ]
         }
         defer { channel.close(promise: nil) }
         let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) { try await resolver.addresses(of: "user-service") }
+        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+            try await resolver.addresses(of: "user-service")
+        }
         #expect(error?.code == .malformedResponse)
     }
 }
 
+@Suite(.timeLimit(.minutes(5)))
 struct DNSResolverSendFailureTests {
     /// A query that cannot even be sent (the port is 0) throws instead of trapping on an unfulfilled promise.
     @Test func aQueryThatCannotBeSentThrows() async throws {

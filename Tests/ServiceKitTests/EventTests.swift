@@ -3,11 +3,12 @@ import Foundation
 import Logging
 import NIOCore
 import OrchestrateTestSupport
-@testable import ServiceKit
 import Synchronization
 import Testing
 
-@Suite struct RESPDecoderTests {
+@testable import ServiceKit
+
+@Suite(.timeLimit(.minutes(5))) struct RESPDecoderTests {
     func decodeAll(_ text: String, splitEvery step: Int) throws -> [RESPValue] {
         var decoder = RESPDecoder()
         var buffer = ByteBuffer()
@@ -23,7 +24,8 @@ import Testing
 
     /// Every reply shape XREADGROUP and friends answer with, whole and arriving a byte at a time.
     @Test(arguments: [1, 3, 1000]) func repliesInAnyPieces(step: Int) throws {
-        let text = "+OK\r\n-BUSYGROUP Consumer Group name already exists\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n"
+        let text =
+            "+OK\r\n-BUSYGROUP Consumer Group name already exists\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n"
             + "*2\r\n*2\r\n$3\r\nabc\r\n*2\r\n$1\r\na\r\n$0\r\n\r\n:7\r\n$4\r\nx\r\ny\r\n"
         let values = try decodeAll(text, splitEvery: step)
         #expect(values.count == 8)
@@ -43,7 +45,9 @@ import Testing
         for text in ["?what\r\n", ":12a\r\n", "$3\r\nabcXY", "*-5\r\n", "$-7\r\n", "+OK\rX"] {
             var decoder = RESPDecoder()
             var buffer = ByteBuffer(string: text)
-            #expect(throws: RESPProtocolError.self, "\(text.debugDescription)") { _ = try decoder.decode(buffer: &buffer) }
+            #expect(throws: RESPProtocolError.self, "\(text.debugDescription)") {
+                _ = try decoder.decode(buffer: &buffer)
+            }
         }
         var decoder = RESPDecoder()
         var deep = ByteBuffer(string: String(repeating: "*1\r\n", count: 40) + ":1\r\n")
@@ -69,11 +73,11 @@ final class TestBroker: Sendable {
     let redis: RedisServer?
     let directory: URL
 
-    static func make(_ kind: BrokerKind, _ name: String) async throws -> TestBroker? {
+    static func make(_ kind: BrokerKind, _ name: String) async throws -> TestBroker {
         let directory = try ExternalTool.temporaryDirectory(name)
         switch kind {
         case .redis:
-            guard let redis = try await RedisServer.start(name) else { return nil }
+            let redis = try await RedisServer.start(name)
             return TestBroker(location: try BrokerLocation(url: redis.url), redis: redis, directory: directory)
         case .sqlite:
             let path = directory.appendingPathComponent("events.sqlite").path
@@ -95,11 +99,12 @@ final class TestBroker: Sendable {
 
 func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0.0, value: $0.1) } }
 
-@Suite(.serialized) struct EventBrokerTests {
+@Suite(.timeLimit(.minutes(10)), .serialized) struct EventBrokerTests {
     /// The consumer-group semantics both brokers promise: read once per group, pending until acknowledged, claimed
     /// again after the idle time with the delivery counted, a group created later reads from the start.
-    @Test(arguments: BrokerKind.allCases) func consumerGroupSemantics(kind: BrokerKind) async throws {
-        guard let test = try await TestBroker.make(kind, "broker-\(kind)") else { return }
+    @Test(.requires("redis-server", RedisServer.isInstalled), arguments: BrokerKind.allCases)
+    func consumerGroupSemantics(kind: BrokerKind) async throws {
+        let test = try await TestBroker.make(kind, "broker-\(kind)")
         defer { test.remove() }
         let broker = try await test.location.connect()
         let ids = try await broker.append(stream: "s", messages: (1...3).map { fields(("n", "\($0)")) })
@@ -110,39 +115,52 @@ func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0
         let first = try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 2, wait: .milliseconds(50))
         #expect(first.map { $0.fields["n"] } == ["1", "2"])
         #expect(first.map(\.deliveries) == [1, 1])
-        let second = try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .milliseconds(50))
+        let second = try await broker.readNew(
+            stream: "s", group: "g", consumer: "a", count: 10, wait: .milliseconds(50))
         #expect(second.map { $0.fields["n"] } == ["3"])
         let start = ContinuousClock.now
-        #expect(try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .milliseconds(200)).isEmpty)
+        #expect(
+            try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .milliseconds(200))
+                .isEmpty)
         #expect(ContinuousClock.now - start >= .milliseconds(150), "an empty read waits")
         #expect(try await broker.backlog(stream: "s", group: "g") == 3)
 
         try await broker.acknowledge(stream: "s", group: "g", ids: first.map(\.id))
         #expect(try await broker.backlog(stream: "s", group: "g") == 1)
         // Not idle long enough yet: nothing to claim.
-        #expect(try await broker.claimIdle(stream: "s", group: "g", consumer: "b", minimumIdle: .seconds(10), count: 10).isEmpty)
+        #expect(
+            try await broker.claimIdle(stream: "s", group: "g", consumer: "b", minimumIdle: .seconds(10), count: 10)
+                .isEmpty)
         try await Task.sleep(for: .milliseconds(120))
-        let claimed = try await broker.claimIdle(stream: "s", group: "g", consumer: "b", minimumIdle: .milliseconds(100), count: 10)
+        let claimed = try await broker.claimIdle(
+            stream: "s", group: "g", consumer: "b", minimumIdle: .milliseconds(100), count: 10)
         #expect(claimed.map { $0.fields["n"] } == ["3"])
         #expect(claimed.map(\.deliveries) == [2])
         try await Task.sleep(for: .milliseconds(120))
-        let again = try await broker.claimIdle(stream: "s", group: "g", consumer: "a", minimumIdle: .milliseconds(100), count: 10)
+        let again = try await broker.claimIdle(
+            stream: "s", group: "g", consumer: "a", minimumIdle: .milliseconds(100), count: 10)
         #expect(again.map(\.deliveries) == [3])
         try await broker.acknowledge(stream: "s", group: "g", ids: again.map(\.id))
         #expect(try await broker.backlog(stream: "s", group: "g") == 0)
 
         // A second group reads everything from the beginning, independently; a new message reaches both.
         try await broker.createGroup(stream: "s", group: "other")
-        #expect(try await broker.readNew(stream: "s", group: "other", consumer: "x", count: 10, wait: .milliseconds(50)).count == 3)
+        #expect(
+            try await broker.readNew(stream: "s", group: "other", consumer: "x", count: 10, wait: .milliseconds(50))
+                .count == 3)
         _ = try await broker.append(stream: "s", messages: [fields(("n", "4"))])
-        #expect(try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .seconds(1)).map { $0.fields["n"] } == ["4"])
+        #expect(
+            try await broker.readNew(stream: "s", group: "g", consumer: "a", count: 10, wait: .seconds(1)).map {
+                $0.fields["n"]
+            } == ["4"])
         #expect(try await broker.messages(stream: "s", limit: 100).count == 4)
         await broker.close()
     }
 
     /// The Redis client reconnects: a command after the server went away and came back works.
-    @Test func redisClientReconnects() async throws {
-        guard let redis = try await RedisServer.start("redis-reconnect") else { return }
+    @Test(.requires("redis-server", RedisServer.isInstalled))
+    func redisClientReconnects() async throws {
+        let redis = try await RedisServer.start("redis-reconnect")
         defer { redis.remove() }
         let client = try RedisClient(url: redis.url)
         #expect(try await client.command("PING") == .simpleString("PONG"))
@@ -172,28 +190,33 @@ final class Handled: Sendable {
     let attempts = Mutex<[String: Int]>([:])
 
     func attempt(_ id: String) -> Int {
-        attempts.withLock { $0[id, default: 0] += 1; return $0[id]! }
+        attempts.withLock {
+            $0[id, default: 0] += 1; return $0[id]!
+        }
     }
 
     var ids: [String] { events.withLock { $0 } }
 }
 
-@Suite(.serialized) struct EventConsumerTests {
+@Suite(.timeLimit(.minutes(10)), .serialized) struct EventConsumerTests {
 
     /// A redelivered event is handled once (inbox); a handler that fails once succeeds on the next delivery after the
     /// visibility timeout; a poison event lands in the dead-letter stream after N deliveries and a malformed message
     /// at once; the consumer keeps going and ends with nothing pending. The consumer's database (the inbox) is SQLite
     /// or, with Redis, PostgreSQL (scripts/test's throwaway server; its database outlives the test, so ids are fresh).
-    @Test(arguments: [(BrokerKind.redis, "sqlite"), (.sqlite, "sqlite"), (.redis, "postgres")])
+    @Test(
+        .requires(
+            "redis-server and scripts/test's PostgreSQL (ORCHESTRATE_TEST_POSTGRES)",
+            RedisServer.isInstalled && ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] != nil),
+        arguments: [(BrokerKind.redis, "sqlite"), (.sqlite, "sqlite"), (.redis, "postgres")])
     func deliverySemantics(kind: BrokerKind, inbox: String) async throws {
-        guard let test = try await TestBroker.make(kind, "consumer-\(kind)") else { return }
+        let test = try await TestBroker.make(kind, "consumer-\(kind)")
         defer { test.remove() }
         var url = "sqlite://" + test.directory.appendingPathComponent("consumer.sqlite").path
         if inbox == "postgres" {
-            guard let base = ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] else {
-                if ExternalTool.isRequired { Issue.record("ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL") }
-                return
-            }
+            let base = try #require(
+                ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"],
+                "ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL")
             url = base + "/notification_service"
         }
         let database = try ServiceDatabase(
@@ -212,7 +235,8 @@ final class Handled: Sendable {
         settings.visibilityTimeout = .milliseconds(300)
         settings.maximumDeliveries = 3
         let consumer = EventConsumer(
-            subscription: subscription, group: "test-service", consumer: "c1", database: database, broker: test.location,
+            subscription: subscription, group: "test-service", consumer: "c1", database: database,
+            broker: test.location,
             settings: settings, logger: Logger(label: "consumer"))
         func envelope(_ id: String) -> EventEnvelope {
             EventEnvelope(id: run + id, type: "thing.happened", occurredAt: Date(), payload: "{}", traceparent: nil)
@@ -241,7 +265,10 @@ final class Handled: Sendable {
         let poison = try #require(dead.first { $0.fields["id"] == run + "poison" })
         #expect(poison.fields["dead_letter_reason"] == "failed 3 deliveries")
         #expect(poison.fields["dead_letter_group"] == "test-service")
-        #expect(dead.contains { $0.fields["garbage"] == "yes" && $0.fields["dead_letter_reason"]?.hasPrefix("malformed") == true })
+        #expect(
+            dead.contains {
+                $0.fields["garbage"] == "yes" && $0.fields["dead_letter_reason"]?.hasPrefix("malformed") == true
+            })
         // The consumer keeps going after the dead letters, and nothing is left pending.
         _ = try await producer.append(stream: stream, messages: [envelope("three").fields])
         for _ in 0..<50 where !handled.ids.contains("three") { try await Task.sleep(for: .milliseconds(100)) }
@@ -258,8 +285,9 @@ final class Handled: Sendable {
 
     /// The outbox keeps events while the broker is down (the transaction still commits), and the relay publishes them
     /// in order when it returns.
-    @Test func outboxWaitsForTheBroker() async throws {
-        guard let test = try await TestBroker.make(.redis, "outbox") else { return }
+    @Test(.requires("redis-server", RedisServer.isInstalled))
+    func outboxWaitsForTheBroker() async throws {
+        let test = try await TestBroker.make(.redis, "outbox")
         defer { test.remove() }
         let redis = try #require(test.redis)
         await redis.stop()
@@ -268,7 +296,8 @@ final class Handled: Sendable {
             defaultFile: "", migrations: [CreateOutbox()], logger: Logger(label: "test"))
         try await database.migrate()
         let outbox = Outbox(types: ["thing.happened"])
-        let relay = OutboxRelay(outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
+        let relay = OutboxRelay(
+            outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
         let running = Task { try await relay.run() }
         defer { running.cancel() }
         for number in 0..<20 {
@@ -284,7 +313,9 @@ final class Handled: Sendable {
             }
         }
         try await Task.sleep(for: .milliseconds(300))
-        let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(\.$publishedAt == nil).count()
+        let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(
+            \.$publishedAt == nil
+        ).count()
         #expect(waiting == 20)
         try await redis.start()
         let reader = try await test.location.connect()
@@ -294,7 +325,9 @@ final class Handled: Sendable {
             if messages.count >= 20 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map { try? $0.decode([String: Int].self)["n"] }
+        let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map {
+            try? $0.decode([String: Int].self)["n"]
+        }
         #expect(numbers == (0..<20).map { $0 }, "all, in order, once")
         running.cancel()
         _ = try? await running.value

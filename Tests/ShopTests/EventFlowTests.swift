@@ -17,19 +17,20 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 /// The article's asynchronous half with real processes: order-service publishes `order.created` through its outbox,
 /// notification-service consumes it.
-@Suite(.serialized) struct EventFlowTests {
+@Suite(.timeLimit(.minutes(10)), .serialized) struct EventFlowTests {
     /// 1,000 orders while notification-service is killed (SIGKILL) and restarted twice and — on Redis — Redis is
     /// stopped and started once: afterwards exactly 1,000 notifications, one per order, none twice, none lost; every
     /// order was taken (201) whatever the broker did. A poison event (its user does not exist) goes to the dead-letter
     /// stream after its deliveries, and the consumer keeps going.
-    @Test(arguments: ShopBroker.allCases) func everyOrderIsNotifiedExactlyOnce(broker: ShopBroker) async throws {
+    @Test(.requires("redis-server", RedisServer.isInstalled), arguments: ShopBroker.allCases)
+    func everyOrderIsNotifiedExactlyOnce(broker: ShopBroker) async throws {
         let directory = try ExternalTool.temporaryDirectory("events-\(broker)")
         defer { try? FileManager.default.removeItem(at: directory) }
         var redis: RedisServer?
         let brokerURL: String
         switch broker {
         case .redis:
-            guard let server = try await RedisServer.start("events-redis") else { return }
+            let server = try await RedisServer.start("events-redis")
             redis = server
             brokerURL = server.url
         case .embedded:
@@ -37,17 +38,20 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
         defer { redis?.remove() }
         let common = [
-            "INTERNAL_TOKEN": "events-token", "LOG_LEVEL": "info", "REQUEST_LOG_LEVEL": "debug", "BROKER_URL": brokerURL,
+            "INTERNAL_TOKEN": "events-token", "LOG_LEVEL": "info", "REQUEST_LOG_LEVEL": "debug",
+            "BROKER_URL": brokerURL,
             "EVENT_VISIBILITY_TIMEOUT": "1s", "EVENT_MAX_DELIVERIES": "3", "SHUTDOWN_GRACE_PERIOD": "3s",
         ]
         func environment(_ database: String, _ extra: [String: String] = [:]) -> [String: String] {
-            common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("\(database).sqlite").path]) { a, _ in a }
-                .merging(extra) { a, _ in a }
+            common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("\(database).sqlite").path])
+            { a, _ in a }
+            .merging(extra) { a, _ in a }
         }
         let users = try await RunningService(
             "UserService", port: try ChildProcess.freePort(), environment: environment("users"), directory: directory)
         let payments = try await RunningService(
-            "PaymentService", port: try ChildProcess.freePort(), environment: environment("payments"), directory: directory)
+            "PaymentService", port: try ChildProcess.freePort(), environment: environment("payments"),
+            directory: directory)
         let orders = try await RunningService(
             "OrderService", port: try ChildProcess.freePort(),
             environment: environment("orders", ["USER_SERVICE_URL": users.url, "PAYMENT_SERVICE_URL": payments.url]),
@@ -62,7 +66,8 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         var buyers: [String] = []
         for number in 0..<20 {
             let user = try await call(
-                .POST, users.url + "/users", json: #"{"name":"Buyer \#(number)","email":"buyer\#(number)@example.com"}"#,
+                .POST, users.url + "/users",
+                json: #"{"name":"Buyer \#(number)","email":"buyer\#(number)@example.com"}"#,
                 headers: serviceToken)
             buyers.append(try #require(user.json["id"] as? String))
         }
@@ -77,8 +82,10 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
                     group.addTask {
                         for index in stride(from: start + worker, to: start + count, by: 8) {
                             let userID = userIDs[index % userIDs.count]
-                            let body = #"{"userId":"\#(userID)","items":[{"sku":"sku-\#(index)","quantity":1,"unitPrice":\#(100 + index)}]}"#
-                            let answer = try await call(.POST, orders.url + "/orders", json: body, headers: serviceToken)
+                            let body =
+                                #"{"userId":"\#(userID)","items":[{"sku":"sku-\#(index)","quantity":1,"unitPrice":\#(100 + index)}]}"#
+                            let answer = try await call(
+                                .POST, orders.url + "/orders", json: body, headers: serviceToken)
                             #expect(answer.status == 201, "order \(index): \(answer.status) \(answer.json)")
                             if let id = answer.json["id"] as? String { placed.add(id) }
                         }
@@ -114,7 +121,8 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let poisonID = UUID().uuidString.lowercased()
         let poison = EventEnvelope(
             id: poisonID, type: "order.created", occurredAt: Date(),
-            payload: #"{"orderId":"\#(poisonID)","userId":"\#(UUID().uuidString.lowercased())","items":[],"total":1,"currency":"USD"}"#,
+            payload:
+                #"{"orderId":"\#(poisonID)","userId":"\#(UUID().uuidString.lowercased())","items":[],"total":1,"currency":"USD"}"#,
             traceparent: nil)
         _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [poison.fields])
 
@@ -124,12 +132,14 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         for _ in 0..<180 {
             notified = [:]
             for userID in userIDs {
-                let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: serviceToken)
+                let listed = try await call(
+                    .GET, notifications.url + "/notifications?userId=\(userID)", headers: serviceToken)
                 for item in listed.json["items"] as? [[String: Any]] ?? [] {
                     notified[item["eventId"] as? String ?? "", default: 0] += 1
                 }
             }
-            deadLetters = try await producer.messages(stream: EventEnvelope.deadLetterStream(for: "order.created"), limit: 10)
+            deadLetters = try await producer.messages(
+                stream: EventEnvelope.deadLetterStream(for: "order.created"), limit: 10)
             if notified.count >= 1000, !deadLetters.isEmpty { break }
             try await Task.sleep(for: .milliseconds(500))
         }
@@ -143,7 +153,9 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let orderMetrics = try await metrics(orders.url)
         #expect(orderMetrics.contains("events_outbox_pending 0"), "the outbox drained")
         let consumerMetrics = try await metrics(notifications.url)
-        #expect(consumerMetrics.contains(#"events_dead_letters_total{type="order.created",group="notification-service"} 1"#))
+        #expect(
+            consumerMetrics.contains(#"events_dead_letters_total{type="order.created",group="notification-service"} 1"#)
+        )
         #expect(notifications.process.log.contains("Thank you, Buyer"))
         for service in all { #expect(await service.process.stop() == 0, "\(service.product)") }
     }
@@ -162,9 +174,12 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return Response(status: attempt == 1 ? .internalServerError : .noContent)
         }
         try await Application(router: router).test(.live) { receiver in
-            let rig = try await NotificationRig.start(in: directory, sender: [
-                "NOTIFICATION_SENDER": "webhook", "NOTIFICATION_WEBHOOK_URL": "http://127.0.0.1:\(receiver.port!)/hook",
-            ])
+            let rig = try await NotificationRig.start(
+                in: directory,
+                sender: [
+                    "NOTIFICATION_SENDER": "webhook",
+                    "NOTIFICATION_WEBHOOK_URL": "http://127.0.0.1:\(receiver.port!)/hook",
+                ])
             defer { rig.stop() }
             let userID = try await rig.createUser(name: "Hook", email: "hook@example.com")
             let eventID = try await rig.publishOrder(userID: userID, total: 1999)
@@ -173,7 +188,9 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             #expect(items.first?["channel"] as? String == "webhook")
             #expect(items.first?["message"] as? String == "Order \(eventID) confirmed: 19.99 EUR. Thank you, Hook.")
             let received = hooks.all
-            #expect(received.count == 2, "the failed send, then the redelivery")
+            // At least the failed send and one redelivery; a slow ack may bring one more, with the same key, which
+            // the receiver can recognise (the notification above is recorded once whatever the count).
+            #expect(received.count >= 2, "the failed send, then the redelivery")
             #expect(received.allSatisfy { $0.key == eventID })
             let sent = try JSONSerialization.jsonObject(with: Data((received.last?.body ?? "").utf8)) as? [String: Any]
             #expect(sent?["to"] as? String == "hook@example.com")
@@ -183,7 +200,8 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let misconfigured = try ChildProcess(
             binaries.appendingPathComponent("NotificationService").path,
             environment: [
-                "INTERNAL_TOKEN": "t", "USER_SERVICE_URL": "http://127.0.0.1:1", "NOTIFICATION_SENDER": "carrier-pigeon",
+                "INTERNAL_TOKEN": "t", "USER_SERVICE_URL": "http://127.0.0.1:1",
+                "NOTIFICATION_SENDER": "carrier-pigeon",
                 "PORT": String(try ChildProcess.freePort()),
                 "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("m.sqlite").path,
             ],
@@ -195,17 +213,19 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// `NOTIFICATION_SENDER=smtp` against a real SMTP server (aiosmtpd, from PyPI, writing a Maildir): while the
     /// server is down the send fails and the event comes again; once it is up the user gets one e-mail, with the
     /// event id as its Message-ID and the confirmation (a name beyond ASCII included) as UTF-8.
-    @Test func theSMTPSenderMailsTheUserOnce() async throws {
-        guard let aiosmtpd = ExternalTool.find("aiosmtpd") else {
-            if ExternalTool.isRequired { Issue.record("aiosmtpd is missing: scripts/test installs it into .build-venv") }
-            return
-        }
+    @Test(.requires("aiosmtpd", ExternalTool.find("aiosmtpd") != nil))
+    func theSMTPSenderMailsTheUserOnce() async throws {
+        let aiosmtpd = try #require(
+            ExternalTool.find("aiosmtpd"), "aiosmtpd is missing: scripts/test installs it into .build-venv")
         let directory = try ExternalTool.temporaryDirectory("smtp")
         defer { try? FileManager.default.removeItem(at: directory) }
         let mailPort = try ChildProcess.freePort()
-        let rig = try await NotificationRig.start(in: directory, sender: [
-            "NOTIFICATION_SENDER": "smtp", "SMTP_URL": "smtp://127.0.0.1:\(mailPort)", "NOTIFICATION_FROM": "shop@example.com",
-        ])
+        let rig = try await NotificationRig.start(
+            in: directory,
+            sender: [
+                "NOTIFICATION_SENDER": "smtp", "SMTP_URL": "smtp://127.0.0.1:\(mailPort)",
+                "NOTIFICATION_FROM": "shop@example.com",
+            ])
         defer { rig.stop() }
         let userID = try await rig.createUser(name: "Zoë", email: "zoe@example.com")
         let eventID = try await rig.publishOrder(userID: userID, total: 500)
@@ -230,14 +250,17 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         #expect(mail.contains("To: <zoe@example.com>") && mail.contains("From: <shop@example.com>"))
         #expect(mail.contains("Message-ID: <\(eventID)@notification-service>"))
         #expect(mail.contains("Content-Type: text/plain; charset=utf-8"))
-        let body = mail.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n").filter { !$0.isWhitespace }
+        let body = mail.components(separatedBy: "\n\n").dropFirst().joined(separator: "\n\n").filter {
+            !$0.isWhitespace
+        }
         let text = Data(base64Encoded: body).map { String(decoding: $0, as: UTF8.self) }
         #expect(text == "Order \(eventID) confirmed: 5.00 EUR. Thank you, Zoë.", "\(mail)")
         #expect(await server.stop() != nil)
     }
 
     func metrics(_ base: String) async throws -> String {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/metrics"), timeout: .seconds(5))
+        let response = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: base + "/metrics"), timeout: .seconds(5))
         return String(buffer: try await response.body.collect(upTo: 1 << 20))
     }
 }
@@ -248,7 +271,11 @@ final class Hooks: @unchecked Sendable {
     private var received: [(key: String, body: String)] = []
 
     /// Records a call; returns its number (1 for the first).
-    func add(key: String, body: String) -> Int { lock.withLock { received.append((key, body)); return received.count } }
+    func add(key: String, body: String) -> Int {
+        lock.withLock {
+            received.append((key, body)); return received.count
+        }
+    }
     var all: [(key: String, body: String)] { lock.withLock { received } }
 }
 
@@ -274,7 +301,9 @@ struct NotificationRig {
         let common = ["INTERNAL_TOKEN": "t", "BROKER_URL": brokerURL, "EVENT_VISIBILITY_TIMEOUT": "500ms"]
         let users = try await RunningService(
             "UserService", port: try ChildProcess.freePort(),
-            environment: common.merging(["DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path]) { a, _ in a },
+            environment: common.merging([
+                "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path
+            ]) { a, _ in a },
             directory: directory)
         do {
             let notifications = try await RunningService(
@@ -299,7 +328,8 @@ struct NotificationRig {
     /// The new user's id.
     func createUser(name: String, email: String) async throws -> String {
         let user = try await call(
-            .POST, users.url + "/users", json: #"{"name":"\#(name)","email":"\#(email)"}"#, headers: [("X-Service-Token", "t")])
+            .POST, users.url + "/users", json: #"{"name":"\#(name)","email":"\#(email)"}"#,
+            headers: [("X-Service-Token", "t")])
         return try #require(user.json["id"] as? String)
     }
 
@@ -320,7 +350,8 @@ struct NotificationRig {
     func notifications(of userID: String, polls: Int = 100) async throws -> [[String: Any]] {
         var items: [[String: Any]] = []
         for _ in 0..<polls {
-            let listed = try await call(.GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
+            let listed = try await call(
+                .GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
             items = listed.json["items"] as? [[String: Any]] ?? []
             if !items.isEmpty { break }
             try await Task.sleep(for: .milliseconds(100))

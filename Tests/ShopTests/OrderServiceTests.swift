@@ -7,15 +7,17 @@ import PaymentServiceCore
 import ServiceKit
 import Testing
 import UserServiceCore
+
 @testable import OrderServiceCore
 
-@Suite(.serialized) struct OrderServiceTests {
+@Suite(.timeLimit(.minutes(5)), .serialized) struct OrderServiceTests {
     /// order-service at router level, in front of real user- and payment-services on loopback.
     func withOrders(
         _ database: TestDatabase, payment: [String: String] = [:],
         _ body: @escaping @Sendable (any TestClientProtocol, _ users: any TestClientProtocol) async throws -> Void
     ) async throws {
-        try await withService(UserService.definition, database: database, setup: .live, routes: UserService.routes) { users, _ in
+        try await withService(UserService.definition, database: database, setup: .live, routes: UserService.routes) {
+            users, _ in
             try await withService(
                 PaymentService.definition, database: database, environment: payment, setup: .live,
                 routes: PaymentService.routes
@@ -39,19 +41,25 @@ import UserServiceCore
         return try #require(response.json["id"] as? String)
     }
 
-    @Test(arguments: TestDatabase.allCases) func anOrderForARealUserIsPaidAndStored(database: TestDatabase) async throws {
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func anOrderForARealUserIsPaidAndStored(database: TestDatabase) async throws
+    {
         try await withOrders(database) { orders, users in
             let userID = try await newUser(users)
             let created = try await orders.execute(
                 uri: "/orders", method: .post, headers: internalHeaders,
-                body: body(#"{"userId":"\#(userID)","items":[{"sku":"a","quantity":3,"unitPrice":333},{"sku":"b","quantity":1,"unitPrice":1}]}"#))
+                body: body(
+                    #"{"userId":"\#(userID)","items":[{"sku":"a","quantity":3,"unitPrice":333},{"sku":"b","quantity":1,"unitPrice":1}]}"#
+                ))
             #expect(created.status == .created)
             #expect(created.json["total"] as? Int == 1000)
             let id = try #require(created.json["id"] as? String)
             let fetched = try await orders.execute(uri: "/orders/\(id)", method: .get, headers: internalHeaders)
             #expect(fetched.json["paymentId"] as? String == created.json["paymentId"] as? String)
             #expect((fetched.json["items"] as? [[String: Any]])?.count == 2)
-            let listed = try await orders.execute(uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
+            let listed = try await orders.execute(
+                uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
             #expect((listed.json["items"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
         }
     }
@@ -69,7 +77,8 @@ import UserServiceCore
                 body: body(#"{"userId":"\#(userID)","items":[{"sku":"a","quantity":1,"unitPrice":100}]}"#))
             #expect(declined.status.code == 402)
             #expect(declined.errorCode == "payment-declined")
-            let listed = try await orders.execute(uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
+            let listed = try await orders.execute(
+                uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
             #expect((listed.json["items"] as? [Any])?.isEmpty == true)
         }
     }
@@ -87,7 +96,9 @@ import UserServiceCore
             #expect(floating.errorFields == ["items[0].unitPrice"])
             let overflow = try await orders.execute(
                 uri: "/orders", method: .post, headers: internalHeaders,
-                body: body(#"{"userId":"\#(UUID().uuidString)","items":[{"sku":"a","quantity":10000,"unitPrice":\#(Int.max / 2)}]}"#))
+                body: body(
+                    #"{"userId":"\#(UUID().uuidString)","items":[{"sku":"a","quantity":10000,"unitPrice":\#(Int.max / 2)}]}"#
+                ))
             #expect(overflow.errorFields == ["items"])
             let noUser = try await orders.execute(uri: "/orders", method: .get, headers: internalHeaders)
             #expect(noUser.errorFields == ["userId"])
@@ -105,15 +116,14 @@ import UserServiceCore
             routes: OrderService.routes
         ) { orders, _ in
             let userID = UUID().uuidString
-            let start = ContinuousClock.now
             let response = try await orders.execute(
                 uri: "/orders", method: .post, headers: internalHeaders,
                 body: body(#"{"userId":"\#(userID)","items":[{"sku":"a","quantity":1,"unitPrice":100}]}"#))
             #expect(response.status == .serviceUnavailable)
             #expect(response.errorCode == "upstream-unavailable")
             #expect(response.headers[.retryAfter] != nil)
-            #expect(ContinuousClock.now - start < .seconds(1))
-            let listed = try await orders.execute(uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
+            let listed = try await orders.execute(
+                uri: "/orders?userId=\(userID)", method: .get, headers: internalHeaders)
             #expect((listed.json["items"] as? [Any])?.isEmpty == true)
         }
     }

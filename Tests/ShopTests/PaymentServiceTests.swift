@@ -1,12 +1,16 @@
+import FluentKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import OrchestrateContract
+import OrchestrateTestSupport
 import ServiceKit
 import Testing
+
 @testable import PaymentServiceCore
 
-@Suite(.serialized) struct PaymentServiceTests {
+@Suite(.timeLimit(.minutes(5)), .serialized) struct PaymentServiceTests {
     func withPayments(
         _ database: TestDatabase = .sqlite, environment: [String: String] = [:],
         _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
@@ -24,7 +28,9 @@ import Testing
             body: body(#"{"orderId":"\#(order)","amount":\#(amount),"currency":"EUR"}"#))
     }
 
-    @Test(arguments: TestDatabase.allCases) func aRetryWithTheSameKeyReturnsTheFirstResult(database: TestDatabase)
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func aRetryWithTheSameKeyReturnsTheFirstResult(database: TestDatabase)
         async throws
     {
         try await withPayments(database) { client in
@@ -45,8 +51,15 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabase.allCases) func concurrentRetriesChargeOnce(database: TestDatabase) async throws {
-        try await withPayments(database, environment: ["PAYMENT_SIMULATE_DELAY": "100ms"]) { client in
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func concurrentRetriesChargeOnce(database: TestDatabase) async throws
+    {
+        // A processor slow enough that every retry arrives while the first is in flight.
+        try await withService(
+            PaymentService.definition, database: database, environment: ["PAYMENT_SIMULATE_DELAY": "500ms"],
+            routes: PaymentService.routes
+        ) { client, runtime in
             let order = "order-\(unique())"
             let key = "key-\(unique())"
             let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
@@ -55,8 +68,16 @@ import Testing
             }
             let created = responses.filter { $0.status == .created }
             // The others met the first one in flight: 409 with Retry-After, never a second charge.
-            #expect(responses.allSatisfy { $0.status == .created || ($0.status == .conflict && $0.headers[.retryAfter] == "1") })
-            #expect(Set(created.compactMap { $0.json["id"] as? String }).count == 1)
+            #expect(
+                responses.allSatisfy {
+                    $0.status == .created || ($0.status == .conflict && $0.headers[.retryAfter] == "1")
+                })
+            #expect(created.count == 1, "exactly one request was charged")
+            #expect(
+                responses.contains { $0.status == .conflict }, "no retry met the first in flight: the race never ran")
+            // One payment row, so the processor was asked once.
+            let db = try runtime.requireDatabase().database(logger: runtime.logger)
+            #expect(try await PaymentModel.query(on: db).filter(\.$orderID == order).count() == 1)
             let replay = try await pay(client, order: order, amount: 500, key: key)
             #expect(replay.json["id"] as? String == created.first?.json["id"] as? String)
         }
@@ -102,7 +123,8 @@ import Testing
             #expect(response.status == .badRequest)
             #expect(response.errorFields == ["orderId", "amount", "currency"])
             let fractional = try await client.execute(
-                uri: "/payments", method: .post, headers: internalHeaders, body: body(#"{"orderId":"o","amount":12.5}"#))
+                uri: "/payments", method: .post, headers: internalHeaders, body: body(#"{"orderId":"o","amount":12.5}"#)
+            )
             #expect(fractional.status == .badRequest)
             #expect(fractional.errorFields == ["amount"])
         }

@@ -16,18 +16,20 @@ enum TestDatabase: String, CaseIterable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
-    /// `DATABASE_URL` for `service`'s database, or nil when PostgreSQL is not available here (a failure in CI).
-    func url(service: String, directory: URL) -> String? {
+    /// Whether scripts/test's PostgreSQL is there: the condition of the tests that run on both databases.
+    static var postgresIsAvailable: Bool { ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] != nil }
+
+    /// `DATABASE_URL` for `service`'s database.
+    ///
+    /// - Throws: When PostgreSQL is asked for and scripts/test's server is not set up.
+    func url(service: String, directory: URL) throws -> String {
         switch self {
         case .sqlite:
             return "sqlite://" + directory.appendingPathComponent("\(service).sqlite").path
         case .postgres:
-            guard let base = ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"] else {
-                if ExternalTool.isRequired {
-                    Issue.record("ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL and sets it")
-                }
-                return nil
-            }
+            let base = try #require(
+                ProcessInfo.processInfo.environment["ORCHESTRATE_TEST_POSTGRES"],
+                "ORCHESTRATE_TEST_POSTGRES is not set: scripts/test starts PostgreSQL and sets it")
             return base + "/" + service.replacingOccurrences(of: "-", with: "_")
         }
     }
@@ -62,8 +64,7 @@ func withService<Context: RequestContext & InitializableFromSource<ApplicationRe
     var environment = environment
     environment["INTERNAL_TOKEN"] = environment["INTERNAL_TOKEN"] ?? testToken
     if !definition.migrations.isEmpty {
-        guard let url = database.url(service: definition.name, directory: directory) else { return }
-        environment["DATABASE_URL"] = url
+        environment["DATABASE_URL"] = try database.url(service: definition.name, directory: directory)
     }
     let runtime = try ServiceRuntime(definition: definition, environment: environment)
     do {

@@ -2,18 +2,26 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import OrchestrateContract
+import OrchestrateTestSupport
 import ServiceKit
 import Testing
+
 @testable import UserServiceCore
 
-@Suite(.serialized) struct UserServiceTests {
-    func withUsers(_ database: TestDatabase, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+@Suite(.timeLimit(.minutes(5)), .serialized) struct UserServiceTests {
+    func withUsers(_ database: TestDatabase, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void)
+        async throws
+    {
         try await withService(UserService.definition, database: database, routes: UserService.routes) { client, _ in
             try await body(client)
         }
     }
 
-    @Test(arguments: TestDatabase.allCases) func createThenGet(database: TestDatabase) async throws {
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func createThenGet(database: TestDatabase) async throws
+    {
         try await withUsers(database) { client in
             let email = "ada-\(unique())@example.com"
             let created = try await client.execute(
@@ -30,11 +38,15 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabase.allCases) func aDuplicateEmailIs409(database: TestDatabase) async throws {
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func aDuplicateEmailIs409(database: TestDatabase) async throws
+    {
         try await withUsers(database) { client in
             let email = "bob-\(unique())@example.com"
             let first = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders, body: body(#"{"name":"Bob","email":"\#(email)"}"#))
+                uri: "/users", method: .post, headers: internalHeaders,
+                body: body(#"{"name":"Bob","email":"\#(email)"}"#))
             #expect(first.status == .created)
             // Same address, other case: still the same person.
             let second = try await client.execute(
@@ -48,7 +60,8 @@ import Testing
     @Test func validationListsEveryField() async throws {
         try await withUsers(.sqlite) { client in
             let response = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders, body: body(#"{"name":" ","email":"not-an-email"}"#))
+                uri: "/users", method: .post, headers: internalHeaders,
+                body: body(#"{"name":" ","email":"not-an-email"}"#))
             #expect(response.status == .badRequest)
             #expect(response.errorCode == "validation-failed")
             #expect(response.errorFields == ["name", "email"])
@@ -59,7 +72,8 @@ import Testing
             let missing = try await client.execute(
                 uri: "/users", method: .post, headers: internalHeaders, body: body(#"{"name":"x"}"#))
             #expect(missing.errorFields == ["email"])
-            let notJSON = try await client.execute(uri: "/users", method: .post, headers: internalHeaders, body: body("{"))
+            let notJSON = try await client.execute(
+                uri: "/users", method: .post, headers: internalHeaders, body: body("{"))
             #expect(notJSON.status == .badRequest)
             #expect(notJSON.errorFields == ["body"])
         }
@@ -74,7 +88,10 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabase.allCases) func unknownOrMalformedIdIs404(database: TestDatabase) async throws {
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func unknownOrMalformedIdIs404(database: TestDatabase) async throws
+    {
         try await withUsers(database) { client in
             for id in [UUID().uuidString, "not-a-uuid"] {
                 let response = try await client.execute(uri: "/users/\(id)", method: .get, headers: internalHeaders)
@@ -84,7 +101,10 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabase.allCases) func cursorPaginationVisitsEveryUserOnce(database: TestDatabase) async throws {
+    @Test(
+        .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
+        arguments: TestDatabase.allCases) func cursorPaginationVisitsEveryUserOnce(database: TestDatabase) async throws
+    {
         try await withUsers(database) { client in
             let tag = unique()
             var created: Set<String> = []
