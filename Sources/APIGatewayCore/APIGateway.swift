@@ -1,12 +1,12 @@
-import OrchestrateContract
 import AsyncHTTPClient
 import Foundation
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
 import JWTKit
 import Logging
 public import NIOCore
 import NIOHTTP1
+import OrchestrateContract
 public import ServiceKit
 
 /// The request context of the gateway: the client's address, for rate limits and `X-Forwarded-For`.
@@ -60,7 +60,8 @@ struct GatewayProxy: RouterMiddleware {
             let path = environment[ServiceVariable.routesFile] ?? RouteTableFile.generatedPath
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigurationError(
-                    variable: ServiceVariable.routesFile, message: "cannot read \(path); write it with `orchestrate generate gateway`")
+                    variable: ServiceVariable.routesFile,
+                    message: "cannot read \(path); write it with `orchestrate generate gateway`")
             }
             do {
                 self.table = try RouteTable(json: data, source: path)
@@ -89,13 +90,15 @@ struct GatewayProxy: RouterMiddleware {
             upstreams[route.upstream.service] = (scheme, host, components.port)
         }
         self.upstreams = upstreams
-        resolver = UpstreamResolver(dns: try runtime.configuration.dnsServer.map { server in
-            do {
-                return try DNSResolver(host: server.host, port: server.port)
-            } catch {
-                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "is not an IP address and port")
-            }
-        })
+        resolver = UpstreamResolver(
+            dns: try runtime.configuration.dnsServer.map { server in
+                do {
+                    return try DNSResolver(host: server.host, port: server.port)
+                } catch {
+                    throw ConfigurationError(
+                        variable: ServiceVariable.dnsServer, message: "is not an IP address and port")
+                }
+            })
         httpClient = runtime.httpClient
         client = runtime.client
         internalToken = runtime.configuration.internalToken
@@ -109,7 +112,8 @@ struct GatewayProxy: RouterMiddleware {
                 do {
                     return try ServiceConfiguration.readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
                 } catch {
-                    throw ConfigurationError(variable: ServiceVariable.file(name), message: "cannot read \(path): \(error)")
+                    throw ConfigurationError(
+                        variable: ServiceVariable.file(name), message: "cannot read \(path): \(error)")
                 }
             }
             throw ConfigurationError(
@@ -119,19 +123,24 @@ struct GatewayProxy: RouterMiddleware {
         case "HS256":
             let key = try secret(ServiceVariable.jwtSecret)
             guard key.utf8.count >= 32 else {
-                throw ConfigurationError(variable: ServiceVariable.jwtSecret, message: "must be at least 32 bytes for HS256")
+                throw ConfigurationError(
+                    variable: ServiceVariable.jwtSecret, message: "must be at least 32 bytes for HS256")
             }
             await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
         case "RS256":
             do {
-                await keys.add(rsa: try Insecure.RSA.PublicKey(pem: try secret(ServiceVariable.jwtPublicKey)), digestAlgorithm: .sha256)
+                await keys.add(
+                    rsa: try Insecure.RSA.PublicKey(pem: try secret(ServiceVariable.jwtPublicKey)),
+                    digestAlgorithm: .sha256)
             } catch let error as ConfigurationError {
                 throw error
             } catch {
-                throw ConfigurationError(variable: ServiceVariable.jwtPublicKey, message: "is not an RSA public key in PEM: \(error)")
+                throw ConfigurationError(
+                    variable: ServiceVariable.jwtPublicKey, message: "is not an RSA public key in PEM: \(error)")
             }
         default:
-            throw ConfigurationError(variable: ServiceVariable.jwtAlgorithm, message: "must be HS256 or RS256, not \(algorithm)")
+            throw ConfigurationError(
+                variable: ServiceVariable.jwtAlgorithm, message: "must be HS256 or RS256, not \(algorithm)")
         }
         return keys
     }
@@ -286,7 +295,8 @@ struct GatewayProxy: RouterMiddleware {
                         return answer
                     } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
                         resolver.invalidate(host: upstream.host)
-                        context.logger.debug("retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
+                        context.logger.debug(
+                            "retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
                     }
                 }
             }
@@ -314,7 +324,9 @@ struct GatewayProxy: RouterMiddleware {
         }
         var responseHeaders = HTTPFields()
         for header in response.headers where !Self.droppedResponseHeaders.contains(header.name.lowercased()) {
-            if let name = HTTPField.Name(header.name) { responseHeaders.append(HTTPField(name: name, value: header.value)) }
+            if let name = HTTPField.Name(header.name) {
+                responseHeaders.append(HTTPField(name: name, value: header.value))
+            }
         }
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         if let length = response.headers.first(name: "content-length").flatMap(Int.init) {

@@ -23,7 +23,9 @@ public struct RouteTable: Sendable {
         do {
             file = try JSONDecoder().decode(RouteTableFile.self, from: data)
         } catch {
-            throw LoadError(description: "\(source) is not a route table (regenerate it with `orchestrate generate gateway`): \(error)")
+            throw LoadError(
+                description:
+                    "\(source) is not a route table (regenerate it with `orchestrate generate gateway`): \(error)")
         }
         for route in file.routes {
             guard route.prefix.hasPrefix("/") else {

@@ -34,7 +34,9 @@ public enum DNSMessage {
         append16(0, to: &bytes)
         for label in name.split(separator: ".", omittingEmptySubsequences: true) {
             let utf8 = Array(label.utf8)
-            guard !utf8.isEmpty, utf8.count <= 63 else { throw ParseError(description: "the name \(name) has a bad label") }
+            guard !utf8.isEmpty, utf8.count <= 63 else {
+                throw ParseError(description: "the name \(name) has a bad label")
+            }
             bytes.append(UInt8(utf8.count))
             bytes += utf8
         }
@@ -110,7 +112,9 @@ public enum DNSMessage {
                 guard position < bytes.count else { throw ParseError(description: "a name runs past the message") }
                 let length = Int(bytes[position])
                 if length & 0xC0 == 0xC0 {
-                    guard position + 1 < bytes.count, jumps < 32 else { throw ParseError(description: "a bad name pointer") }
+                    guard position + 1 < bytes.count, jumps < 32 else {
+                        throw ParseError(description: "a bad name pointer")
+                    }
                     if !jumped { offset = position + 2 }
                     jumped = true
                     jumps += 1
@@ -121,7 +125,9 @@ public enum DNSMessage {
                     if !jumped { offset = position + 1 }
                     return labels.joined(separator: ".")
                 }
-                guard position + 1 + length <= bytes.count else { throw ParseError(description: "a label runs past the message") }
+                guard position + 1 + length <= bytes.count else {
+                    throw ParseError(description: "a label runs past the message")
+                }
                 labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
                 position += 1 + length
             }

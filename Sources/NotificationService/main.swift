@@ -2,4 +2,5 @@ import NotificationServiceCore
 import ServiceKit
 
 await ServiceMain.main(
-    NotificationService.definition, subscriptions: NotificationService.subscriptions, routes: NotificationService.routes)
+    NotificationService.definition, subscriptions: NotificationService.subscriptions, routes: NotificationService.routes
+)

@@ -22,7 +22,8 @@ public enum NotificationService {
 
     /// What the service consumes: `order.created`.
     public static func subscriptions(runtime: ServiceRuntime) throws -> [EventSubscription] {
-        let sender = try makeSender(environment: runtime.environment, httpClient: runtime.httpClient, logger: runtime.logger)
+        let sender = try makeSender(
+            environment: runtime.environment, httpClient: runtime.httpClient, logger: runtime.logger)
         return [
             EventSubscription("order.created") { event, database in
                 let order = try event.decode(OrderCreated.self)
@@ -39,7 +40,8 @@ public enum NotificationService {
                 notification.eventAt = event.occurredAt
                 try await notification.create(on: database)
                 try await sender.send(
-                    OutgoingNotification(eventID: event.id, to: recipient.email, name: recipient.name, message: message))
+                    OutgoingNotification(eventID: event.id, to: recipient.email, name: recipient.name, message: message)
+                )
             }
         ]
     }
@@ -57,7 +59,8 @@ public enum NotificationService {
         if let token = runtime.internalToken { notifications.add(middleware: InternalAuthMiddleware(token: token)) }
         notifications.get { request, context in
             guard let text = request.uri.queryParameters.get("userId") else {
-                throw ServiceError.validation([.init(field: "userId", message: "is required: /notifications?userId=ID")])
+                throw ServiceError.validation([.init(field: "userId", message: "is required: /notifications?userId=ID")]
+                )
             }
             guard let userID = UUID(uuidString: text) else {
                 throw ServiceError.validation([.init(field: "userId", message: "must be a user id")])
@@ -110,7 +113,10 @@ struct LogSender: NotificationSender {
 
     func send(_ notification: OutgoingNotification) async throws {
         logger.info(
-            "notification sent", metadata: ["to": "\(notification.to)", "event_id": "\(notification.eventID)", "text": "\(notification.message)"])
+            "notification sent",
+            metadata: [
+                "to": "\(notification.to)", "event_id": "\(notification.eventID)", "text": "\(notification.message)",
+            ])
     }
 }
 
@@ -144,18 +150,22 @@ func makeSender(environment: [String: String], httpClient: HTTPClient, logger: L
     case "log":
         return LogSender(logger: logger)
     case "webhook":
-        guard let url = environment["NOTIFICATION_WEBHOOK_URL"], url.hasPrefix("http://") || url.hasPrefix("https://") else {
+        guard let url = environment["NOTIFICATION_WEBHOOK_URL"], url.hasPrefix("http://") || url.hasPrefix("https://")
+        else {
             throw ConfigurationError(
-                variable: "NOTIFICATION_WEBHOOK_URL", message: "must be an http(s) URL when NOTIFICATION_SENDER=webhook")
+                variable: "NOTIFICATION_WEBHOOK_URL", message: "must be an http(s) URL when NOTIFICATION_SENDER=webhook"
+            )
         }
         return WebhookSender(url: url, httpClient: httpClient)
     case "smtp":
         guard let url = environment["SMTP_URL"] else {
-            throw ConfigurationError(variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
+            throw ConfigurationError(
+                variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
         }
         return try SMTPSender(url: url, from: environment["NOTIFICATION_FROM"] ?? "notifications@localhost")
     case let other:
-        throw ConfigurationError(variable: "NOTIFICATION_SENDER", message: "must be log, webhook or smtp, not \"\(other)\"")
+        throw ConfigurationError(
+            variable: "NOTIFICATION_SENDER", message: "must be log, webhook or smtp, not \"\(other)\"")
     }
 }
 

@@ -20,10 +20,12 @@ struct SMTPSender: NotificationSender {
         guard let components = URLComponents(string: url), components.scheme == "smtp", let host = components.host,
             !host.isEmpty
         else {
-            throw ConfigurationError(variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
+            throw ConfigurationError(
+                variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
         }
         guard Self.isAddress(from) else {
-            throw ConfigurationError(variable: "NOTIFICATION_FROM", message: "must be an e-mail address, not \"\(from)\"")
+            throw ConfigurationError(
+                variable: "NOTIFICATION_FROM", message: "must be an e-mail address, not \"\(from)\"")
         }
         self.host = host
         self.port = components.port ?? 25
@@ -70,7 +72,9 @@ struct SMTPSender: NotificationSender {
                 let reply = try await replies.next()
                 guard codes.contains(reply.code) else {
                     throw NotificationError(
-                        message: "the SMTP server answered \(reply.code) \(reply.text) to \(command?.prefix(4) ?? "the connection")")
+                        message:
+                            "the SMTP server answered \(reply.code) \(reply.text) to \(command?.prefix(4) ?? "the connection")"
+                    )
                 }
             }
             try await step(nil, expecting: [220])
@@ -86,7 +90,9 @@ struct SMTPSender: NotificationSender {
     /// The e-mail: headers in ASCII, the text as UTF-8 in base64 (so no line can start with the `.` that ends
     /// DATA, and any name goes through).
     static func message(_ notification: OutgoingNotification, from: String, date: Date) -> String {
-        let body = Data(notification.message.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+        let body = Data(notification.message.utf8).base64EncodedString(options: [
+            .lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed,
+        ])
         let headers = [
             "From: <\(from)>",
             "To: <\(notification.to)>",
@@ -108,7 +114,8 @@ struct SMTPSender: NotificationSender {
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+        return
+            "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 }
@@ -135,7 +142,9 @@ struct SMTPReplies {
                 throw NotificationError(message: "the SMTP server sent \"\(line.prefix(80))\", not a reply")
             }
             text.append(String(line.dropFirst(4)))
-            if line.utf8.count == 3 || line.dropFirst(3).first == " " { return Reply(code: code, text: text.joined(separator: " ")) }
+            if line.utf8.count == 3 || line.dropFirst(3).first == " " {
+                return Reply(code: code, text: text.joined(separator: " "))
+            }
         }
     }
 

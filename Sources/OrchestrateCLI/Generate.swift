@@ -1,11 +1,12 @@
 import ArgumentParser
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import OrchestrateGenerate
 import OrchestrateSpec
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// `orchestrate generate`: docker-compose, Kubernetes and gateway files from the spec, or a drift check.
 struct Generate: ParsableCommand {
@@ -61,7 +62,9 @@ struct Generate: ParsableCommand {
             let drift = files.compactMap { directory.diff(for: $0) }
             print(drift.joined(), terminator: "")
             if !drift.isEmpty {
-                POSIX.printError("orchestrate: \(drift.count) of \(files.count) files differ from \(file); run orchestrate generate \(target.rawValue)")
+                POSIX.printError(
+                    "orchestrate: \(drift.count) of \(files.count) files differ from \(file); run orchestrate generate \(target.rawValue)"
+                )
                 throw ExitCode.failure
             }
             print("\(files.count) files match \(file)")

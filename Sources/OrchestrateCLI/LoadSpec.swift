@@ -1,10 +1,11 @@
 import ArgumentParser
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import OrchestrateSpec
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Reads and checks a spec for a command that acts on it (`generate`, `up`): the diagnostics of `validate` go to
 /// standard error; an unreadable file exits 2, an invalid spec exits 1 after `failure` is printed.
@@ -22,7 +23,8 @@ enum LoadSpec {
         let result = SpecLoader.load(source.bytes)
         if !result.diagnostics.isEmpty {
             var renderer = DiagnosticRenderer(
-                format: format, useColor: color.isEnabled(forDescriptor: 2, environment: ProcessInfo.processInfo.environment))
+                format: format,
+                useColor: color.isEnabled(forDescriptor: 2, environment: ProcessInfo.processInfo.environment))
             renderer.add(file: file, source: source, diagnostics: result.diagnostics, serviceCount: nil)
             POSIX.printError(String(renderer.finish().dropLast()))
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The few system calls the CLI makes directly, named so they do not clash with methods called `exit` or `read`.
@@ -12,9 +12,9 @@ enum POSIX {
 
     static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         #if canImport(Glibc)
-        Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+            Glibc.read(descriptor, buffer.baseAddress, buffer.count)
         #else
-        Darwin.read(descriptor, buffer.baseAddress, buffer.count)
+            Darwin.read(descriptor, buffer.baseAddress, buffer.count)
         #endif
     }
 
@@ -35,9 +35,9 @@ enum POSIX {
 
     static func rename(_ source: String, to target: String) -> Bool {
         #if canImport(Glibc)
-        Glibc.rename(source, target) == 0
+            Glibc.rename(source, target) == 0
         #else
-        Darwin.rename(source, target) == 0
+            Darwin.rename(source, target) == 0
         #endif
     }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import OrchestrateSpec
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The bytes of one spec file and its lines, for showing the line a diagnostic points at.
 ///
@@ -28,7 +29,9 @@ struct SpecSource {
         guard descriptor >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
         defer { close(descriptor) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+        guard fstat(descriptor, &status) == 0 else {
+            throw ReadError(description: "cannot read \(path): \(errorText())")
+        }
         guard (status.st_mode & S_IFMT) != S_IFDIR else {
             throw ReadError(description: "cannot read \(path): it is a directory")
         }

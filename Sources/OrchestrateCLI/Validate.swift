@@ -1,10 +1,11 @@
 import ArgumentParser
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import OrchestrateSpec
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// `orchestrate validate`: every problem of every file in one pass; exit 0 valid, 1 invalid, 2 usage or I/O.
 struct Validate: ParsableCommand {
@@ -40,7 +41,8 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         var renderer = DiagnosticRenderer(
-            format: format, useColor: color.isEnabled(forDescriptor: 1, environment: ProcessInfo.processInfo.environment))
+            format: format,
+            useColor: color.isEnabled(forDescriptor: 1, environment: ProcessInfo.processInfo.environment))
         var invalid = false
         var unreadable = false
         for file in files {
@@ -54,7 +56,8 @@ struct Validate: ParsableCommand {
                 continue
             }
             let result = SpecLoader.load(source.bytes)
-            renderer.add(file: name, source: source, diagnostics: result.diagnostics, serviceCount: result.spec?.services.count)
+            renderer.add(
+                file: name, source: source, diagnostics: result.diagnostics, serviceCount: result.spec?.services.count)
             if result.diagnostics.failsValidation(strict: strict) { invalid = true }
         }
         print(renderer.finish(), terminator: "")

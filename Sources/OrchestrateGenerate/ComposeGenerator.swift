@@ -28,7 +28,9 @@ struct ComposeGenerator {
                     path: "compose.yaml",
                     contents: templates.render(
                         "compose.yaml",
-                        context(blocks: Array(texts[..<serviceCount]), databaseBlocks: Array(texts[serviceCount..<(texts.count - 2)])))),
+                        context(
+                            blocks: Array(texts[..<serviceCount]),
+                            databaseBlocks: Array(texts[serviceCount..<(texts.count - 2)])))),
                 GeneratedFile(path: "Dockerfile", contents: texts[texts.count - 2]),
                 GeneratedFile(path: "observability/prometheus.yml", contents: texts[texts.count - 1]),
             ]
@@ -117,7 +119,9 @@ struct ComposeGenerator {
             return ["name": Y.yaml(dependency.value), "condition": condition]
         }
         if let database = service.database, database.external == nil {
-            dependencies.append(["name": Y.yaml(ServiceEnvironment.databaseHost(database.name.value)), "condition": "service_healthy"])
+            dependencies.append([
+                "name": Y.yaml(ServiceEnvironment.databaseHost(database.name.value)), "condition": "service_healthy",
+            ])
         }
         if let broker = spec.broker, broker.external == nil, !service.publishes.isEmpty || !service.subscribes.isEmpty {
             dependencies.append(["name": Y.yaml("redis"), "condition": "service_healthy"])
@@ -125,7 +129,8 @@ struct ComposeGenerator {
         ContextList.set(&context, "dependsOn", dependencies)
         if let resources = service.resources { context["resources"] = Self.resources(resources) }
         if spec.gateway?.service.value == name {
-            ContextList.set(&context, "volumes", [Y.yaml("./\(RouteTableFile.generatedPath):\(RouteTableFile.containerPath):ro")])
+            ContextList.set(
+                &context, "volumes", [Y.yaml("./\(RouteTableFile.generatedPath):\(RouteTableFile.containerPath):ro")])
         }
         return context
     }
@@ -154,7 +159,8 @@ struct ComposeGenerator {
     }
 
     private func startupWindow(_ probe: Probe) -> SpecDuration {
-        SpecDuration(milliseconds: probe.initialDelay.milliseconds + probe.interval.milliseconds * probe.failureThreshold)
+        SpecDuration(
+            milliseconds: probe.initialDelay.milliseconds + probe.interval.milliseconds * probe.failureThreshold)
     }
 
     private func database(_ name: String) -> [String: Any] {

@@ -35,9 +35,11 @@ struct GatewayGenerator {
                 "maxBodyBytes": String(route.maxBodyBytes),
                 "service": route.service.name.value,
             ]
-            context["locations"] = NginxLocations(
-                prefix: RoutePrefix(route.prefix), rewrite: viaGateway || route.route.rewrite == nil ? nil : route.rewrite
-            ).contexts
+            context["locations"] =
+                NginxLocations(
+                    prefix: RoutePrefix(route.prefix),
+                    rewrite: viaGateway || route.route.rewrite == nil ? nil : route.rewrite
+                ).contexts
             if let limit = route.route.rateLimit {
                 context["limit"] = [
                     "zone": "route\(index)", "rate": String(limit.requestsPerSecond.value),

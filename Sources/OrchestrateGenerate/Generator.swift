@@ -1,4 +1,4 @@
-public import OrchestrateContract
+import OrchestrateContract
 public import OrchestrateSpec
 
 /// Turns a valid `Spec` into deployment files. Pure: no I/O, no clock, no randomness, so two runs on one spec

@@ -28,7 +28,8 @@ struct HTTPRouteBuilder {
             let rules: [[String: Any]] = own.map { route in
                 let viaGateway = route.requiresJWT
                 let methods = route.route.methods.map(\.value)
-                let matches: [[String: String]] = (methods.isEmpty ? [nil] : methods.map { Optional($0) }).map { method in
+                let matches: [[String: String]] = (methods.isEmpty ? [nil] : methods.map { Optional($0) }).map {
+                    method in
                     var match = ["path": Y.yaml(route.prefix)]
                     if let method { match["method"] = Y.yaml(method) }
                     return match

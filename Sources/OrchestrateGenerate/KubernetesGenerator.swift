@@ -28,11 +28,12 @@ struct KubernetesGenerator {
                 ("app.kubernetes.io/name", name),
                 ("app.kubernetes.io/instance", Self.labelValue("\(spec.name.value)-\(name)")),
             ]
-            let all = selector + [
-                ("app.kubernetes.io/part-of", spec.name.value),
-                ("app.kubernetes.io/version", Self.labelValue(spec.images.tag.value)),
-                ("app.kubernetes.io/managed-by", "orchestrate"),
-            ]
+            let all =
+                selector + [
+                    ("app.kubernetes.io/part-of", spec.name.value),
+                    ("app.kubernetes.io/version", Self.labelValue(spec.images.tag.value)),
+                    ("app.kubernetes.io/managed-by", "orchestrate"),
+                ]
             labels[name] = (Self.flowMapping(all), Self.flowMapping(selector))
         }
         self.labelsByName = labels
@@ -56,27 +57,37 @@ struct KubernetesGenerator {
         files += owners.map { service in
             let database = service.database!
             let name = ServiceEnvironment.databaseHost(database.name.value)
-            return ("k8s/\(name).yaml", { templates.render("k8s-postgres.yaml", databaseContext(database, owner: service)) })
+            return (
+                "k8s/\(name).yaml", { templates.render("k8s-postgres.yaml", databaseContext(database, owner: service)) }
+            )
         }
         if let broker = spec.broker, broker.external == nil {
             files.append(("k8s/redis.yaml", { templates.render("k8s-redis.yaml", redisContext()) }))
         }
         if let gateway = spec.gateway {
-            files.append(("k8s/\(gateway.service.value)-routes.yaml", {
-                var context = base()
-                context["name"] = Y.yaml(gateway.service.value + "-routes")
-                context["routes"] = Y.yaml(routesJSON.get())
-                context["labels"] = labels(for: gateway.service.value)
-                return templates.render("k8s-routes-configmap.yaml", context)
-            }))
+            files.append(
+                (
+                    "k8s/\(gateway.service.value)-routes.yaml",
+                    {
+                        var context = base()
+                        context["name"] = Y.yaml(gateway.service.value + "-routes")
+                        context["routes"] = Y.yaml(routesJSON.get())
+                        context["labels"] = labels(for: gateway.service.value)
+                        return templates.render("k8s-routes-configmap.yaml", context)
+                    }
+                ))
         }
         let routes = HTTPRouteBuilder(topology: topology)
         if routes.hasRoutes {
-            files.append(("k8s/httproutes.yaml", {
-                var context = base()
-                context["routes"] = routes.contexts()
-                return templates.render("k8s-httproutes.yaml", context)
-            }))
+            files.append(
+                (
+                    "k8s/httproutes.yaml",
+                    {
+                        var context = base()
+                        context["routes"] = routes.contexts()
+                        return templates.render("k8s-httproutes.yaml", context)
+                    }
+                ))
         }
         let pieces = RenderPlan.files(files)
         let paths = files.map(\.path)
@@ -134,7 +145,9 @@ struct KubernetesGenerator {
         ContextList.set(&context, "args", service.args.map { Y.yaml($0.value) })
         context["configMap"] = Y.yaml(name + "-env")
         context["config"] = environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
-        let secrets = environment.secrets.map { ["name": Y.yaml($0.name), "secret": Y.yaml($0.secret), "key": Y.yaml($0.key)] }
+        let secrets = environment.secrets.map {
+            ["name": Y.yaml($0.name), "secret": Y.yaml($0.secret), "key": Y.yaml($0.key)]
+        }
         if !secrets.isEmpty { context["secrets"] = ["items": secrets] }
         context["terminationGracePeriodSeconds"] = String(service.effectiveStopGracePeriod.seconds)
         context["resources"] = KubernetesResources(service.resources).context
@@ -145,8 +158,12 @@ struct KubernetesGenerator {
         if let probe = service.probes.startup ?? service.probes.liveness.map(Self.startupProbe(from:)) {
             context["startupProbe"] = KubernetesProbe(probe, binary: binary).context
         }
-        if let probe = service.probes.readiness { context["readinessProbe"] = KubernetesProbe(probe, binary: binary).context }
-        if let probe = service.probes.liveness { context["livenessProbe"] = KubernetesProbe(probe, binary: binary).context }
+        if let probe = service.probes.readiness {
+            context["readinessProbe"] = KubernetesProbe(probe, binary: binary).context
+        }
+        if let probe = service.probes.liveness {
+            context["livenessProbe"] = KubernetesProbe(probe, binary: binary).context
+        }
         let minimum = service.autoscaling?.minReplicas.value ?? service.effectiveReplicas
         if let autoscaling = service.autoscaling {
             context["autoscaling"] = [
@@ -184,7 +201,9 @@ struct KubernetesGenerator {
         context["image"] = Y.yaml(Images.postgres)
         context["passwordSecret"] = Y.yaml(ServiceEnvironment.databasePasswordSecret(database.name.value))
         context["storage"] = Y.yaml((database.storage?.value ?? Database.defaultStorage).text)
-        context["readyCommand"] = ComposeGenerator.flow(["pg_isready", "-U", database.name.value, "-d", database.name.value])
+        context["readyCommand"] = ComposeGenerator.flow([
+            "pg_isready", "-U", database.name.value, "-d", database.name.value,
+        ])
         context["clients"] = selector(for: owner.name.value)
         return context
     }

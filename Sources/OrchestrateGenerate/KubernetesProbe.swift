@@ -26,7 +26,9 @@ struct KubernetesProbe {
 struct KubernetesResources {
     let context: [String: String]
 
-    private static let defaults: [(request: String, limit: String)] = [("100m", "500m"), ("128Mi", "256Mi"), ("64Mi", "256Mi")]
+    private static let defaults: [(request: String, limit: String)] = [
+        ("100m", "500m"), ("128Mi", "256Mi"), ("64Mi", "256Mi"),
+    ]
 
     init(_ resources: Resources?) {
         let pairs = [

@@ -12,7 +12,8 @@ struct NetworkPolicyBuilder {
     static func dependents(in spec: Spec) -> [String: [String]] {
         var dependents: [String: [String]] = [:]
         for service in spec.services {
-            for dependency in service.dependsOn where !(dependents[dependency.value]?.contains(service.name.value) ?? false) {
+            for dependency in service.dependsOn
+            where !(dependents[dependency.value]?.contains(service.name.value) ?? false) {
                 dependents[dependency.value, default: []].append(service.name.value)
             }
         }
@@ -26,7 +27,9 @@ struct NetworkPolicyBuilder {
         var context: [String: Any] = [:]
         if let port = service.port?.value {
             var clients = dependents[name] ?? []
-            if !service.routes.isEmpty, let gateway = spec.gateway?.service.value, gateway != name, !clients.contains(gateway) {
+            if !service.routes.isEmpty, let gateway = spec.gateway?.service.value, gateway != name,
+                !clients.contains(gateway)
+            {
                 clients.append(gateway)
             }
             // Public services, and services an HTTPRoute sends traffic to directly, take traffic from the
@@ -47,7 +50,10 @@ struct NetworkPolicyBuilder {
             egress.append(["selector": generator.selector(for: target.name.value), "port": String(port)])
         }
         if let database = service.database, database.external == nil {
-            egress.append(["selector": generator.selector(for: ServiceEnvironment.databaseHost(database.name.value)), "port": "5432"])
+            egress.append([
+                "selector": generator.selector(for: ServiceEnvironment.databaseHost(database.name.value)),
+                "port": "5432",
+            ])
         }
         var anywhere: [String] = []
         if service.database?.external != nil { anywhere.append("5432") }

@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import OrchestrateContract
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The route table as the gateway reads it: the contract's type, written by JSONEncoder, so whatever the
 /// gateway decodes is exactly what was encoded.

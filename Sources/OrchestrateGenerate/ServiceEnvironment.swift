@@ -34,7 +34,8 @@ struct ServiceEnvironment {
         switch derivation {
         case .bindAddress: return .value("0.0.0.0")
         case .databaseURL(let name): return .value("postgres://\(name)@\(databaseHost(name)):5432/\(name)")
-        case .databasePassword(let name): return .secret(name: databasePasswordSecret(name), key: SecretReference.defaultKey)
+        case .databasePassword(let name):
+            return .secret(name: databasePasswordSecret(name), key: SecretReference.defaultKey)
         case .brokerURL: return .value("redis://redis:6379")
         case .routesFile: return .value(RouteTableFile.containerPath)
         case .dependencyURL(let endpoint): return .value(endpoint.url)

@@ -39,7 +39,8 @@ public struct GatewayRoute: Sendable {
     public var tableEntry: RouteTableFile.Route {
         RouteTableFile.Route(
             prefix: prefix, rewrite: rewrite, methods: route.methods.map(\.value),
-            upstream: .init(service: upstream.service, port: port, url: upstream.url), auth: route.effectiveAuth.rawValue,
+            upstream: .init(service: upstream.service, port: port, url: upstream.url),
+            auth: route.effectiveAuth.rawValue,
             rateLimit: route.rateLimit.map { .init(rps: Double($0.requestsPerSecond.value), burst: $0.effectiveBurst) },
             timeoutMilliseconds: timeout.milliseconds, maxBodyBytes: maxBodyBytes)
     }
@@ -50,7 +51,8 @@ extension Topology {
     public var routeTable: RouteTableFile? {
         guard let gateway = spec.gateway else { return nil }
         let jwt = gateway.jwt.map {
-            RouteTableFile.JWTSettings(algorithm: $0.algorithm.value.rawValue, issuer: $0.issuer?.value, audience: $0.audience?.value)
+            RouteTableFile.JWTSettings(
+                algorithm: $0.algorithm.value.rawValue, issuer: $0.issuer?.value, audience: $0.audience?.value)
         }
         return RouteTableFile(gateway: gateway.service.value, jwt: jwt, routes: routes.map(\.tableEntry))
     }

@@ -108,7 +108,8 @@ public struct ServiceGraph: Sendable {
                 case .active:
                     guard let first = stack.firstIndex(where: { $0.number == link.to }) else { continue }
                     let path = stack[first...].map { names[$0.number] } + [names[link.to]]
-                    let edge = Edge(from: names[top.number], to: names[link.to], index: link.index, location: link.location)
+                    let edge = Edge(
+                        from: names[top.number], to: names[link.to], index: link.index, location: link.location)
                     if reported.insert(Self.canonical(path)).inserted { found.append((path, edge)) }
                 case .done:
                     continue

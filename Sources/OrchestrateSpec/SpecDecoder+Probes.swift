@@ -37,12 +37,17 @@ extension SpecDecoder {
             let key = text(entry.key)
             func fieldPath() -> String { path() + "." + key }
             switch key {
-            case "http": httpPath(entry.value, fieldPath()).map { checks.append(Located(.http(path: $0.value), at: $0.location)) }
-            case "tcp": port(entry.value, fieldPath()).map { checks.append(Located(.tcp(port: $0.value), at: $0.location)) }
+            case "http":
+                httpPath(entry.value, fieldPath()).map {
+                    checks.append(Located(.http(path: $0.value), at: $0.location))
+                }
+            case "tcp":
+                port(entry.value, fieldPath()).map { checks.append(Located(.tcp(port: $0.value), at: $0.location)) }
             case "command":
                 let words = strings(entry.value, fieldPath())
                 if words.isEmpty {
-                    error(.invalidValue, fieldPath(), at: entry.value.location, "a probe command cannot be empty",
+                    error(
+                        .invalidValue, fieldPath(), at: entry.value.location, "a probe command cannot be empty",
                         hint: "write the program and its arguments: [\"healthcheck\", \"http://127.0.0.1:3001/ready\"]")
                 } else {
                     checks.append(Located(.command(words.map(\.value)), at: entry.value.location))
@@ -54,7 +59,8 @@ extension SpecDecoder {
             case "successThreshold":
                 guard let threshold = int(entry.value, fieldPath(), minimum: 1) else { continue }
                 if singleSuccess, threshold.value != 1 {
-                    error(.invalidValue, fieldPath(), at: threshold.location,
+                    error(
+                        .invalidValue, fieldPath(), at: threshold.location,
                         "a liveness or startup probe must have successThreshold 1 (Kubernetes refuses others)",
                         hint: "remove successThreshold here")
                 } else {
@@ -64,12 +70,14 @@ extension SpecDecoder {
             }
         }
         if checks.count > 1 {
-            error(.conflictingFields, path(), at: location, "a probe checks one thing: http, tcp or command",
+            error(
+                .conflictingFields, path(), at: location, "a probe checks one thing: http, tcp or command",
                 hint: "keep one of \(checks.count) checks")
         }
         guard let check = checks.first else {
             if !entries.contains(where: { ["http", "tcp", "command"].contains(text($0.key)) }) {
-                error(.missingField, path(), at: location, "a probe needs one of \"http\", \"tcp\" or \"command\"",
+                error(
+                    .missingField, path(), at: location, "a probe needs one of \"http\", \"tcp\" or \"command\"",
                     hint: "add `http: /health`")
             }
             return nil
@@ -81,7 +89,9 @@ extension SpecDecoder {
     private mutating func httpPath(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
         guard let value = string(node, path()) else { return nil }
         guard value.value.utf8.first == UInt8(ascii: "/"), !Self.containsWhitespace(value.value) else {
-            error(.invalidProbePath, path(), at: value.location, "the probe path \"\(value.value)\" must start with \"/\" and contain no spaces",
+            error(
+                .invalidProbePath, path(), at: value.location,
+                "the probe path \"\(value.value)\" must start with \"/\" and contain no spaces",
                 hint: "write `/\(value.value.drop { $0 == "/" }.filter { !$0.isWhitespace })`")
             return nil
         }
@@ -101,7 +111,8 @@ extension SpecDecoder {
 
     mutating func route(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Route? {
         guard let (entries, location) = mapping(node, path()) else { return nil }
-        var route = Route(prefix: Located("", at: location), rewrite: nil, methods: [], auth: nil, rateLimit: nil,
+        var route = Route(
+            prefix: Located("", at: location), rewrite: nil, methods: [], auth: nil, rateLimit: nil,
             timeout: nil, maxBodySize: nil, location: location)
         var prefix: Located<String>?
         for entry in entries {
@@ -113,7 +124,8 @@ extension SpecDecoder {
             case "methods":
                 route.methods = strings(entry.value, fieldPath()).enumerated().compactMap { index, method in
                     guard !Route.knownMethods.contains(method.value) else { return method }
-                    error(.invalidValue, "\(fieldPath())[\(index)]", at: method.location,
+                    error(
+                        .invalidValue, "\(fieldPath())[\(index)]", at: method.location,
                         "\"\(method.value)\" is not an HTTP method"
                             + Suggestion.clause(for: method.value, among: Route.knownMethods.sorted()),
                         hint: "use one of: " + Route.knownMethods.sorted().joined(separator: ", "))
@@ -126,7 +138,8 @@ extension SpecDecoder {
             default: unknownField(entry.key, path(), allowed: Self.routeFields)
             }
         }
-        guard let prefix = required(prefix, "prefix", in: entries, path(), at: location, example: "prefix: /api/users") else {
+        guard let prefix = required(prefix, "prefix", in: entries, path(), at: location, example: "prefix: /api/users")
+        else {
             return nil
         }
         route.prefix = prefix
@@ -137,7 +150,9 @@ extension SpecDecoder {
     private mutating func routePath(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
         guard let value = string(node, path()) else { return nil }
         if let problem = RoutePath.problem(value.value) {
-            error(.invalidRoutePrefix, path(), at: value.location, "\"\(value.value)\" is not a valid path prefix: \(problem)",
+            error(
+                .invalidRoutePrefix, path(), at: value.location,
+                "\"\(value.value)\" is not a valid path prefix: \(problem)",
                 hint: "write a path such as /api/users")
             return nil
         }
@@ -161,7 +176,9 @@ extension SpecDecoder {
         return RateLimit(requestsPerSecond: rps, burst: burst, location: location)
     }
 
-    static let resourceFields = ["cpu", "memory", "ephemeralStorage", "cpuLimit", "memoryLimit", "ephemeralStorageLimit"]
+    static let resourceFields = [
+        "cpu", "memory", "ephemeralStorage", "cpuLimit", "memoryLimit", "ephemeralStorageLimit",
+    ]
 
     mutating func resources(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Resources? {
         guard let (entries, location) = mapping(node, path()) else { return nil }

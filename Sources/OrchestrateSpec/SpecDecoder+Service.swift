@@ -5,7 +5,8 @@ extension SpecDecoder {
         "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod",
     ]
 
-    mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: @autoclosure () -> String) -> Service? {
+    mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: @autoclosure () -> String) -> Service?
+    {
         guard let (entries, location) = mapping(node, path()) else { return nil }
         var service = Service.Fields(
             name: name, product: nil, image: nil, port: nil, isPublic: nil, replicas: nil, autoscaling: nil,
@@ -101,7 +102,9 @@ extension SpecDecoder {
             default: unknownField(entry.key, path(), allowed: ["minReplicas", "maxReplicas", "targetCPUUtilization"])
             }
         }
-        guard let maximum = required(maximum, "maxReplicas", in: entries, path(), at: location, example: "maxReplicas: 5") else {
+        guard
+            let maximum = required(maximum, "maxReplicas", in: entries, path(), at: location, example: "maxReplicas: 5")
+        else {
             return nil
         }
         return Autoscaling(minReplicas: minimum, maxReplicas: maximum, targetCPUUtilization: target, location: location)
@@ -165,7 +168,9 @@ extension SpecDecoder {
             default: unknownField(entry.key, path(), allowed: ["engine", "name", "storage", "external"])
             }
         }
-        guard let name = required(name, "name", in: entries, path(), at: location, example: "name: users") else { return nil }
+        guard let name = required(name, "name", in: entries, path(), at: location, example: "name: users") else {
+            return nil
+        }
         return Database(engine: engine, name: name, storage: storage, external: external, location: location)
     }
 

@@ -5,22 +5,25 @@ extension SpecDecoder {
     func resolved(_ scalar: YAMLScalar) -> ResolvedScalar { tree.resolved(scalar) }
     func kindDescription(_ node: YAMLNode) -> String { tree.kindDescription(of: node) }
 
-    mutating func error(_ code: DiagnosticCode, _ path: String, at location: SourceLocation, _ message: String,
-        hint: String? = nil)
-    {
+    mutating func error(
+        _ code: DiagnosticCode, _ path: String, at location: SourceLocation, _ message: String,
+        hint: String? = nil
+    ) {
         diagnostics.append(Diagnostic(.error, code, path: path, at: location, message, hint: hint))
     }
 
-    mutating func warning(_ code: DiagnosticCode, _ path: String, at location: SourceLocation, _ message: String,
-        hint: String? = nil)
-    {
+    mutating func warning(
+        _ code: DiagnosticCode, _ path: String, at location: SourceLocation, _ message: String,
+        hint: String? = nil
+    ) {
         diagnostics.append(Diagnostic(.warning, code, path: path, at: location, message, hint: hint))
     }
 
     /// A required field's value; when the key is absent, reports it as missing. A key that is present with a
     /// bad value has been reported by its reader already, so it is not called missing too.
     mutating func required<T>(
-        _ value: T?, _ field: String, in entries: YAMLChildList<YAMLMappingEntry>, _ path: @autoclosure () -> String, at location: SourceLocation,
+        _ value: T?, _ field: String, in entries: YAMLChildList<YAMLMappingEntry>, _ path: @autoclosure () -> String,
+        at location: SourceLocation,
         example: String
     ) -> T? {
         if let value { return value }
@@ -95,7 +98,9 @@ extension SpecDecoder {
     }
 
     /// An integer of at least `minimum`; a smaller one is reported with `code`.
-    mutating func int(_ node: YAMLNode, _ path: @autoclosure () -> String, minimum: Int, code: DiagnosticCode = .invalidValue)
+    mutating func int(
+        _ node: YAMLNode, _ path: @autoclosure () -> String, minimum: Int, code: DiagnosticCode = .invalidValue
+    )
         -> Located<Int>?
     {
         guard let value = int(node, path()) else { return nil }
@@ -136,7 +141,9 @@ extension SpecDecoder {
         return nil
     }
 
-    mutating func duration(_ node: YAMLNode, _ path: @autoclosure () -> String, positive: Bool = false) -> Located<SpecDuration>? {
+    mutating func duration(_ node: YAMLNode, _ path: @autoclosure () -> String, positive: Bool = false) -> Located<
+        SpecDuration
+    >? {
         guard case .scalar(let scalar) = node, resolved(scalar) == .string else {
             var hint = "write a number and a unit: 500ms, 5s, 1m30s"
             if case .scalar(let scalar) = node, case .int = resolved(scalar) { hint = "add a unit: \(text(scalar))s" }
@@ -182,8 +189,9 @@ extension SpecDecoder {
         return name
     }
 
-    mutating func checkDNSLabel(_ name: Located<String>, _ path: @autoclosure () -> String, what: String, mustStartWithLetter: Bool = false)
-    {
+    mutating func checkDNSLabel(
+        _ name: Located<String>, _ path: @autoclosure () -> String, what: String, mustStartWithLetter: Bool = false
+    ) {
         guard let problem = DNSName.labelProblem(name.value, mustStartWithLetter: mustStartWithLetter) else { return }
         error(
             .invalidName, path(), at: name.location, "\"\(name.value)\" is not a valid name for \(what): \(problem)",

@@ -118,7 +118,8 @@ struct SpecDecoder {
             default: unknownField(entry.key, "broker", allowed: ["engine", "external"])
             }
         }
-        guard let engine = required(engine, "engine", in: entries, "broker", at: location, example: "engine: redis") else {
+        guard let engine = required(engine, "engine", in: entries, "broker", at: location, example: "engine: redis")
+        else {
             return nil
         }
         return Broker(engine: engine, external: external, location: location)
@@ -141,7 +142,9 @@ struct SpecDecoder {
             default: unknownField(entry.key, "gateway", allowed: ["service", "jwt", "timeout", "maxBodySize"])
             }
         }
-        guard let service = required(service, "service", in: entries, "gateway", at: location, example: "service: api-gateway")
+        guard
+            let service = required(
+                service, "service", in: entries, "gateway", at: location, example: "service: api-gateway")
         else { return nil }
         return GatewaySettings(
             service: service, jwt: jwt, timeout: timeout, maxBodySize: maxBodySize, location: location)
@@ -164,7 +167,8 @@ struct SpecDecoder {
             default: unknownField(entry.key, path(), allowed: ["secret", "algorithm", "issuer", "audience"])
             }
         }
-        guard let secret = required(secret, "secret", in: entries, path(), at: location, example: "secret: jwt-secret") else {
+        guard let secret = required(secret, "secret", in: entries, path(), at: location, example: "secret: jwt-secret")
+        else {
             return nil
         }
         return JWTSettings(secret: secret, algorithm: algorithm, issuer: issuer, audience: audience, location: location)
@@ -213,7 +217,8 @@ struct SpecDecoder {
             default: unknownField(entry.key, path(), allowed: ["secret", "key"])
             }
         }
-        guard let name = required(name, "secret", in: entries, path(), at: location, example: "secret: jwt-secret") else {
+        guard let name = required(name, "secret", in: entries, path(), at: location, example: "secret: jwt-secret")
+        else {
             return nil
         }
         return SecretReference(name: name, key: key, location: location)

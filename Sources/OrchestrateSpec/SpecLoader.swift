@@ -35,12 +35,14 @@ public enum SpecLoader {
 
     static func load(_ bytes: some Collection<UInt8>, strategy: Strategy) -> Result {
         guard bytes.count <= maximumFileSize else {
-            return Result(spec: nil, diagnostics: [
-                Diagnostic(
-                    .error, .fileTooLarge, path: "", at: .start,
-                    "the file is \(bytes.count) bytes; the most a spec may be is \(maximumFileSize) bytes (8 MiB)",
-                    hint: "is this the right file?")
-            ])
+            return Result(
+                spec: nil,
+                diagnostics: [
+                    Diagnostic(
+                        .error, .fileTooLarge, path: "", at: .start,
+                        "the file is \(bytes.count) bytes; the most a spec may be is \(maximumFileSize) bytes (8 MiB)",
+                        hint: "is this the right file?")
+                ])
         }
         let contiguous = Array(bytes)
         return contiguous.withUnsafeBufferPointer { buffer in
@@ -50,15 +52,18 @@ public enum SpecLoader {
 
     private static func load(_ buffer: UnsafeBufferPointer<UInt8>, strategy: Strategy) -> Result {
         if let offset = SourceText.firstInvalidUTF8Offset(buffer) {
-            let isUTF16 = buffer.count >= 2 && (buffer[0] == 0xFF && buffer[1] == 0xFE || buffer[0] == 0xFE && buffer[1] == 0xFF)
-            return Result(spec: nil, diagnostics: [
-                Diagnostic(
-                    .error, .invalidEncoding, path: "", at: SourceText.location(ofByteOffset: offset, in: buffer),
-                    isUTF16
-                        ? "the file is UTF-16; a spec must be UTF-8"
-                        : "the byte 0x\(String(buffer[offset], radix: 16, uppercase: true)) at offset \(offset) is not valid UTF-8",
-                    hint: "save the file as UTF-8")
-            ])
+            let isUTF16 =
+                buffer.count >= 2 && (buffer[0] == 0xFF && buffer[1] == 0xFE || buffer[0] == 0xFE && buffer[1] == 0xFF)
+            return Result(
+                spec: nil,
+                diagnostics: [
+                    Diagnostic(
+                        .error, .invalidEncoding, path: "", at: SourceText.location(ofByteOffset: offset, in: buffer),
+                        isUTF16
+                            ? "the file is UTF-16; a spec must be UTF-8"
+                            : "the byte 0x\(String(buffer[offset], radix: 16, uppercase: true)) at offset \(offset) is not valid UTF-8",
+                        hint: "save the file as UTF-8")
+                ])
         }
         // libyaml skips a byte order mark only when it detects the encoding itself; the encoding is fixed to
         // UTF-8 here, so the mark is dropped first. Editors do not count it as a column either.
@@ -87,7 +92,9 @@ public enum SpecLoader {
             diagnostics.append(emptyDocument())
         }
         // A stable sort keeps problems at one position in the order they were found.
-        let ordered = diagnostics.enumerated().sorted { ($0.element.location, $0.offset) < ($1.element.location, $1.offset) }
+        let ordered = diagnostics.enumerated().sorted {
+            ($0.element.location, $0.offset) < ($1.element.location, $1.offset)
+        }
         return Result(spec: spec, diagnostics: ordered.map(\.element))
     }
 

@@ -38,7 +38,8 @@ extension SpecRules {
         for entry in Topology.environment(of: service, in: spec) {
             if entry.origin == "env" {
                 if case .secret = entry.source {
-                    reserved[ServiceVariable.file(entry.name)] = "the secret \(entry.name) (compose delivers it as a file)"
+                    reserved[ServiceVariable.file(entry.name)] =
+                        "the secret \(entry.name) (compose delivers it as a file)"
                 }
                 continue
             }
@@ -57,12 +58,14 @@ extension SpecRules {
     /// Whether `name`, ignoring case, is `suffix` or ends with `_` and `suffix`.
     private static func hasCredentialSuffix(_ name: String) -> Bool {
         var name = name
-        return name.withUTF8 { bytes in credentialSuffixes.contains { suffix in
-            guard bytes.count >= suffix.count else { return false }
-            let start = bytes.count - suffix.count
-            guard start == 0 || bytes[start - 1] == UInt8(ascii: "_") else { return false }
-            return zip(bytes[start...], suffix).allSatisfy { ($0 & 0xDF) == $1 || $0 == $1 }
-        } }
+        return name.withUTF8 { bytes in
+            credentialSuffixes.contains { suffix in
+                guard bytes.count >= suffix.count else { return false }
+                let start = bytes.count - suffix.count
+                guard start == 0 || bytes[start - 1] == UInt8(ascii: "_") else { return false }
+                return zip(bytes[start...], suffix).allSatisfy { ($0 & 0xDF) == $1 || $0 == $1 }
+            }
+        }
     }
 
     /// The offset of the first occurrence of `needle` in `haystack`.

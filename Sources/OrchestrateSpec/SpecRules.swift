@@ -29,8 +29,10 @@ enum SpecRules {
                     diagnostics.append(
                         Diagnostic(
                             .error, .unknownDependency, path: path, at: target.location,
-                            "no service named \"\(target.value)\"" + Suggestion.clause(for: target.value, among: others),
-                            hint: others.isEmpty ? "there is no other service" : "depend on one of: " + others.joined(separator: ", ")))
+                            "no service named \"\(target.value)\""
+                                + Suggestion.clause(for: target.value, among: others),
+                            hint: others.isEmpty
+                                ? "there is no other service" : "depend on one of: " + others.joined(separator: ", ")))
                 } else if repeats.contains(index) {
                     diagnostics.append(
                         Diagnostic(
@@ -68,7 +70,9 @@ enum SpecRules {
             let owner: String
             if let known = infrastructure[name] {
                 owner = known
-            } else if name.hasSuffix("-postgres"), let service = databaseOwners[String(name.dropLast("-postgres".count))] {
+            } else if name.hasSuffix("-postgres"),
+                let service = databaseOwners[String(name.dropLast("-postgres".count))]
+            {
                 owner = "the database of \"\(service)\""
             } else {
                 return nil
@@ -153,7 +157,8 @@ enum SpecRules {
                 if route.effectiveAuth == .jwt, spec.gateway != nil, spec.gateway?.jwt == nil {
                     diagnostics.append(
                         Diagnostic(
-                            .error, .missingJWTSettings, path: path + ".auth", at: route.auth?.location ?? route.location,
+                            .error, .missingJWTSettings, path: path + ".auth",
+                            at: route.auth?.location ?? route.location,
                             "this route requires a JWT but the gateway has no key to check it with",
                             hint: "add `jwt: { secret: jwt-secret }` under `gateway:`"))
                 }
@@ -234,7 +239,10 @@ enum SpecRules {
             let pairs: [(String, Located<Quantity>?, String, Located<Quantity>?)] = [
                 ("cpu", resources.cpu, "cpuLimit", resources.cpuLimit),
                 ("memory", resources.memory, "memoryLimit", resources.memoryLimit),
-                ("ephemeralStorage", resources.ephemeralStorage, "ephemeralStorageLimit", resources.ephemeralStorageLimit),
+                (
+                    "ephemeralStorage", resources.ephemeralStorage, "ephemeralStorageLimit",
+                    resources.ephemeralStorageLimit
+                ),
             ]
             for (requestName, request, limitName, limit) in pairs {
                 guard let request, let limit, request.value.value > limit.value.value else { continue }

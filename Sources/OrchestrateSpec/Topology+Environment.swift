@@ -1,4 +1,4 @@
-public import OrchestrateContract
+import OrchestrateContract
 
 extension Topology {
     /// One variable a service receives, named by the contract (`ServiceVariable`).
@@ -56,20 +56,26 @@ extension Topology {
     public static func environment(of service: Service, in spec: Spec) -> [EnvironmentEntry] {
         typealias V = ServiceVariable
         var entries = [EnvironmentEntry(name: V.host, source: .derived(.bindAddress), origin: "the runtime")]
-        if let port = service.port { entries.append(.init(name: V.port, source: .value(String(port.value)), origin: "port")) }
+        if let port = service.port {
+            entries.append(.init(name: V.port, source: .value(String(port.value)), origin: "port"))
+        }
         if let database = service.database {
             if let external = database.external {
                 entries.append(.init(name: V.databaseURL, source: secret(external), origin: "database"))
             } else {
                 let name = database.name.value
-                entries.append(.init(name: V.databaseURL, source: .derived(.databaseURL(database: name)), origin: "database"))
                 entries.append(
-                    .init(name: V.databasePassword, source: .derived(.databasePassword(database: name)), origin: "database"))
+                    .init(name: V.databaseURL, source: .derived(.databaseURL(database: name)), origin: "database"))
+                entries.append(
+                    .init(
+                        name: V.databasePassword, source: .derived(.databasePassword(database: name)),
+                        origin: "database"))
             }
         }
         for endpoint in dependencies(of: service, in: spec) {
             entries.append(
-                .init(name: V.url(of: endpoint.service), source: .derived(.dependencyURL(endpoint)), origin: "dependsOn"))
+                .init(
+                    name: V.url(of: endpoint.service), source: .derived(.dependencyURL(endpoint)), origin: "dependsOn"))
         }
         if let broker = spec.broker {
             entries.append(
@@ -79,8 +85,11 @@ extension Topology {
             entries.append(.init(name: V.routesFile, source: .derived(.routesFile), origin: "gateway"))
             if let jwt = gateway.jwt {
                 entries.append(.init(name: V.jwtSecret, source: secret(jwt.secret), origin: "gateway.jwt"))
-                entries.append(.init(name: V.jwtAlgorithm, source: .value(jwt.algorithm.value.rawValue), origin: "gateway.jwt"))
-                if let issuer = jwt.issuer { entries.append(.init(name: V.jwtIssuer, source: .value(issuer.value), origin: "gateway.jwt")) }
+                entries.append(
+                    .init(name: V.jwtAlgorithm, source: .value(jwt.algorithm.value.rawValue), origin: "gateway.jwt"))
+                if let issuer = jwt.issuer {
+                    entries.append(.init(name: V.jwtIssuer, source: .value(issuer.value), origin: "gateway.jwt"))
+                }
                 if let audience = jwt.audience {
                     entries.append(.init(name: V.jwtAudience, source: .value(audience.value), origin: "gateway.jwt"))
                 }

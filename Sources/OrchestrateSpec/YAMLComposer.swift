@@ -63,7 +63,8 @@ struct YAMLComposer {
                                 hint: "write the key as text: `name: value`"))
                         return
                     }
-                    pendingKeyIsMerge = (key.style == .plain && key.tag == .none && tree.text(of: key) == "<<") || key.tag == .merge
+                    pendingKeyIsMerge =
+                        (key.style == .plain && key.tag == .none && tree.text(of: key) == "<<") || key.tag == .merge
                     pendingKey = key
                     return
                 }
@@ -118,7 +119,6 @@ struct YAMLComposer {
     private struct Open {
         var items: [YAMLNode] = []
         var entries: [YAMLMappingEntry] = []
-
 
     }
 
@@ -311,7 +311,9 @@ struct YAMLComposer {
 
     /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of
     /// several merged mappings the earlier wins (the YAML merge-key rules).
-    private mutating func merged(_ collection: Collection, _ entries: ArraySlice<YAMLMappingEntry>) -> [YAMLMappingEntry] {
+    private mutating func merged(_ collection: Collection, _ entries: ArraySlice<YAMLMappingEntry>)
+        -> [YAMLMappingEntry]
+    {
         var taken = KeySet(entries.map { tree.text(of: $0.key) })
         var inserts: [Int: [YAMLMappingEntry]] = [:]
         for merge in collection.merges {

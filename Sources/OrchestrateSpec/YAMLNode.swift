@@ -102,8 +102,9 @@ enum ResolvedScalar: Equatable, Sendable {
 
     private static func number(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> ResolvedScalar? {
         guard let first = bytes.first else { return nil }
-        guard first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
-            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
+        guard
+            first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+                || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
         else { return nil }
         if bytes.count > 2, bytes[0] == UInt8(ascii: "0") {
             if bytes[1] == UInt8(ascii: "x") {

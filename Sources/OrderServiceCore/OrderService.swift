@@ -1,7 +1,7 @@
 import FluentKit
 import Foundation
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
 public import ServiceKit
 
 /// order-service: takes an order only for a user that exists (asked of user-service) and a payment that was
@@ -53,7 +53,8 @@ public enum OrderService {
             let order = OrderModel(
                 id: orderID, userID: userID, items: items, total: total, currency: "USD", paymentID: authorization.id)
             // The order and its `order.created` event commit together (the outbox); the relay publishes the event.
-            try await runtime.outbox!.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) { transaction, events in
+            try await runtime.outbox!.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) {
+                transaction, events in
                 try await order.create(on: transaction)
                 try await events.publish("order.created", OrderCreated(order), id: orderID)
             }
@@ -91,7 +92,8 @@ public enum OrderService {
                 case .unreachable, .connectionLost: "\(error.upstream) is unreachable"
                 case .serverError: "\(error.upstream) failed"
                 }
-            throw ServiceError.unavailable(message + "; no order was stored", retryAfterSeconds: error.retryAfterSeconds)
+            throw ServiceError.unavailable(
+                message + "; no order was stored", retryAfterSeconds: error.retryAfterSeconds)
         }
     }
 }
@@ -132,7 +134,10 @@ struct NewOrder: Decodable {
                 problems.append(.init(field: "items[\(index)].quantity", message: "must be an integer from 1 to 10000"))
             }
             if item.unitPrice < 0 {
-                problems.append(.init(field: "items[\(index)].unitPrice", message: "must be a non-negative integer of minor units (cents)"))
+                problems.append(
+                    .init(
+                        field: "items[\(index)].unitPrice",
+                        message: "must be a non-negative integer of minor units (cents)"))
             }
             let (line, lineOverflow) = item.unitPrice.multipliedReportingOverflow(by: item.quantity)
             let (sum, sumOverflow) = total.addingReportingOverflow(line)
@@ -140,7 +145,9 @@ struct NewOrder: Decodable {
             total = sum
         }
         if overflow { problems.append(.init(field: "items", message: "the total is too large")) }
-        if problems.isEmpty, total <= 0 { problems.append(.init(field: "items", message: "the total must be positive")) }
+        if problems.isEmpty, total <= 0 {
+            problems.append(.init(field: "items", message: "the total must be positive"))
+        }
         guard problems.isEmpty, let userID else { throw ServiceError.validation(problems) }
         return (userID, items.map { OrderItem(sku: $0.sku, quantity: $0.quantity, unitPrice: $0.unitPrice) }, total)
     }

@@ -1,7 +1,7 @@
 import FluentKit
 import Foundation
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
 public import ServiceKit
 
 /// payment-service: authorizes an amount for an order with a payment processor. The processor here is simulated
@@ -28,7 +28,9 @@ public enum PaymentService {
             let (orderID, amount, currency) = try input.validated()
             let key = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
                 guard (1...255).contains(key.utf8.count) else {
-                    throw ServiceError.validation([.init(field: "Idempotency-Key", message: "must be 1 to 255 characters")])
+                    throw ServiceError.validation([
+                        .init(field: "Idempotency-Key", message: "must be 1 to 255 characters")
+                    ])
                 }
                 return key
             }
@@ -69,7 +71,9 @@ public enum PaymentService {
             }
             context.logger.info(
                 "payment \(payment.status)", metadata: ["payment_id": "\(payment.id!)", "order_id": "\(orderID)"])
-            return try jsonResponse(PaymentView(payment), status: .created, headers: [.location: "/payments/\(payment.id!.uuidString.lowercased())"])
+            return try jsonResponse(
+                PaymentView(payment), status: .created,
+                headers: [.location: "/payments/\(payment.id!.uuidString.lowercased())"])
         }
         payments.get(":id") { _, context in
             let db = try runtime.requireDatabase().database(logger: context.logger)
@@ -94,7 +98,10 @@ public enum PaymentService {
         }
         return try jsonResponse(
             PaymentView(existing), status: .created,
-            headers: [.location: "/payments/\(existing.id!.uuidString.lowercased())", HTTPField.Name("Idempotent-Replayed")!: "true"])
+            headers: [
+                .location: "/payments/\(existing.id!.uuidString.lowercased())",
+                HTTPField.Name("Idempotent-Replayed")!: "true",
+            ])
     }
 }
 
@@ -117,7 +124,9 @@ struct NewPayment: Decodable {
         if orderId.isEmpty || orderId.utf8.count > 64 {
             problems.append(.init(field: "orderId", message: "must be 1 to 64 characters"))
         }
-        if amount <= 0 { problems.append(.init(field: "amount", message: "must be a positive integer of minor units (cents)")) }
+        if amount <= 0 {
+            problems.append(.init(field: "amount", message: "must be a positive integer of minor units (cents)"))
+        }
         let currency = currency ?? "USD"
         if currency.count != 3 || !currency.allSatisfy({ $0.isASCII && $0.isUppercase }) {
             problems.append(.init(field: "currency", message: "must be an ISO 4217 code such as USD"))
@@ -145,12 +154,14 @@ struct SimulatedProcessor: Sendable {
     init(environment: [String: String]) throws(ConfigurationError) {
         let text = environment["PAYMENT_SIMULATE"] ?? "approve"
         guard let mode = Mode(rawValue: text) else {
-            throw ConfigurationError(variable: "PAYMENT_SIMULATE", message: "must be approve, decline or error, not \"\(text)\"")
+            throw ConfigurationError(
+                variable: "PAYMENT_SIMULATE", message: "must be approve, decline or error, not \"\(text)\"")
         }
         self.mode = mode
         if let text = environment["PAYMENT_SIMULATE_DELAY"] {
             guard let delay = ServiceRuntime.parseDuration(text) else {
-                throw ConfigurationError(variable: "PAYMENT_SIMULATE_DELAY", message: "must be a duration such as 500ms, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: "PAYMENT_SIMULATE_DELAY", message: "must be a duration such as 500ms, not \"\(text)\"")
             }
             self.delay = delay
         } else {
@@ -158,7 +169,8 @@ struct SimulatedProcessor: Sendable {
         }
         if let text = environment["PAYMENT_APPROVAL_LIMIT"] {
             guard let limit = Int(text), limit > 0 else {
-                throw ConfigurationError(variable: "PAYMENT_APPROVAL_LIMIT", message: "must be a positive integer, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: "PAYMENT_APPROVAL_LIMIT", message: "must be a positive integer, not \"\(text)\"")
             }
             approvalLimit = limit
         } else {

@@ -116,9 +116,11 @@ public final class CircuitBreaker: Sendable {
                 let elapsed = now - state.openedAt
                 guard elapsed >= configuration.resetTimeout else {
                     return .failure(
-                        CircuitBreakerError(code: .open, upstream: upstream, retryAfter: configuration.resetTimeout - elapsed))
+                        CircuitBreakerError(
+                            code: .open, upstream: upstream, retryAfter: configuration.resetTimeout - elapsed))
                 }
-                transition = Transition(from: .open, to: .halfOpen, reason: "reset timeout of \(configuration.resetTimeout) passed")
+                transition = Transition(
+                    from: .open, to: .halfOpen, reason: "reset timeout of \(configuration.resetTimeout) passed")
                 state.state = .halfOpen
                 state.trialsInFlight = 0
                 state.trialSuccesses = 0
@@ -129,7 +131,9 @@ public final class CircuitBreaker: Sendable {
             case .halfOpen:
                 guard state.trialsInFlight < configuration.halfOpenTrials else {
                     return .failure(
-                        CircuitBreakerError(code: .trialsBusy, upstream: upstream, retryAfter: configuration.window / configuration.buckets))
+                        CircuitBreakerError(
+                            code: .trialsBusy, upstream: upstream,
+                            retryAfter: configuration.window / configuration.buckets))
                 }
                 state.trialsInFlight += 1
                 return .success(.trial)
@@ -170,7 +174,9 @@ public final class CircuitBreaker: Sendable {
                 state.openedAt = now
                 return Transition(
                     from: .closed, to: .open,
-                    reason: "\(totals.failures) of the last \(totals.calls) calls failed (threshold \(configuration.failureRatio))")
+                    reason:
+                        "\(totals.failures) of the last \(totals.calls) calls failed (threshold \(configuration.failureRatio))"
+                )
             case .trial:
                 state.trialsInFlight -= 1
                 guard state.state == .halfOpen else { return nil }
@@ -198,7 +204,8 @@ public final class CircuitBreaker: Sendable {
     private func report(_ transition: Transition) {
         stateGauge.record(transition.to.metricValue)
         transitionCounters[transition.to]?.increment()
-        let message: Logger.Message = "circuit breaker \(transition.from.rawValue) → \(transition.to.rawValue): \(transition.reason)"
+        let message: Logger.Message =
+            "circuit breaker \(transition.from.rawValue) → \(transition.to.rawValue): \(transition.reason)"
         if transition.to == .open { logger.warning(message) } else { logger.notice(message) }
     }
 }

@@ -1,5 +1,5 @@
-public import NIOCore
 import DNSWire
+public import NIOCore
 public import NIOPosix
 
 /// Resolves service names through one DNS server over UDP: the supervisor's under `orchestrate up`
@@ -23,7 +23,10 @@ public struct DNSResolver: Sendable {
     /// A name that could not be resolved.
     public struct ResolutionError: Error, CustomStringConvertible, Sendable {
         public struct Code: Hashable, Sendable, CustomStringConvertible {
-            private enum Kind: String { case nameNotFound = "name-not-found", timeout, serverFailure = "server-failure", malformedResponse = "malformed-response" }
+            private enum Kind: String {
+                case nameNotFound = "name-not-found", timeout, serverFailure = "server-failure", malformedResponse =
+                    "malformed-response"
+            }
             private let kind: Kind
             private init(_ kind: Kind) { self.kind = kind }
             /// NXDOMAIN, or an answer without records of the type asked.
@@ -50,7 +53,8 @@ public struct DNSResolver: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws {
         server = try SocketAddress(ipAddress: host, port: port)
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        self.timeout = .nanoseconds(
+            Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         self.group = group
     }
 
@@ -62,7 +66,9 @@ public struct DNSResolver: Sendable {
     }
 
     /// The SRV records of `_service._proto.name`.
-    public func services(of name: String, service: String = "http", transport: String = "tcp") async throws -> [ServiceRecord] {
+    public func services(of name: String, service: String = "http", transport: String = "tcp") async throws
+        -> [ServiceRecord]
+    {
         try await query("_\(service)._\(transport).\(name)", .srv).compactMap { record in
             if case .srv(let priority, let weight, let port, let target) = record {
                 ServiceRecord(priority: priority, weight: weight, port: port, target: target)
@@ -82,11 +88,15 @@ public struct DNSResolver: Sendable {
         defer { promise.fail(ResolutionError(code: .timeout, name: name, detail: "the query was abandoned")) }
         let channel = try await DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResponseHandler(id: id, promise: promise)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ResponseHandler(id: id, promise: promise))
+                }
             }
             .bind(host: server.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
         let deadline = eventLoop.scheduleTask(in: timeout) {
-            promise.fail(ResolutionError(code: .timeout, name: name, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms"))
+            promise.fail(
+                ResolutionError(
+                    code: .timeout, name: name, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms"))
         }
         defer {
             deadline.cancel()
@@ -105,7 +115,8 @@ public struct DNSResolver: Sendable {
         switch response.responseCode {
         case 0 where !response.records.isEmpty: return response.records
         case 0, 3: throw ResolutionError(code: .nameNotFound, name: name, detail: "no such name")
-        default: throw ResolutionError(code: .serverFailure, name: name, detail: "response code \(response.responseCode)")
+        default:
+            throw ResolutionError(code: .serverFailure, name: name, detail: "response code \(response.responseCode)")
         }
     }
 }

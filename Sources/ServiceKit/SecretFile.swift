@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads a small secret file (`/run/secrets/NAME`) with POSIX calls.
@@ -21,9 +21,9 @@ enum SecretFile {
         while bytes.count <= maximumSize {
             let count = chunk.withUnsafeMutableBytes { buffer in
                 #if canImport(Glibc)
-                Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+                    Glibc.read(descriptor, buffer.baseAddress, buffer.count)
                 #else
-                Darwin.read(descriptor, buffer.baseAddress, buffer.count)
+                    Darwin.read(descriptor, buffer.baseAddress, buffer.count)
                 #endif
             }
             if count < 0, errno == EINTR { continue }
@@ -32,7 +32,9 @@ enum SecretFile {
             bytes += chunk[0..<count]
         }
         guard bytes.count <= maximumSize else { throw ReadError(description: "it is larger than 64 KiB") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw ReadError(description: "it is not UTF-8") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ReadError(description: "it is not UTF-8")
+        }
         return text
     }
 }

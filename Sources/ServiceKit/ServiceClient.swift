@@ -93,7 +93,8 @@ public final class ServiceClient: Sendable {
     /// - Throws: `CallError` when the upstream is unreachable, too slow, answers 5xx or its breaker is open. A 4xx
     ///   is a response, not an error, and does not count against the upstream.
     public func send(
-        _ method: HTTPRequest.Method, to upstream: String, path: String, json body: (some Encodable & Sendable)? = nil
+        _ method: HTTPRequest.Method, to upstream: String, path: String,
+        json body: (some Encodable & Sendable)? = nil
             as String?,
         headers extraHeaders: [(String, String)] = [], deadline: Duration? = nil
     ) async throws(CallError) -> Response {
@@ -101,14 +102,17 @@ public final class ServiceClient: Sendable {
         let breaker = breaker(for: upstream)
         let retryAfter = max(1, Int(breakerConfiguration.resetTimeout.components.seconds))
         guard let base = baseURLs[upstream] else {
-            throw CallError(kind: .unreachable, upstream: upstream, detail: "no URL configured", retryAfterSeconds: retryAfter)
+            throw CallError(
+                kind: .unreachable, upstream: upstream, detail: "no URL configured", retryAfterSeconds: retryAfter)
         }
         var bodyBuffer: ByteBuffer?
         if let body {
             do {
                 bodyBuffer = ByteBuffer(bytes: try JSONEncoder().encode(body))
             } catch {
-                throw CallError(kind: .unreachable, upstream: upstream, detail: "cannot encode: \(error)", retryAfterSeconds: retryAfter)
+                throw CallError(
+                    kind: .unreachable, upstream: upstream, detail: "cannot encode: \(error)",
+                    retryAfterSeconds: retryAfter)
             }
         }
         let start = ContinuousClock.now
@@ -128,7 +132,9 @@ public final class ServiceClient: Sendable {
                     } catch let error as CallError where error.kind == .unreachable && idempotent && attempt < 3 {
                         let pause = Duration.milliseconds(50 * attempt)
                         guard ContinuousClock.now + pause < end else { throw error }
-                        self.logger.debug("retrying after connect failure", metadata: ["upstream": "\(upstream)", "attempt": "\(attempt)"])
+                        self.logger.debug(
+                            "retrying after connect failure",
+                            metadata: ["upstream": "\(upstream)", "attempt": "\(attempt)"])
                         try await Task.sleep(for: pause)
                     }
                 }
@@ -166,7 +172,8 @@ public final class ServiceClient: Sendable {
         }
         let remaining = end - ContinuousClock.now
         guard remaining > .zero else {
-            throw CallError(kind: .timeout, upstream: upstream, detail: "deadline passed", retryAfterSeconds: retryAfter)
+            throw CallError(
+                kind: .timeout, upstream: upstream, detail: "deadline passed", retryAfterSeconds: retryAfter)
         }
         let timeout = TimeAmount.nanoseconds(
             remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
@@ -182,12 +189,16 @@ public final class ServiceClient: Sendable {
         } catch let error as CallError {
             throw error
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw CallError(kind: .timeout, upstream: upstream, detail: "no answer within the deadline", retryAfterSeconds: retryAfter)
+            throw CallError(
+                kind: .timeout, upstream: upstream, detail: "no answer within the deadline",
+                retryAfterSeconds: retryAfter)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             if ContinuousClock.now >= end {
-                throw CallError(kind: .timeout, upstream: upstream, detail: "no answer within the deadline", retryAfterSeconds: retryAfter)
+                throw CallError(
+                    kind: .timeout, upstream: upstream, detail: "no answer within the deadline",
+                    retryAfterSeconds: retryAfter)
             }
             resolver.invalidate(host: base.host)
             throw CallError(

@@ -62,22 +62,27 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 return text
             } catch {
                 throw ConfigurationError(
-                    variable: ServiceVariable.file(name), message: "cannot read \(path), which should hold \(name): \(error)")
+                    variable: ServiceVariable.file(name),
+                    message: "cannot read \(path), which should hold \(name): \(error)")
             }
         }
         host = try value(ServiceVariable.host) ?? "127.0.0.1"
         if let text = try value(ServiceVariable.port) {
             guard let port = Int(text), (1...65_535).contains(port) else {
-                throw ConfigurationError(variable: ServiceVariable.port, message: "must be a port number from 1 to 65535, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: ServiceVariable.port, message: "must be a port number from 1 to 65535, not \"\(text)\"")
             }
             self.port = port
         } else {
             port = requirements.defaultPort
         }
         databaseURL = try value(ServiceVariable.databaseURL)
-        if let url = databaseURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.hasPrefix("sqlite://")) {
+        if let url = databaseURL,
+            !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.hasPrefix("sqlite://"))
+        {
             throw ConfigurationError(
-                variable: ServiceVariable.databaseURL, message: "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
+                variable: ServiceVariable.databaseURL,
+                message: "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
         }
         databasePassword = try value(ServiceVariable.databasePassword)
         var dependencies: [String: String] = [:]
@@ -85,11 +90,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
             let variable = ServiceVariable.url(of: dependency)
             guard let url = try value(variable) else {
                 throw ConfigurationError(
-                    variable: variable, message: "is not set; this service calls \(dependency) and needs its URL "
+                    variable: variable,
+                    message: "is not set; this service calls \(dependency) and needs its URL "
                         + "(e.g. http://\(dependency):PORT)")
             }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw ConfigurationError(variable: variable, message: "must be an http:// or https:// URL, not \"\(url)\"")
+                throw ConfigurationError(
+                    variable: variable, message: "must be an http:// or https:// URL, not \"\(url)\"")
             }
             dependencies[dependency] = url
         }
@@ -98,14 +105,16 @@ public struct ServiceConfiguration: Sendable, Equatable {
         internalToken = try value(ServiceVariable.internalToken)
         if requirements.internalToken, internalToken == nil {
             throw ConfigurationError(
-                variable: ServiceVariable.internalToken, message: "is not set; internal endpoints need the shared service token")
+                variable: ServiceVariable.internalToken,
+                message: "is not set; internal endpoints need the shared service token")
         }
         otlpEndpoint = try value(ServiceVariable.otlpEndpoint)
         if let text = try value(ServiceVariable.dnsServer) {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 (1...65_535).contains(port), colon > text.startIndex
             else {
-                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "must be HOST:PORT, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: ServiceVariable.dnsServer, message: "must be HOST:PORT, not \"\(text)\"")
             }
             dnsServer = DNSServerAddress(host: String(text[..<colon]), port: port)
         } else {

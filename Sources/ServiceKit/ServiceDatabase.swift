@@ -1,13 +1,13 @@
-import OrchestrateContract
 public import FluentKit
 import FluentPostgresDriver
 import FluentSQLiteDriver
 import Foundation
-import SQLKit
 public import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import OrchestrateContract
+import SQLKit
 public import ServiceLifecycle
 import Synchronization
 
@@ -53,7 +53,9 @@ public final class ServiceDatabase: Service, Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(variable: ServiceVariable.databaseURL, message: "sqlite:// needs a file path (sqlite://data/users.sqlite)")
+                throw ConfigurationError(
+                    variable: ServiceVariable.databaseURL,
+                    message: "sqlite:// needs a file path (sqlite://data/users.sqlite)")
             }
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -62,7 +64,8 @@ public final class ServiceDatabase: Service, Sendable {
                 } catch {
                     // Otherwise the failure would only show later, as migrations retrying forever.
                     throw ConfigurationError(
-                        variable: ServiceVariable.databaseURL, message: "cannot create \(directory) for the SQLite file: \(error)")
+                        variable: ServiceVariable.databaseURL,
+                        message: "cannot create \(directory) for the SQLite file: \(error)")
                 }
             }
             engine = .sqlite
@@ -85,11 +88,13 @@ public final class ServiceDatabase: Service, Sendable {
                 do {
                     tls = .require(try .init(configuration: .makeClientConfiguration()))
                 } catch {
-                    throw ConfigurationError(variable: ServiceVariable.databaseURL, message: "sslmode=require: \(error)")
+                    throw ConfigurationError(
+                        variable: ServiceVariable.databaseURL, message: "sslmode=require: \(error)")
                 }
             case let other:
                 throw ConfigurationError(
-                    variable: ServiceVariable.databaseURL, message: "sslmode must be disable, prefer or require, not \(other)")
+                    variable: ServiceVariable.databaseURL,
+                    message: "sslmode must be disable, prefer or require, not \(other)")
             }
             let configuration = SQLPostgresConfiguration(
                 hostname: host, port: components.port ?? 5432, username: user,
@@ -98,7 +103,8 @@ public final class ServiceDatabase: Service, Sendable {
             sqliteLoop = nil
             location = "postgres://\(user)@\(host):\(components.port ?? 5432)/\(database.isEmpty ? user : database)"
             databases.use(
-                .postgres(configuration: configuration, maxConnectionsPerEventLoop: maxConnections,
+                .postgres(
+                    configuration: configuration, maxConnectionsPerEventLoop: maxConnections,
                     connectionPoolTimeout: .seconds(5), sqlLogLevel: .trace),
                 as: .psql)
         }
@@ -149,7 +155,9 @@ public final class ServiceDatabase: Service, Sendable {
                 failures.increment()
                 logger.warning(
                     "database not ready; retrying",
-                    metadata: ["database": "\(location)", "error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
+                    metadata: [
+                        "database": "\(location)", "error": "\(String(reflecting: error))", "retry_in": "\(delay)",
+                    ])
                 let pause = delay  // a shutdown ends the wait at once
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
                 delay = min(delay * 2, .seconds(5))

@@ -1,20 +1,20 @@
-import OrchestrateContract
+import ArgumentParser
 public import AsyncHTTPClient
 public import FluentKit
-import ArgumentParser
 import Foundation
 public import Hummingbird
 public import Logging
 import Metrics
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import OTel
+import OrchestrateContract
 public import Prometheus
 public import ServiceLifecycle
 import Synchronization
 import Tracing
 import UnixSignals
-import NIOHTTP1
 
 /// What a service declares about itself; ServiceKit does the rest (configuration, database, observability, health,
 /// readiness, shutdown).
@@ -156,19 +156,22 @@ public struct ServiceRuntime: Sendable {
             do {
                 dns = try DNSResolver(host: server.host, port: server.port)
             } catch {
-                throw ConfigurationError(variable: ServiceVariable.dnsServer, message: "is not an IP address and port: \(error)")
+                throw ConfigurationError(
+                    variable: ServiceVariable.dnsServer, message: "is not an IP address and port: \(error)")
             }
         }
         var deadline = Duration.seconds(2)
         if let text = environment["UPSTREAM_TIMEOUT"] {
             guard let parsed = Self.parseDuration(text) else {
-                throw ConfigurationError(variable: "UPSTREAM_TIMEOUT", message: "must be a duration such as 2s or 500ms, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: "UPSTREAM_TIMEOUT", message: "must be a duration such as 2s or 500ms, not \"\(text)\"")
             }
             deadline = parsed
         }
         client = ServiceClient(
             dependencies: configuration.dependencies, httpClient: httpClient, resolver: UpstreamResolver(dns: dns),
-            internalToken: configuration.internalToken, breakerConfiguration: CircuitBreakerConfiguration.fromEnvironment(environment),
+            internalToken: configuration.internalToken,
+            breakerConfiguration: CircuitBreakerConfiguration.fromEnvironment(environment),
             defaultDeadline: deadline, logger: logger)
         internalToken = configuration.internalToken.map(InternalToken.init)
         requestLogLevel = environment["REQUEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -325,7 +328,8 @@ public enum ServiceMain {
         do {
             runtime = try ServiceRuntime(definition: definition, environment: environment)
         } catch {
-            Logger(label: definition.name).critical("cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
+            Logger(label: definition.name).critical(
+                "cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
             FileHandle.standardError.write(Data("\(definition.name): cannot start: \(error)\n".utf8))
             exit(78)
         }
@@ -345,13 +349,16 @@ public enum ServiceMain {
 
     /// Runs the server with its database, tracer, outbox relay and event consumers until SIGTERM or SIGINT.
     public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
-        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?, subscriptions: [EventSubscription] = []
+        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?,
+        subscriptions: [EventSubscription] = []
     ) async throws {
         let subscribed = Set(subscriptions.map(\.type))
         guard subscribed == Set(runtime.definition.subscribes) else {
             throw ConfigurationError(
                 variable: ServiceVariable.brokerURL,
-                message: "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())")
+                message:
+                    "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())"
+            )
         }
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
@@ -373,7 +380,8 @@ public enum ServiceMain {
                 if let outbox = runtime.outbox {
                     services.append(
                         .init(
-                            service: OutboxRelay(outbox: outbox, database: database, broker: broker, logger: runtime.logger),
+                            service: OutboxRelay(
+                                outbox: outbox, database: database, broker: broker, logger: runtime.logger),
                             successTerminationBehavior: .ignore))
                 }
                 let member = "\(runtime.definition.name)-\(runtime.environment["HOSTNAME"] ?? "local")-\(getpid())"
@@ -382,7 +390,8 @@ public enum ServiceMain {
                         .init(
                             service: EventConsumer(
                                 subscription: subscription, group: runtime.definition.name, consumer: member,
-                                database: database, broker: broker, settings: runtime.consumerSettings, logger: runtime.logger),
+                                database: database, broker: broker, settings: runtime.consumerSettings,
+                                logger: runtime.logger),
                             successTerminationBehavior: .ignore))
                 }
             }
@@ -390,7 +399,8 @@ public enum ServiceMain {
         services.append(.init(service: app))
         services.append(
             .init(
-                service: ReadinessGuard(readiness: runtime.readiness, drain: min(grace / 4, .seconds(1)), logger: runtime.logger),
+                service: ReadinessGuard(
+                    readiness: runtime.readiness, drain: min(grace / 4, .seconds(1)), logger: runtime.logger),
                 successTerminationBehavior: .ignore))
         var configuration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger)

@@ -23,7 +23,8 @@ public enum UserService {
             } catch let error as any DatabaseError where error.isConstraintFailure {
                 throw ServiceError(.conflict, code: "email-taken", message: "a user with email \(email) exists already")
             }
-            return try jsonResponse(UserView(user), status: .created, headers: [.location: "/users/\(user.id!.uuidString.lowercased())"])
+            return try jsonResponse(
+                UserView(user), status: .created, headers: [.location: "/users/\(user.id!.uuidString.lowercased())"])
         }
         users.get(":id") { _, context in
             let db = try runtime.requireDatabase().database(logger: context.logger)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 /// `orchestrate generate` as a user runs it.
+@Suite(.timeLimit(.minutes(5)))
 struct GenerateCommandTests {
     static let golden = OrchestrateBinary.packageRoot
 
@@ -20,7 +21,8 @@ struct GenerateCommandTests {
         #expect(lines.count == 19)
         #expect(lines.allSatisfy { $0.hasPrefix("wrote ") })
         let compose = try String(contentsOf: output.appendingPathComponent("compose.yaml"), encoding: .utf8)
-        #expect(compose == (try String(contentsOf: Self.golden.appendingPathComponent("compose.yaml"), encoding: .utf8)))
+        #expect(
+            compose == (try String(contentsOf: Self.golden.appendingPathComponent("compose.yaml"), encoding: .utf8)))
         let second = try await orchestrate(["generate", "all", "-o", output.path])
         #expect(second.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("unchanged ") })
     }
@@ -33,7 +35,8 @@ struct GenerateCommandTests {
         #expect(clean.status == 0)
         #expect(clean.stdout == "3 files match services.yaml\n")
         let file = output.appendingPathComponent("compose.yaml")
-        let edited = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "\"3001\"", with: "\"3999\"")
+        let edited = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(
+            of: "\"3001\"", with: "\"3999\"")
         try Data(edited.utf8).write(to: file)
         try FileManager.default.removeItem(at: output.appendingPathComponent("Dockerfile"))
         let drift = try await orchestrate(["generate", "compose", "--check", "-o", output.path])
@@ -53,7 +56,8 @@ struct GenerateCommandTests {
         try Data("version: 1\nname: x\nservices:\n  a: { product: A, dependsOn: [b] }\n".utf8).write(to: spec)
         let run = try await orchestrate(["generate", "-f", spec.path, "-o", output.path])
         #expect(run.status == 1)
-        #expect(run.stderr.contains("4:32: error[unknown-dependency]: services.a.dependsOn[0]: no service named \"b\"\n"))
+        #expect(
+            run.stderr.contains("4:32: error[unknown-dependency]: services.a.dependsOn[0]: no service named \"b\"\n"))
         #expect(run.stderr.contains("nothing was generated"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: output.path) == ["services.yaml"])
     }
@@ -65,9 +69,14 @@ struct GenerateCommandTests {
             try? FileManager.default.removeItem(at: output)
             try? FileManager.default.removeItem(at: templates)
         }
-        try Data("{{% CONTENT_TYPE: TEXT}}\nFROM {{{runtimeImage}}}\n".utf8).write(to: templates.appendingPathComponent("Dockerfile.mustache"))
-        #expect(try await orchestrate(["generate", "compose", "--templates", templates.path, "-o", output.path]).status == 0)
-        #expect(try String(contentsOf: output.appendingPathComponent("Dockerfile"), encoding: .utf8) == "FROM ubuntu:24.04\n")
+        try Data("{{% CONTENT_TYPE: TEXT}}\nFROM {{{runtimeImage}}}\n".utf8).write(
+            to: templates.appendingPathComponent("Dockerfile.mustache"))
+        #expect(
+            try await orchestrate(["generate", "compose", "--templates", templates.path, "-o", output.path]).status == 0
+        )
+        #expect(
+            try String(contentsOf: output.appendingPathComponent("Dockerfile"), encoding: .utf8)
+                == "FROM ubuntu:24.04\n")
         try Data("".utf8).write(to: templates.appendingPathComponent("compose.yml.mustache"))
         let typo = try await orchestrate(["generate", "compose", "--templates", templates.path, "-o", output.path])
         #expect(typo.status == 2)

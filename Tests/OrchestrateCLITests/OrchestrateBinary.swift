@@ -25,7 +25,8 @@ enum OrchestrateBinary {
                 FileManager.default.isExecutableFile(atPath: $0.path)
             })
         let (status, out, err) = try await ExternalTool.runCapturingErrors(
-            executable, arguments, in: directory ?? packageRoot, environment: environment, input: Data((stdin ?? "").utf8))
+            executable, arguments, in: directory ?? packageRoot, environment: environment,
+            input: Data((stdin ?? "").utf8))
         return Run(status: status, stdout: String(decoding: out, as: UTF8.self), stderr: err)
     }
 }

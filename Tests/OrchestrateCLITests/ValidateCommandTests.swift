@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 /// `orchestrate validate` as a user runs it: the built binary, its output and its exit status.
+@Suite(.timeLimit(.minutes(5)))
 struct ValidateCommandTests {
     static let fixtures = "Tests/OrchestrateSpecTests/Fixtures/"
 
@@ -46,7 +47,9 @@ struct ValidateCommandTests {
         let file = Self.fixtures + "privileged-port.yaml"
         #expect(try await orchestrate(["validate", "--color", "always", file]).stdout.contains("\u{1B}["))
         #expect(!(try await orchestrate(["validate", file]).stdout.contains("\u{1B}[")))
-        #expect(!(try await orchestrate(["validate", "--color", "auto", file], environment: ["NO_COLOR": "1"]).stdout.contains("\u{1B}[")))
+        #expect(
+            !(try await orchestrate(["validate", "--color", "auto", file], environment: ["NO_COLOR": "1"]).stdout
+                .contains("\u{1B}[")))
     }
 
     @Test func warningsFailOnlyWhenStrict() async throws {
@@ -83,13 +86,15 @@ struct ValidateCommandTests {
                 services.mailer.subscribes[0]: no service publishes "order.creatd" (did you mean "order.created"?)\
                 %0Ahint: add it to the producer's `publishes`, or drop the subscription
                 """)
-        let hostile = try await orchestrate(["validate", "--format", "github", "-", "--stdin-filename", "a,b:c%.yaml"], stdin: "version: 1\n")
+        let hostile = try await orchestrate(
+            ["validate", "--format", "github", "-", "--stdin-filename", "a,b:c%.yaml"], stdin: "version: 1\n")
         #expect(hostile.stdout.hasPrefix("::error file=a%2Cb%3Ac%25.yaml,line=1,col=1,"))
     }
 
     @Test func standardInputIsReadWithTheNameGiven() async throws {
         let run = try await orchestrate(
-            ["validate", "-", "--stdin-filename", "services.yaml"], stdin: "version: 1\nname: x\nservices: { a: { prodct: A } }\n")
+            ["validate", "-", "--stdin-filename", "services.yaml"],
+            stdin: "version: 1\nname: x\nservices: { a: { prodct: A } }\n")
         #expect(run.status == 1)
         #expect(run.stdout.contains("services.yaml:3:18: error[unknown-field]"))
     }

@@ -1,7 +1,8 @@
 import Foundation
-@testable import OrchestrateGenerate
 import OrchestrateSpec
 import OrchestrateTestSupport
+
+@testable import OrchestrateGenerate
 
 /// Generated files of one spec, and where the tests put them on disk.
 struct GeneratedTree {
@@ -10,7 +11,8 @@ struct GeneratedTree {
     /// `orchestrate generate all --check` guards them in CI as it would in a user's repository.
     static let goldenDirectory = ExternalTool.packageRoot
     static let goldenPaths = ["compose.yaml", "Dockerfile", "observability", "k8s", "gateway"]
-    static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support")
+    static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Support")
 
     let spec: Spec
     let files: [GeneratedFile]
@@ -32,7 +34,8 @@ struct GeneratedTree {
     func write(to directory: URL) throws {
         for file in files {
             let url = directory.appendingPathComponent(file.path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(file.contents.utf8).write(to: url)
         }
     }

@@ -1,7 +1,9 @@
 import Foundation
-@testable import OrchestrateGenerate
+import OrchestrateSpec
 import OrchestrateTestSupport
 import Testing
+
+@testable import OrchestrateGenerate
 
 /// The shop's generated files, byte for byte, against the copies committed at the package root. After an
 /// intended change, regenerate them with `swift run orchestrate generate` (or
@@ -19,13 +21,16 @@ struct GoldenTests {
         let tree = try GeneratedTree.shop()
         let root = GeneratedTree.goldenDirectory
         if ProcessInfo.processInfo.environment["ORCHESTRATE_UPDATE_GOLDEN"] != nil {
-            for path in GeneratedTree.goldenPaths { try? FileManager.default.removeItem(at: root.appendingPathComponent(path)) }
+            for path in GeneratedTree.goldenPaths {
+                try? FileManager.default.removeItem(at: root.appendingPathComponent(path))
+            }
             try tree.write(to: root)
         }
         var expected = Set<String>()
         for top in GeneratedTree.goldenPaths {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: root.appendingPathComponent(top).path, isDirectory: &isDirectory)
+            guard
+                FileManager.default.fileExists(atPath: root.appendingPathComponent(top).path, isDirectory: &isDirectory)
             else { continue }
             guard isDirectory.boolValue else {
                 expected.insert(top)
@@ -35,7 +40,8 @@ struct GoldenTests {
             while let path = enumerator?.nextObject() as? String {
                 var isSubdirectory: ObjCBool = false
                 _ = FileManager.default.fileExists(
-                    atPath: root.appendingPathComponent(top).appendingPathComponent(path).path, isDirectory: &isSubdirectory)
+                    atPath: root.appendingPathComponent(top).appendingPathComponent(path).path,
+                    isDirectory: &isSubdirectory)
                 if !isSubdirectory.boolValue { expected.insert(top + "/" + path) }
             }
         }
@@ -61,7 +67,9 @@ struct GoldenTests {
 
     @Test func theEmbeddedTemplatesAreTheFilesInTemplates() throws {
         let directory = ExternalTool.packageRoot.appendingPathComponent("templates")
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".mustache") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+            $0.hasSuffix(".mustache")
+        }
         #expect(Set(names.map { String($0.dropLast(".mustache".count)) }) == Set(BuiltinTemplates.all.keys))
         for name in names {
             let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
@@ -72,13 +80,14 @@ struct GoldenTests {
     }
 
     @Test func aReplacedTemplateIsUsedAndAnUnknownOneRefused() throws {
-        let templates = try TemplateSet(overrides: ["Dockerfile": "{{% CONTENT_TYPE: TEXT}}\nFROM {{{runtimeImage}}}\n"])
-        let spec = try #require(OrchestrateSpec.SpecLoader.load(Array(String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8).utf8)).spec)
+        let templates = try TemplateSet(overrides: ["Dockerfile": "{{% CONTENT_TYPE: TEXT}}\nFROM {{{runtimeImage}}}\n"]
+        )
+        let spec = try #require(
+            OrchestrateSpec.SpecLoader.load(Array(String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8).utf8))
+                .spec)
         let files = Generator(templates: templates).generate(spec, target: .compose)
         #expect(files.first { $0.path == "Dockerfile" }?.contents == "FROM ubuntu:24.04\n")
         #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yml": ""]) }
         #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yaml": "{{#unclosed}}"]) }
     }
 }
-
-import OrchestrateSpec

@@ -38,9 +38,11 @@ struct HostileSpecs {
     /// The text of one valid spec.
     static func spec(seed: UInt64) -> String {
         var random = Random(state: seed)
-        let Y = OutputEscaping.yaml
-        var lines = ["version: 1", "name: \(Y(random.pick(["yes", "on", "null", "007", "shop", "1e3"])))"]
-        lines.append("images: { registry: \(Y("reg.example.com:5000/team")), tag: \(Y(random.pick(["007", "1e3", "yes", "v1_2", "1.0.0"]))) }")
+        let yaml = OutputEscaping.yaml
+        var lines = ["version: 1", "name: \(yaml(random.pick(["yes", "on", "null", "007", "shop", "1e3"])))"]
+        lines.append(
+            "images: { registry: \(yaml("reg.example.com:5000/team")), tag: \(yaml(random.pick(["007", "1e3", "yes", "v1_2", "1.0.0"]))) }"
+        )
         let broker = random.chance(70)
         if broker { lines.append("broker: { engine: redis }") }
         let count = random.int(1...6)
@@ -51,67 +53,79 @@ struct HostileSpecs {
             chosen.append(names.remove(at: index))
         }
         lines.append("gateway:")
-        lines.append("  service: \(Y(chosen[0]))")
-        lines.append("  jwt: { secret: \(Y("jwt")), issuer: \(Y(random.pick(values))) }")
+        lines.append("  service: \(yaml(chosen[0]))")
+        lines.append("  jwt: { secret: \(yaml("jwt")), issuer: \(yaml(random.pick(values))) }")
         var databases = databaseNames
         var pathPool = paths
         var published: [String] = []
         lines.append("services:")
         for (index, name) in chosen.enumerated() {
-            lines.append("  \(Y(name)):")
-            lines.append("    product: \(Y("Product\(index)"))")
+            lines.append("  \(yaml(name)):")
+            lines.append("    product: \(yaml("Product\(index)"))")
             lines.append("    port: \(2000 + index * 7 + random.int(0...5))")
             if index == 0 { lines.append("    public: true") }
             if random.chance(30) {
-                lines.append("    autoscaling: { minReplicas: \(random.int(1...2)), maxReplicas: \(random.int(2...5)) }")
+                lines.append(
+                    "    autoscaling: { minReplicas: \(random.int(1...2)), maxReplicas: \(random.int(2...5)) }")
             } else {
                 lines.append("    replicas: \(random.int(0...3))")
             }
             if random.chance(40) {
-                lines.append("    args: [\((0..<random.int(1...3)).map { _ in Y(random.pick(values)) }.joined(separator: ", "))]")
+                lines.append(
+                    "    args: [\((0..<random.int(1...3)).map { _ in yaml(random.pick(values)) }.joined(separator: ", "))]"
+                )
             }
             var env: [String] = []
             var envPool = envNames
             for _ in 0..<random.int(0...4) {
                 let envName = envPool.remove(at: random.int(0...(envPool.count - 1)))
                 if random.chance(25) {
-                    env.append("      \(Y(envName)): { secret: \(Y(random.pick(["s-1", "yes", "007"]))), key: \(Y(random.pick(["value", "a.b", "x_y", "007"]))) }")
+                    env.append(
+                        "      \(yaml(envName)): { secret: \(yaml(random.pick(["s-1", "yes", "007"]))), key: \(yaml(random.pick(["value", "a.b", "x_y", "007"]))) }"
+                    )
                 } else {
-                    env.append("      \(Y(envName)): \(Y(random.pick(values)))")
+                    env.append("      \(yaml(envName)): \(yaml(random.pick(values)))")
                 }
             }
             if !env.isEmpty { lines.append("    env:"); lines += env }
             if random.chance(60), !databases.isEmpty {
                 let database = databases.remove(at: random.int(0...(databases.count - 1)))
-                lines.append("    database: { name: \(Y(database)), storage: \(Y(random.pick(["1Gi", "500M", "2.5Gi"]))) }")
+                lines.append(
+                    "    database: { name: \(yaml(database)), storage: \(yaml(random.pick(["1Gi", "500M", "2.5Gi"]))) }"
+                )
             }
             let dependencies = chosen[..<index].filter { _ in random.chance(40) }
-            if !dependencies.isEmpty { lines.append("    dependsOn: [\(dependencies.map(Y).joined(separator: ", "))]") }
+            if !dependencies.isEmpty { lines.append("    dependsOn: [\(dependencies.map(yaml).joined(separator: ", "))]") }
             if broker, random.chance(40) {
                 let event = random.pick(events)
                 published.append(event)
-                lines.append("    publishes: [\(Y(event))]")
+                lines.append("    publishes: [\(yaml(event))]")
             }
             if broker, !published.isEmpty, random.chance(40) {
-                lines.append("    subscribes: [\(Y(random.pick(published)))]")
+                lines.append("    subscribes: [\(yaml(random.pick(published)))]")
             }
             if random.chance(50) {
                 let check = random.pick([
-                    "http: \(Y(random.pick(paths)))", "tcp: \(2000 + index * 7)", "command: [\(Y("healthcheck")), \(Y(random.pick(values)))]",
+                    "http: \(yaml(random.pick(paths)))", "tcp: \(2000 + index * 7)",
+                    "command: [\(yaml("healthcheck")), \(yaml(random.pick(values)))]",
                 ])
-                lines.append("    probes: { readiness: { \(check), interval: \(Y(random.pick(["1500ms", "2s", "1m30s"]))) }, liveness: \(Y(random.pick(paths))) }")
+                lines.append(
+                    "    probes: { readiness: { \(check), interval: \(yaml(random.pick(["1500ms", "2s", "1m30s"]))) }, liveness: \(yaml(random.pick(paths))) }"
+                )
             }
             if random.chance(60), !pathPool.isEmpty {
                 let prefix = pathPool.remove(at: random.int(0...(pathPool.count - 1)))
-                var route = "{ prefix: \(Y(prefix)), auth: \(random.pick(["jwt", "none"]))"
-                if random.chance(70) { route += ", rewrite: \(Y(random.pick(paths + ["/"])))" }
+                var route = "{ prefix: \(yaml(prefix)), auth: \(random.pick(["jwt", "none"]))"
+                if random.chance(70) { route += ", rewrite: \(yaml(random.pick(paths + ["/"])))" }
                 if random.chance(50) { route += ", rateLimit: { rps: \(random.int(1...100)) }" }
                 if random.chance(40) { route += ", methods: [GET, \(random.pick(["POST", "DELETE", "PATCH"]))]" }
-                if random.chance(30) { route += ", timeout: \(Y(random.pick(["250ms", "3s", "1m"])))" }
+                if random.chance(30) { route += ", timeout: \(yaml(random.pick(["250ms", "3s", "1m"])))" }
                 lines.append("    routes: [\(route) }]")
             }
             if random.chance(50) {
-                lines.append("    resources: { cpu: \(Y(random.pick(["100m", "0.25", "1"]))), memoryLimit: \(Y(random.pick(["256Mi", "1G", "1e9"]))) }")
+                lines.append(
+                    "    resources: { cpu: \(yaml(random.pick(["100m", "0.25", "1"]))), memoryLimit: \(yaml(random.pick(["256Mi", "1G", "1e9"]))) }"
+                )
             }
             if random.chance(30) { lines.append("    restart: \(random.pick(["always", "on-failure", "never"]))") }
         }

@@ -1,7 +1,8 @@
 import Foundation
+import Testing
+
 @testable import OrchestrateGenerate
 @testable import OrchestrateSpec
-import Testing
 
 /// Every variable the generators add must be one the validator refuses in a spec's `env`, or a spec could set
 /// it a second time and the generated files would hold one key twice.
@@ -9,7 +10,8 @@ import Testing
 struct ReservedEnvironmentTests {
     @Test(arguments: [UInt64(0)] + PropertyTests.seeds)
     func everyGeneratedVariableIsReserved(_ seed: UInt64) throws {
-        let text = seed == 0 ? try String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8) : HostileSpecs.spec(seed: seed)
+        let text =
+            seed == 0 ? try String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8) : HostileSpecs.spec(seed: seed)
         let spec = try #require(SpecLoader.load(Array(text.utf8)).spec)
         let topology = Topology(spec)
         for node in topology.nodes {
@@ -23,7 +25,9 @@ struct ReservedEnvironmentTests {
                     SpecRules.reservedVariables(for: service, in: spec)[name] != nil,
                     "\(service.name.value): \(name) is generated but a spec may set it")
             }
-            #expect(Set(environment.entries.map(\.name)).count == environment.entries.count, "a name twice in \(service.name.value)")
+            #expect(
+                Set(environment.entries.map(\.name)).count == environment.entries.count,
+                "a name twice in \(service.name.value)")
         }
     }
 }

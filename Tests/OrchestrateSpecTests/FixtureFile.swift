@@ -1,9 +1,11 @@
 import Foundation
 import OrchestrateSpec
+import Testing
 
 /// A spec under `Fixtures/` and the diagnostics its trailing `# expect:` comments promise.
 struct FixtureFile: CustomTestStringConvertible, Sendable {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures")
 
     static var all: [FixtureFile] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
@@ -32,5 +34,3 @@ extension Diagnostic {
     /// The form a fixture's `# expect:` comment states.
     var expectation: String { "\(severity.rawValue)[\(code)] \(location.line):\(location.column)" }
 }
-
-import Testing

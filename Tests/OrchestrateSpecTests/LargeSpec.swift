@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import OrchestrateSpec
 
 /// A spec shaped like the benchmark's (`scripts/bench-support/generate-spec.py`), ending in one kind of problem.

@@ -10,7 +10,7 @@ import Testing
 ///
 /// One test at a time: each keeps a core busy (two, with the parsing thread), and tests elsewhere in the run wait
 /// for things with deadlines.
-@Suite(.serialized)
+@Suite(.timeLimit(.minutes(10)), .serialized)
 struct ParsingStrategyTests {
     private static let plain = SpecLoader.Strategy(parsesConcurrently: false, streamsServices: false)
     private static let others = [

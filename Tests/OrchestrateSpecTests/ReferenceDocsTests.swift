@@ -1,9 +1,11 @@
 import Foundation
 import OrchestrateTestSupport
-@testable import OrchestrateSpec
 import Testing
 
+@testable import OrchestrateSpec
+
 /// docs/services-yaml.md must name every field the decoder reads and every diagnostic code it can report.
+@Suite(.timeLimit(.minutes(5)))
 struct ReferenceDocsTests {
     static let reference: String = {
         let url = ExternalTool.packageRoot.appendingPathComponent("docs/services-yaml.md")
@@ -17,7 +19,8 @@ struct ReferenceDocsTests {
     }
 
     @Test func everyFieldIsDocumented() {
-        let fields = SpecDecoder.topLevelFields + SpecDecoder.serviceFields + SpecDecoder.probeFields
+        let fields =
+            SpecDecoder.topLevelFields + SpecDecoder.serviceFields + SpecDecoder.probeFields
             + SpecDecoder.routeFields + SpecDecoder.resourceFields
         for field in fields {
             #expect(Self.reference.contains("`\(field)`"), "docs/services-yaml.md lacks the field \(field)")

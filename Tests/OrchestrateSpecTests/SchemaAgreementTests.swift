@@ -1,11 +1,12 @@
 import Foundation
-import OrchestrateTestSupport
 import OrchestrateSpec
+import OrchestrateTestSupport
 import Testing
 
 /// The JSON Schema (for editors) and the validator must judge the structure of a spec alike: a spec passes the
 /// schema exactly when the validator finds no structural problem. References between fields are the
 /// validator's alone, and documents that are not well-formed YAML are left out: YAML tools read those differently.
+@Suite(.timeLimit(.minutes(5)))
 struct SchemaAgreementTests {
     static let schema = ExternalTool.packageRoot.appendingPathComponent("schema/services.schema.json")
     static let checker = ExternalTool.find("check-jsonschema")
@@ -15,7 +16,10 @@ struct SchemaAgreementTests {
         ("valid-cpu-as-text", "cpu: 0.25", "cpu: 250m"),
         ("valid-int-quantity", "cpuLimit: 1", "cpuLimit: 2"),
         ("valid-extension", "services:", "x-anchor: { a: 1 }\nservices:"),
-        ("valid-no-images", "images: { registry: registry.example.com/shop, tag: \"2.3.1\", pullPolicy: IfNotPresent }\n", ""),
+        (
+            "valid-no-images",
+            "images: { registry: registry.example.com/shop, tag: \"2.3.1\", pullPolicy: IfNotPresent }\n", ""
+        ),
         ("valid-env-bool", "ENABLED: true", "ENABLED: false"),
         ("port-as-text", "port: 3001", "port: \"3001\""),
         ("port-zero", "port: 3001", "port: 0"),
@@ -52,7 +56,8 @@ struct SchemaAgreementTests {
 
     @Test(.enabled(if: checker != nil || ExternalTool.isRequired))
     func schemaAndValidatorAgreeOnEveryFixtureAndMutant() async throws {
-        let checker = try #require(Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
+        let checker = try #require(
+            Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("schema-agreement-\(getpid())")
         try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -60,11 +65,13 @@ struct SchemaAgreementTests {
 
         var files: [String: [UInt8]] = [:]
         for fixture in FixtureFile.all { files[fixture.name] = fixture.bytes }
-        files["shop-services.yaml"] = try Array(Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("services.yaml")))
+        files["shop-services.yaml"] = try Array(
+            Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("services.yaml")))
         let base = String(decoding: FixtureFile(name: "every-field.yaml").bytes, as: UTF8.self)
         for mutation in Self.mutations {
             #expect(base.contains(mutation.find), "mutation \(mutation.name) finds nothing to change")
-            files["mutant-\(mutation.name).yaml"] = Array(base.replacingOccurrences(of: mutation.find, with: mutation.replace).utf8)
+            files["mutant-\(mutation.name).yaml"] = Array(
+                base.replacingOccurrences(of: mutation.find, with: mutation.replace).utf8)
         }
 
         var validatorFails: [String: Bool] = [:]
@@ -78,12 +85,13 @@ struct SchemaAgreementTests {
         let (_, output) = try await ExternalTool.run(
             checker, ["--schemafile", Self.schema.path, "-o", "JSON"] + names, in: directory)
         let report = try JSONDecoder().decode(CheckJSONSchemaReport.self, from: output)
-        #expect(report.parse_errors?.isEmpty ?? true, "check-jsonschema could not read: \(report.parse_errors ?? [])")
+        #expect(report.parseErrors?.isEmpty ?? true, "check-jsonschema could not read: \(report.parseErrors ?? [])")
         let schemaFails = Set(report.errors.map(\.filename))
         for name in names {
             #expect(
                 schemaFails.contains(name) == validatorFails[name],
-                "\(name): schema \(schemaFails.contains(name) ? "rejects" : "accepts"), validator \(validatorFails[name] == true ? "rejects" : "accepts")")
+                "\(name): schema \(schemaFails.contains(name) ? "rejects" : "accepts"), validator \(validatorFails[name] == true ? "rejects" : "accepts")"
+            )
         }
         #expect(validatorFails.values.filter { $0 }.count >= 40)
         #expect(validatorFails.values.filter { !$0 }.count >= 25)
@@ -91,7 +99,8 @@ struct SchemaAgreementTests {
 
     @Test(.enabled(if: checker != nil || ExternalTool.isRequired))
     func schemaIsAValidDraft7Schema() async throws {
-        let checker = try #require(Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
+        let checker = try #require(
+            Self.checker, "check-jsonschema is missing; scripts/test installs it into .build-venv")
         let (status, _) = try await ExternalTool.run(checker, ["--check-metaschema", Self.schema.path])
         #expect(status == 0)
     }
@@ -104,5 +113,10 @@ private struct CheckJSONSchemaReport: Decodable {
     }
 
     var errors: [Failure]
-    var parse_errors: [Failure]?
+    var parseErrors: [Failure]?
+
+    enum CodingKeys: String, CodingKey {
+        case errors
+        case parseErrors = "parse_errors"
+    }
 }

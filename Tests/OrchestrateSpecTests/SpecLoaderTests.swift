@@ -2,6 +2,7 @@ import Foundation
 import OrchestrateSpec
 import Testing
 
+@Suite(.timeLimit(.minutes(5)))
 struct SpecLoaderTests {
     @Test func aFileOverTheLimitIsRefusedBeforeParsing() {
         let bytes = [UInt8](repeating: UInt8(ascii: " "), count: SpecLoader.maximumFileSize + 1)
@@ -55,7 +56,10 @@ struct SpecLoaderTests {
             case .secret(let reference): "\(variable.name.value)=secret:\(reference.name.value)"
             }
         }
-        #expect(env == ["GREETING=hello: world # not a comment", "COUNT=3", "ENABLED=true", "API_TOKEN=secret:users-api-token"])
+        #expect(
+            env == [
+                "GREETING=hello: world # not a comment", "COUNT=3", "ENABLED=true", "API_TOKEN=secret:users-api-token",
+            ])
         #expect(users.database?.external?.name.value == "users-db-url")
         #expect(users.probes.liveness?.check.value == .tcp(port: 3001))
         #expect(users.probes.liveness?.failureThreshold == 5)

@@ -1,6 +1,8 @@
-@testable import OrchestrateSpec
 import Testing
 
+@testable import OrchestrateSpec
+
+@Suite(.timeLimit(.minutes(5)))
 struct QuantityTests {
     @Test(arguments: [
         ("100m", 0.1), ("0.5", 0.5), ("1", 1.0), ("128Mi", 134_217_728), ("1G", 1e9), ("1e3", 1_000), ("1E-3", 0.001),
@@ -18,8 +20,11 @@ struct QuantityTests {
     }
 }
 
+@Suite(.timeLimit(.minutes(5)))
 struct SpecDurationTests {
-    @Test(arguments: [("500ms", 500), ("5s", 5_000), ("1m30s", 90_000), ("2h", 7_200_000), ("0s", 0), ("1h1ms", 3_600_001)])
+    @Test(arguments: [
+        ("500ms", 500), ("5s", 5_000), ("1m30s", 90_000), ("2h", 7_200_000), ("0s", 0), ("1h1ms", 3_600_001),
+    ])
     func parses(_ text: String, _ milliseconds: Int) {
         #expect(SpecDuration(parsing: text)?.milliseconds == milliseconds)
     }
@@ -37,11 +42,13 @@ struct SpecDurationTests {
     }
 }
 
+@Suite(.timeLimit(.minutes(5)))
 struct SuggestionTests {
     @Test func suggestsTheClosestWordWithinAThirdOfItsLength() {
         #expect(Suggestion.closest(to: "prodct", among: ["product", "port"]) == "product")
         #expect(Suggestion.closest(to: "dependson", among: ["dependsOn"]) == "dependsOn")
-        #expect(Suggestion.closest(to: "paymnt-service", among: ["payment-service", "user-service"]) == "payment-service")
+        #expect(
+            Suggestion.closest(to: "paymnt-service", among: ["payment-service", "user-service"]) == "payment-service")
         #expect(Suggestion.closest(to: "porst", among: ["port", "public"]) == "port")
         #expect(Suggestion.closest(to: "zzz", among: ["port"]) == nil)
         #expect(Suggestion.closest(to: "b", among: ["a"]) == nil)
@@ -52,6 +59,7 @@ struct SuggestionTests {
     }
 }
 
+@Suite(.timeLimit(.minutes(5)))
 struct DNSNameTests {
     @Test(arguments: ["a", "user-service", "a1", String(repeating: "a", count: 63)])
     func acceptsLabels(_ name: String) {

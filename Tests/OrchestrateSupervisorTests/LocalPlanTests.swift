@@ -4,6 +4,7 @@ import OrchestrateSupervisor
 import OrchestrateTestSupport
 import Testing
 
+@Suite(.timeLimit(.minutes(5)))
 struct LocalPlanTests {
     func shop() throws -> Spec {
         let bytes = try Data(contentsOf: ExternalTool.packageRoot.appendingPathComponent("services.yaml"))
@@ -21,10 +22,11 @@ struct LocalPlanTests {
             let plan = try LocalPlan.make(
                 spec: try shop(), stateDirectory: state, dnsPort: 5353,
                 secrets: SecretStore(directory: state + "/secrets", environment: [:]))
-            #expect(plan.replicas.map { "\($0.service)#\($0.index)" } == [
-                "api-gateway#1", "api-gateway#2", "user-service#1", "user-service#2", "order-service#1",
-                "payment-service#1", "notification-service#1",
-            ])
+            #expect(
+                plan.replicas.map { "\($0.service)#\($0.index)" } == [
+                    "api-gateway#1", "api-gateway#2", "user-service#1", "user-service#2", "order-service#1",
+                    "payment-service#1", "notification-service#1",
+                ])
             #expect(Set(plan.replicas.map(\.address)).count == 7)
             #expect(plan.replicas.allSatisfy { $0.environment["HOST"] == $0.address })
             #expect(plan.replicas.allSatisfy { $0.environment["ORCHESTRATE_DNS"] == "127.0.0.1:5353" })
@@ -76,7 +78,9 @@ struct LocalPlanTests {
         let spec = try #require(SpecLoader.load(Array(imageOnly.utf8)).spec)
         try withState { state in
             #expect(throws: LocalPlan.PlanError.self) {
-                try LocalPlan.make(spec: spec, stateDirectory: state, dnsPort: 1, secrets: SecretStore(directory: state, environment: [:]))
+                try LocalPlan.make(
+                    spec: spec, stateDirectory: state, dnsPort: 1,
+                    secrets: SecretStore(directory: state, environment: [:]))
             }
         }
         #expect(throws: LocalPlan.PlanError.self) { try LoopbackAddresses.linux.address(253) }

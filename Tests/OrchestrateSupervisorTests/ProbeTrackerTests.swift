@@ -1,6 +1,7 @@
 import OrchestrateSupervisor
 import Testing
 
+@Suite(.timeLimit(.minutes(5)))
 struct ProbeTrackerTests {
     @Test func readinessNeedsItsSuccessesAndLosesItAfterItsFailures() {
         var readiness = ProbeTracker(failureThreshold: 3, successThreshold: 2, initiallyPassing: false)

@@ -3,6 +3,7 @@ import OrchestrateSupervisor
 import OrchestrateTestSupport
 import Testing
 
+@Suite(.timeLimit(.minutes(5)))
 struct RestartTrackerTests {
     func delay(_ decision: RestartTracker.Decision) -> Duration? {
         if case .restart(let after) = decision { return after }
@@ -33,7 +34,9 @@ struct RestartTrackerTests {
     @Test func aStableRunResetsTheBackoff() {
         var tracker = RestartTracker(policy: .always)
         var random = SeededGenerator(seed: 2)
-        for second in 0..<4 { _ = tracker.exited(at: .seconds(second * 20), uptime: .seconds(1), status: 1, random: &random) }
+        for second in 0..<4 {
+            _ = tracker.exited(at: .seconds(second * 20), uptime: .seconds(1), status: 1, random: &random)
+        }
         #expect(tracker.attempt == 4)
         let afterStable = delay(tracker.exited(at: .seconds(200), uptime: .seconds(45), status: 1, random: &random))!
         #expect(afterStable == .zero)
@@ -45,7 +48,8 @@ struct RestartTrackerTests {
         var random = SeededGenerator(seed: 3)
         var decisions: [RestartTracker.Decision] = []
         for second in 0..<6 {
-            decisions.append(tracker.exited(at: .seconds(second), uptime: .milliseconds(100), status: 1, random: &random))
+            decisions.append(
+                tracker.exited(at: .seconds(second), uptime: .milliseconds(100), status: 1, random: &random))
         }
         #expect(decisions.prefix(5).allSatisfy { delay($0) != nil })
         guard case .failed(let reason) = decisions[5] else {
@@ -56,14 +60,17 @@ struct RestartTrackerTests {
         // Exits spread over more than the window are not a loop.
         var slow = RestartTracker(policy: .always)
         for minute in 0..<10 {
-            #expect(delay(slow.exited(at: .seconds(minute * 61), uptime: .seconds(1), status: 1, random: &random)) != nil)
+            #expect(
+                delay(slow.exited(at: .seconds(minute * 61), uptime: .seconds(1), status: 1, random: &random)) != nil)
         }
     }
 
     @Test func policies() {
         var random = SeededGenerator(seed: 4)
         var never = RestartTracker(policy: .never)
-        #expect(never.exited(at: .zero, uptime: .zero, status: 1, random: &random) == .stayStopped(reason: "restart: never"))
+        #expect(
+            never.exited(at: .zero, uptime: .zero, status: 1, random: &random) == .stayStopped(reason: "restart: never")
+        )
         var onFailure = RestartTracker(policy: .onFailure)
         #expect(delay(onFailure.exited(at: .zero, uptime: .zero, status: 0, random: &random)) == nil)
         #expect(delay(onFailure.exited(at: .seconds(1), uptime: .zero, status: 137, random: &random)) != nil)

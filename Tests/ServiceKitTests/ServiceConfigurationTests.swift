@@ -1,5 +1,5 @@
-import ServiceKit
 import OrchestrateContract
+import ServiceKit
 import Testing
 
 @Suite(.timeLimit(.minutes(5)))
@@ -16,7 +16,10 @@ struct ServiceConfigurationTests {
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 3002)
         #expect(configuration.databaseURL == nil)
-        #expect(configuration.dependencies == ["user-service": "http://user-service:3001", "payment-service": "http://payment-service:3003"])
+        #expect(
+            configuration.dependencies == [
+                "user-service": "http://user-service:3001", "payment-service": "http://payment-service:3003",
+            ])
         #expect(configuration.dnsServer == nil)
     }
 
@@ -52,15 +55,16 @@ struct ServiceConfigurationTests {
         }
     }
 
-    @Test(arguments: [
-        ("USER_SERVICE_URL", nil, "USER_SERVICE_URL is not set; this service calls user-service"),
-        ("USER_SERVICE_URL", "user-service:3001", "USER_SERVICE_URL must be an http:// or https:// URL"),
-        ("INTERNAL_TOKEN", nil, "INTERNAL_TOKEN is not set"),
-        ("PORT", "70000", "PORT must be a port number from 1 to 65535, not \"70000\""),
-        ("PORT", "http", "PORT must be a port number"),
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL must start with postgres:// or sqlite://"),
-        ("ORCHESTRATE_DNS", "127.0.0.1", "ORCHESTRATE_DNS must be HOST:PORT"),
-    ] as [(String, String?, String)])
+    @Test(
+        arguments: [
+            ("USER_SERVICE_URL", nil, "USER_SERVICE_URL is not set; this service calls user-service"),
+            ("USER_SERVICE_URL", "user-service:3001", "USER_SERVICE_URL must be an http:// or https:// URL"),
+            ("INTERNAL_TOKEN", nil, "INTERNAL_TOKEN is not set"),
+            ("PORT", "70000", "PORT must be a port number from 1 to 65535, not \"70000\""),
+            ("PORT", "http", "PORT must be a port number"),
+            ("DATABASE_URL", "mysql://x", "DATABASE_URL must start with postgres:// or sqlite://"),
+            ("ORCHESTRATE_DNS", "127.0.0.1", "ORCHESTRATE_DNS must be HOST:PORT"),
+        ] as [(String, String?, String)])
     func aMissingOrMalformedValueNamesItsVariable(_ variable: String, _ value: String?, _ message: String) {
         var environment = complete
         environment[variable] = value

@@ -1,5 +1,5 @@
-import OrchestrateContract
 import Foundation
+import OrchestrateContract
 
 /// A message as a broker stores it: named string fields, in the order written.
 public typealias EventFields = [(name: String, value: String)]
@@ -32,7 +32,8 @@ public protocol EventBroker: Sendable {
     /// Creates the group on the stream (and the stream) when it does not exist yet.
     func createGroup(stream: String, group: String) async throws
     /// Up to `count` messages the group has not read yet, now delivered to `consumer`; waits up to `wait` for one.
-    func readNew(stream: String, group: String, consumer: String, count: Int, wait: Duration) async throws -> [StreamDelivery]
+    func readNew(stream: String, group: String, consumer: String, count: Int, wait: Duration) async throws
+        -> [StreamDelivery]
     /// Up to `count` pending messages idle for at least `minimumIdle`, now delivered to `consumer`.
     func claimIdle(stream: String, group: String, consumer: String, minimumIdle: Duration, count: Int) async throws
         -> [StreamDelivery]
@@ -66,12 +67,15 @@ public struct BrokerLocation: Sendable, Equatable {
         } else if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
+                throw ConfigurationError(
+                    variable: ServiceVariable.brokerURL,
+                    message: "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
             }
             kind = .sqlite(path: path)
         } else {
             throw ConfigurationError(
-                variable: ServiceVariable.brokerURL, message: "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
+                variable: ServiceVariable.brokerURL,
+                message: "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
         }
     }
 

@@ -35,7 +35,9 @@ public struct EventConsumerSettings: Sendable, Equatable {
     init(environment: [String: String]) throws(ConfigurationError) {
         if let text = environment["EVENT_VISIBILITY_TIMEOUT"] {
             guard let timeout = ServiceRuntime.parseDuration(text), timeout >= .milliseconds(100) else {
-                throw ConfigurationError(variable: "EVENT_VISIBILITY_TIMEOUT", message: "must be a duration of at least 100ms, not \"\(text)\"")
+                throw ConfigurationError(
+                    variable: "EVENT_VISIBILITY_TIMEOUT",
+                    message: "must be a duration of at least 100ms, not \"\(text)\"")
             }
             visibilityTimeout = timeout
         }
@@ -43,7 +45,8 @@ public struct EventConsumerSettings: Sendable, Equatable {
             guard let text = environment[variable] else { return nil }
             guard let count = Int(text), range.contains(count) else {
                 throw ConfigurationError(
-                    variable: variable, message: "must be a number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+                    variable: variable,
+                    message: "must be a number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
             }
             return count
         }
@@ -68,7 +71,8 @@ public struct EventConsumer: Service {
     let logger: Logger
 
     public init(
-        subscription: EventSubscription, group: String, consumer: String, database: ServiceDatabase, broker: BrokerLocation,
+        subscription: EventSubscription, group: String, consumer: String, database: ServiceDatabase,
+        broker: BrokerLocation,
         settings: EventConsumerSettings, logger: Logger
     ) {
         self.subscription = subscription

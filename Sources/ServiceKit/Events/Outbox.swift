@@ -3,9 +3,9 @@ import Foundation
 import Instrumentation
 import Logging
 import Metrics
-import ServiceLifecycle
-import ServiceContextModule
 import SQLKit
+import ServiceContextModule
+import ServiceLifecycle
 import Synchronization
 
 /// An event as it travels: its id (the consumers' deduplication key), type, when it happened, its JSON payload and
@@ -42,7 +42,8 @@ public struct EventEnvelope: Sendable, Equatable {
 
     /// The event a broker message carries; nil when a field is missing or malformed.
     public init?(fields: [String: String]) {
-        guard let id = fields["id"], !id.isEmpty, let type = fields["type"], !type.isEmpty, let payload = fields["payload"],
+        guard let id = fields["id"], !id.isEmpty, let type = fields["type"], !type.isEmpty,
+            let payload = fields["payload"],
             let text = fields["occurred_at"], let occurredAt = try? Date(text, strategy: Self.timestamp)
         else { return nil }
         self.init(id: id, type: type, occurredAt: occurredAt, payload: payload, traceparent: fields["traceparent"])
@@ -64,7 +65,9 @@ public struct EventPublisher: Sendable {
 
     /// Adds the event to the transaction. Only types the service declares (`publishes`) may be published.
     @discardableResult
-    public func publish<Payload: Encodable>(_ type: String, _ payload: Payload, id: UUID = UUID()) async throws -> EventEnvelope {
+    public func publish<Payload: Encodable>(_ type: String, _ payload: Payload, id: UUID = UUID()) async throws
+        -> EventEnvelope
+    {
         precondition(types.contains(type), "\(type) is not in the service's publishes: \(types.sorted())")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -131,14 +134,17 @@ struct OutboxRelay: Service {
                         continue
                     }
                     let db = database.database(logger: logger)
-                    let rows = try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).sort(\.$id).limit(batchSize).all()
+                    let rows = try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).sort(\.$id).limit(
+                        batchSize
+                    ).all()
                     pendingGauge.record(
                         rows.count < batchSize
                             ? rows.count : try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).count())
                     if rows.isEmpty {
                         if ContinuousClock.now - lastPrune > .seconds(60) {
                             lastPrune = .now
-                            try await OutboxRow.query(on: db).filter(\.$publishedAt < Date().addingTimeInterval(-3600)).delete()
+                            try await OutboxRow.query(on: db).filter(\.$publishedAt < Date().addingTimeInterval(-3600))
+                                .delete()
                         }
                         await outbox.wakeup.wait(timeout: .seconds(1))
                         continue
@@ -151,7 +157,8 @@ struct OutboxRelay: Service {
                         while end < rows.count, rows[end].type == rows[start].type { end += 1 }
                         let segment = rows[start..<end]
                         _ = try await broker.append(
-                            stream: EventEnvelope.stream(for: rows[start].type), messages: segment.map { $0.envelope.fields })
+                            stream: EventEnvelope.stream(for: rows[start].type),
+                            messages: segment.map { $0.envelope.fields })
                         start = end
                     }
                     try await OutboxRow.query(on: db).filter(\.$id ~~ rows.compactMap(\.id))

@@ -80,14 +80,18 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// One value from the buffer, or nil when it is incomplete (the buffer's reader index is then meaningless).
     static func parse(_ buffer: inout ByteBuffer, depth: Int) throws -> RESPValue? {
-        guard depth <= maximumDepth else { throw RESPProtocolError(description: "RESP nesting deeper than \(maximumDepth)") }
+        guard depth <= maximumDepth else {
+            throw RESPProtocolError(description: "RESP nesting deeper than \(maximumDepth)")
+        }
         guard let marker = buffer.readInteger(as: UInt8.self) else { return nil }
         guard let line = try readLine(&buffer) else { return nil }
         switch marker {
         case UInt8(ascii: "+"): return .simpleString(line)
         case UInt8(ascii: "-"): return .error(line)
         case UInt8(ascii: ":"):
-            guard let value = Int(line) else { throw RESPProtocolError(description: "RESP integer \"\(line.prefix(40))\"") }
+            guard let value = Int(line) else {
+                throw RESPProtocolError(description: "RESP integer \"\(line.prefix(40))\"")
+            }
             return .integer(value)
         case UInt8(ascii: "$"):
             guard let length = Int(line), length >= -1, length <= maximumBulk else {
@@ -121,13 +125,17 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     private static func readLine(_ buffer: inout ByteBuffer) throws -> String? {
         let view = buffer.readableBytesView
         guard let cr = view.firstIndex(of: 0x0D) else {
-            if view.count > maximumLine { throw RESPProtocolError(description: "RESP line longer than \(maximumLine) bytes") }
+            if view.count > maximumLine {
+                throw RESPProtocolError(description: "RESP line longer than \(maximumLine) bytes")
+            }
             return nil
         }
         let length = cr - view.startIndex
         guard buffer.readableBytes >= length + 2 else { return nil }
         let line = buffer.readString(length: length)!
-        guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw RESPProtocolError(description: "RESP CR not followed by LF") }
+        guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+            throw RESPProtocolError(description: "RESP CR not followed by LF")
+        }
         return line
     }
 }

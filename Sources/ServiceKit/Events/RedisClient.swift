@@ -1,7 +1,7 @@
-import OrchestrateContract
 import Foundation
 import NIOCore
 import NIOPosix
+import OrchestrateContract
 
 /// Why a Redis command failed.
 public enum RedisError: Error, CustomStringConvertible, Sendable {
@@ -143,7 +143,9 @@ public actor RedisClient {
         guard url.hasPrefix("redis://"), let components = URLComponents(string: url), let host = components.host,
             !host.isEmpty
         else {
-            throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
+            throw ConfigurationError(
+                variable: ServiceVariable.brokerURL,
+                message: "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
         }
         self.host = host
         port = components.port ?? 6379
@@ -154,7 +156,8 @@ public actor RedisClient {
         } else if let number = Int(path), number >= 0 {
             database = number
         } else {
-            throw ConfigurationError(variable: ServiceVariable.brokerURL, message: "the database after / must be a number, not \"\(path)\"")
+            throw ConfigurationError(
+                variable: ServiceVariable.brokerURL, message: "the database after / must be a number, not \"\(path)\"")
         }
         self.replyTimeout = replyTimeout
     }
@@ -169,7 +172,9 @@ public actor RedisClient {
     }
 
     /// Commands sent together; each reply or its error reply, in order. A lost connection throws for all.
-    public func pipeline(_ commands: [[String]], blocking: Duration = .zero) async throws -> [Result<RESPValue, RedisError>] {
+    public func pipeline(_ commands: [[String]], blocking: Duration = .zero) async throws -> [Result<
+        RESPValue, RedisError
+    >] {
         let connection = try await connected()
         do {
             return try await connection.send(commands, timeout: replyTimeout + blocking).map { reply in

@@ -40,7 +40,8 @@ public struct RedisStreamsBroker: EventBroker {
         }
     }
 
-    public func claimIdle(stream: String, group: String, consumer: String, minimumIdle: Duration, count: Int) async throws
+    public func claimIdle(stream: String, group: String, consumer: String, minimumIdle: Duration, count: Int)
+        async throws
         -> [StreamDelivery]
     {
         let idle = minimumIdle.wholeMilliseconds
@@ -89,7 +90,8 @@ public struct RedisStreamsBroker: EventBroker {
             // `lag` is null when Redis cannot tell (after deletions): then count what the group has not read.
             if let lag = info["lag"]?.integer { return pending + lag }
             let last = info["last-delivered-id"]?.string ?? "0-0"
-            let unread = try await client.command("XRANGE", stream, "(" + last, "+", "COUNT", "100000").array?.count ?? 0
+            let unread =
+                try await client.command("XRANGE", stream, "(" + last, "+", "COUNT", "100000").array?.count ?? 0
             return pending + unread
         }
         return 0

@@ -25,7 +25,9 @@ public actor SQLiteEventLog: EventBroker {
     /// Opens (and creates) the log at `path`.
     public static func open(path: String) async throws -> SQLiteEventLog {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         let thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
         let connection: SQLiteConnection
@@ -85,7 +87,8 @@ public actor SQLiteEventLog: EventBroker {
 
     public func createGroup(stream: String, group: String) async throws {
         _ = try await connection.query(
-            "INSERT OR IGNORE INTO event_groups (stream, grp, last_seq) VALUES (?1, ?2, 0)", [.text(stream), .text(group)])
+            "INSERT OR IGNORE INTO event_groups (stream, grp, last_seq) VALUES (?1, ?2, 0)",
+            [.text(stream), .text(group)])
     }
 
     public func readNew(stream: String, group: String, consumer: String, count: Int, wait: Duration) async throws
@@ -113,7 +116,9 @@ public actor SQLiteEventLog: EventBroker {
         }
     }
 
-    private func deliverUnread(stream: String, group: String, consumer: String, count: Int) async throws -> [StreamDelivery] {
+    private func deliverUnread(stream: String, group: String, consumer: String, count: Int) async throws
+        -> [StreamDelivery]
+    {
         let now = Date().timeIntervalSince1970
         return try await transaction {
             let rows = try await connection.query(
@@ -123,7 +128,8 @@ public actor SQLiteEventLog: EventBroker {
                 """, [.text(stream), .text(group), .integer(count)])
             guard let last = rows.last?.column("seq")?.integer else { return [] }
             _ = try await connection.query(
-                "UPDATE event_groups SET last_seq = ?3 WHERE stream = ?1 AND grp = ?2", [.text(stream), .text(group), .integer(last)])
+                "UPDATE event_groups SET last_seq = ?3 WHERE stream = ?1 AND grp = ?2",
+                [.text(stream), .text(group), .integer(last)])
             var deliveries: [StreamDelivery] = []
             for row in rows {
                 let seq = row.column("seq")?.integer ?? 0
@@ -139,7 +145,8 @@ public actor SQLiteEventLog: EventBroker {
         }
     }
 
-    public func claimIdle(stream: String, group: String, consumer: String, minimumIdle: Duration, count: Int) async throws
+    public func claimIdle(stream: String, group: String, consumer: String, minimumIdle: Duration, count: Int)
+        async throws
         -> [StreamDelivery]
     {
         let now = Date().timeIntervalSince1970
@@ -196,7 +203,9 @@ public actor SQLiteEventLog: EventBroker {
         let rows = try await connection.query(
             "SELECT seq, body FROM event_log WHERE stream = ?1 ORDER BY seq LIMIT ?2", [.text(stream), .integer(limit)])
         return rows.map {
-            StreamDelivery(id: String($0.column("seq")?.integer ?? 0), fields: Self.decode($0.column("body")?.string), deliveries: 0)
+            StreamDelivery(
+                id: String($0.column("seq")?.integer ?? 0), fields: Self.decode($0.column("body")?.string),
+                deliveries: 0)
         }
     }
 
