@@ -95,7 +95,9 @@ struct HostileSpecs {
                 )
             }
             let dependencies = chosen[..<index].filter { _ in random.chance(40) }
-            if !dependencies.isEmpty { lines.append("    dependsOn: [\(dependencies.map(yaml).joined(separator: ", "))]") }
+            if !dependencies.isEmpty {
+                lines.append("    dependsOn: [\(dependencies.map(yaml).joined(separator: ", "))]")
+            }
             if broker, random.chance(40) {
                 let event = random.pick(events)
                 published.append(event)
