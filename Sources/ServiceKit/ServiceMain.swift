@@ -1,0 +1,191 @@
+import ArgumentParser
+import AsyncHTTPClient
+import FluentKit
+import Foundation
+public import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import OTel
+import OrchestrateContract
+import Prometheus
+public import ServiceLifecycle
+import Synchronization
+import Tracing
+import UnixSignals
+
+/// Builds and runs a service.
+public enum ServiceMain {
+    /// The router with everything every service has: JSON errors, request ids, tracing, metrics, `/health`,
+    /// `/ready` and `/metrics`. The service adds its own routes with `routes`.
+    public static func makeRouter<Context: RequestContext>(
+        runtime: ServiceRuntime, context: Context.Type,
+        routes: (ServiceRuntime, Router<Context>) async throws -> Void
+    ) async rethrows -> Router<Context> {
+        let router = Router(context: Context.self)
+        // Outermost first: every response carries its request id; metrics and spans see the final status, because
+        // errors have become JSON responses by then; every request is logged with its request and trace ids.
+        router.middlewares.add(RequestIDMiddleware())
+        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(TracingMiddleware())
+        router.middlewares.add(LogRequestsMiddleware(runtime.requestLogLevel))
+        router.middlewares.add(JSONErrorMiddleware())
+        router.get("/health") { _, _ in
+            try jsonResponse(["status": "ok"])
+        }
+        router.get("/ready") { _, _ in
+            if let reason = await runtime.readiness.check() {
+                return try jsonResponse(["status": "not-ready", "reason": reason], status: .serviceUnavailable)
+            }
+            return try jsonResponse(["status": "ready"])
+        }
+        router.get("/metrics") { _, _ in
+            var buffer: [UInt8] = []
+            Observability.registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        try await routes(runtime, router)
+        return router
+    }
+
+    /// The process's entry point: `BINARY` serves; `BINARY healthcheck URL` probes (exit 0 on 2xx, 1 otherwise).
+    ///
+    /// A configuration error stops the process with exit 78 (EX_CONFIG) and a message naming the variable. SIGTERM
+    /// or SIGINT: readiness turns false, the server stops accepting, in-flight requests finish within
+    /// `SHUTDOWN_GRACE_PERIOD` (default 10s), then the process exits 0.
+    public static func main(
+        _ definition: ServiceDefinition,
+        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
+        routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void
+    ) async -> Never {
+        await main(definition, context: BasicRequestContext.self, subscriptions: subscriptions, routes: routes)
+    }
+
+    /// `main` for a service with its own request context (the gateway's carries the client address).
+    public static func main<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+        _ definition: ServiceDefinition, context: Context.Type,
+        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
+        routes: (ServiceRuntime, Router<Context>) async throws -> Void
+    ) async -> Never {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "healthcheck" {
+            await HealthcheckCommand.main(Array(arguments.dropFirst()))
+            exit(0)
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let tracer = Observability.bootstrap(serviceName: definition.name, environment: environment)
+        let runtime: ServiceRuntime
+        do {
+            runtime = try ServiceRuntime(definition: definition, environment: environment)
+        } catch {
+            Logger(label: definition.name).critical(
+                "cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
+            FileHandle.standardError.write(Data("\(definition.name): cannot start: \(error)\n".utf8))
+            exit(78)
+        }
+        do {
+            let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
+            try await run(runtime: runtime, router: router, tracer: tracer, subscriptions: subscriptions(runtime))
+            exit(0)
+        } catch let error as ConfigurationError {
+            runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
+            FileHandle.standardError.write(Data("\(definition.name): cannot start: \(error)\n".utf8))
+            exit(78)
+        } catch {
+            runtime.logger.critical("stopped with an error", metadata: ["error": "\(String(reflecting: error))"])
+            exit(1)
+        }
+    }
+
+    /// Runs the server with its database, tracer, outbox relay and event consumers until SIGTERM or SIGINT.
+    public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?,
+        subscriptions: [EventSubscription] = []
+    ) async throws {
+        let subscribed = Set(subscriptions.map(\.type))
+        guard subscribed == Set(runtime.definition.subscribes) else {
+            throw ConfigurationError(
+                variable: ServiceVariable.brokerURL,
+                message:
+                    "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())"
+            )
+        }
+        let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
+        let app = Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(runtime.configuration.host, port: runtime.configuration.port),
+                serverName: runtime.definition.name),
+            onServerRunning: { channel in
+                runtime.logger.info(
+                    "listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            },
+            logger: runtime.logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let tracer { services.append(.init(service: tracer)) }
+        services.append(.init(service: HTTPClientService(client: runtime.httpClient)))
+        if let database = runtime.database {
+            services.append(.init(service: database, successTerminationBehavior: .ignore))
+            if let broker = runtime.broker {
+                if let outbox = runtime.outbox {
+                    services.append(
+                        .init(
+                            service: OutboxRelay(
+                                outbox: outbox, database: database, broker: broker, logger: runtime.logger),
+                            successTerminationBehavior: .ignore))
+                }
+                let member = "\(runtime.definition.name)-\(runtime.environment["HOSTNAME"] ?? "local")-\(getpid())"
+                for subscription in subscriptions {
+                    services.append(
+                        .init(
+                            service: EventConsumer(
+                                subscription: subscription, group: runtime.definition.name, consumer: member,
+                                database: database, broker: broker, settings: runtime.consumerSettings,
+                                logger: runtime.logger),
+                            successTerminationBehavior: .ignore))
+                }
+            }
+        }
+        services.append(.init(service: app))
+        services.append(
+            .init(
+                service: ReadinessGuard(
+                    readiness: runtime.readiness, drain: min(grace / 4, .seconds(1)), logger: runtime.logger),
+                successTerminationBehavior: .ignore))
+        var configuration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger)
+        configuration.maximumGracefulShutdownDuration = grace
+        configuration.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: configuration).run()
+        runtime.logger.info("stopped")
+    }
+}
+
+/// Last in the service group, so the first told of a shutdown: turns readiness false, then waits a moment so load
+/// balancers and the supervisor stop sending traffic before the server stops accepting it.
+struct ReadinessGuard: Service {
+    let readiness: Readiness
+    let drain: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        readiness.beginShutdown()
+        logger.info("shutting down: not ready any more; in-flight requests may finish")
+        try? await Task.sleep(for: drain)
+    }
+}
+
+/// Shuts the shared HTTP client down after the server has stopped.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
