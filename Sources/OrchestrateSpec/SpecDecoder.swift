@@ -6,13 +6,9 @@ struct SpecDecoder {
     /// The children of the document's collections.
     var tree: YAMLTree
     var diagnostics: [Diagnostic] = []
-    /// Services read while the document was still being composed, taken when they are the `services` mapping's.
-    var streamedServices: StreamedServices?
 
-    static func decode(
-        _ root: YAMLNode, in tree: YAMLTree, streamedServices: StreamedServices? = nil
-    ) -> (spec: Spec?, diagnostics: [Diagnostic]) {
-        var decoder = SpecDecoder(tree: tree, streamedServices: streamedServices)
+    static func decode(_ root: YAMLNode, in tree: YAMLTree) -> (spec: Spec?, diagnostics: [Diagnostic]) {
+        var decoder = SpecDecoder(tree: tree)
         let spec = decoder.spec(root)
         return (spec, decoder.diagnostics)
     }
@@ -176,10 +172,6 @@ struct SpecDecoder {
 
     private mutating func services(_ node: YAMLNode) -> [Service]? {
         guard let (entries, _) = mapping(node, "services") else { return nil }
-        if let streamedServices, streamedServices.areTheServices(of: entries) {
-            diagnostics += streamedServices.diagnostics
-            return streamedServices.services
-        }
         var services: [Service] = []
         services.reserveCapacity(entries.count)
         for entry in entries {

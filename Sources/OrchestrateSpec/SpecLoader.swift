@@ -1,8 +1,7 @@
 /// Turns the bytes of a `services.yaml` into a `Spec` and every diagnostic about it, in one pass.
 ///
 /// A recipe: check the bytes (size, encoding, blank), compose the YAML tree, decode the model, run the rules.
-/// Composing and decoding overlap libyaml's parsing: a large document is parsed on a second thread
-/// (`YAMLEventStream`) and each service is decoded as soon as it is composed (`StreamedServices`).
+/// Composing overlaps libyaml's parsing: a large document is parsed on a second thread (`YAMLEventStream`).
 /// It does no I/O; the caller reads the file.
 public enum SpecLoader {
     /// The largest file read; a spec is a few kilobytes, and 8 MiB holds tens of thousands of services.
@@ -21,12 +20,10 @@ public enum SpecLoader {
     struct Strategy: Sendable {
         /// Parse on a thread of its own, beside the composing; nil: when the document is large enough to gain.
         var parsesConcurrently: Bool?
-        /// Read each service as soon as it is composed, while the rest is still being parsed.
-        var streamsServices: Bool
         /// Events handed from the parser to the composer at a time.
         var eventsPerBatch = YAMLEventStream.defaultBatchCapacity
 
-        static let standard = Strategy(parsesConcurrently: nil, streamsServices: true)
+        static let standard = Strategy(parsesConcurrently: nil)
     }
 
     public static func load(_ bytes: some Collection<UInt8>) -> Result {
@@ -73,17 +70,15 @@ public enum SpecLoader {
         if SourceText.isBlank(buffer) {
             return Result(spec: nil, diagnostics: [emptyDocument()])
         }
-        let streamedServices = strategy.streamsServices ? StreamedServices() : nil
         let composed = YAMLComposer.compose(
-            buffer, concurrently: strategy.parsesConcurrently, batchCapacity: strategy.eventsPerBatch,
-            entryStream: streamedServices?.entryStream)
+            buffer, concurrently: strategy.parsesConcurrently, batchCapacity: strategy.eventsPerBatch)
         var diagnostics = composed.diagnostics
         var spec: Spec?
         if let root = composed.root {
             if case .scalar(let scalar) = root, composed.tree.resolved(scalar) == .null {
                 diagnostics.append(emptyDocument())
             } else {
-                let decoded = SpecDecoder.decode(root, in: composed.tree, streamedServices: streamedServices)
+                let decoded = SpecDecoder.decode(root, in: composed.tree)
                 diagnostics += decoded.diagnostics
                 spec = decoded.spec
                 if let spec { diagnostics += SpecRules.check(spec) }

@@ -5,7 +5,9 @@ extension SpecRules {
     static func environment(_ spec: Spec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         for service in spec.services where !service.env.isEmpty {
-            let reserved = reservedVariables(for: service, in: spec)
+            // Derived only for a service that sets a name orchestrate could set (few do).
+            let mayClash = service.env.contains { Topology.mayBeSetByOrchestrate($0.name.value) }
+            let reserved = mayClash ? reservedVariables(for: service, in: spec) : [:]
             for variable in service.env {
                 let name = variable.name.value
                 var path: String { "services.\(service.name.value).env.\(name)" }  // only for a diagnostic

@@ -50,6 +50,24 @@ extension Topology {
         ServiceVariable.host, ServiceVariable.dnsServer, ServiceVariable.otlpEndpoint,
     ]
 
+    /// Whether orchestrate could set a variable of this name for some service: one the runtime sets, one
+    /// `environment(of:in:)` writes by a fixed name, or any `…_URL` or `…_FILE`. Most names a spec sets are none of
+    /// these, and for them the validator's reserved-name rule need not derive the environment at all
+    /// (ReservedEnvironmentTests holds every derived name to this).
+    public static func mayBeSetByOrchestrate(_ name: String) -> Bool {
+        // Byte comparisons: String.hasSuffix compares Characters, and this runs for every variable of every service.
+        let utf8 = name.utf8
+        return utf8.suffix(4).elementsEqual("_URL".utf8)
+            || utf8.suffix(5).elementsEqual(ServiceVariable.fileSuffix.utf8)
+            || fixedNames.contains(name)
+    }
+
+    private static let fixedNames: Set<String> = Set(
+        runtimeVariables + [
+            ServiceVariable.port, ServiceVariable.databasePassword, ServiceVariable.jwtSecret,
+            ServiceVariable.jwtAlgorithm, ServiceVariable.jwtIssuer, ServiceVariable.jwtAudience,
+        ])
+
     /// Everything `service` receives: first what orchestrate derives from the spec, then the spec's own `env`.
     /// Works on a spec that has not validated too (unknown dependencies are left out), so the validator's
     /// reserved-name rule can ask it.

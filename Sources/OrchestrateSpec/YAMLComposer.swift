@@ -30,8 +30,6 @@ struct YAMLComposer {
         var awaitingValue = false
         var skipValue = false
         var pendingKeyIsMerge = false
-        /// Whether each entry is handed to the composer's entry stream as soon as it is added.
-        var streamsEntries = false
         /// Merge sources with the index of the explicit entry they were written before.
         var merges: [(index: Int, node: YAMLNode, location: SourceLocation)] = []
 
@@ -129,32 +127,17 @@ struct YAMLComposer {
     private var root: YAMLNode?
     private var tree = YAMLTree()
     private var diagnostics: [Diagnostic] = []
-    private var entryStream: EntryStream?
-    private var entryStreamHasStarted = false
-
-    /// Where the entries of one mapping go as they are finished: the mapping that is the value of `key` in the
-    /// root mapping (its first such key; a duplicate is refused anyway).
-    struct EntryStream {
-        var key: String
-        /// Called with each entry as soon as its value is complete, and the tree its nodes are in. The tree is only
-        /// lent: a handler that kept it would make the composer copy it at its next node.
-        var handler: (YAMLMappingEntry, YAMLTree) -> Void
-    }
 
     /// Composes the first document of `bytes`, which must already be known to be UTF-8.
     ///
     /// - Parameters:
     ///   - concurrently: parse on a thread of its own (see `YAMLEventStream`); nil: when the document is large.
     ///   - batchCapacity: events handed over at a time (see `YAMLEventStream`).
-    ///   - entryStream: entries handed out while composing goes on, so their reader works while libyaml is still
-    ///     parsing the rest. Merged entries (`<<`) are added only when their mapping closes and are not handed
-    ///     out, so the handler's entries are exactly the mapping's when it has no merge key.
     static func compose(
         _ bytes: UnsafeBufferPointer<UInt8>, concurrently: Bool? = nil,
-        batchCapacity: Int = YAMLEventStream.defaultBatchCapacity, entryStream: EntryStream? = nil
+        batchCapacity: Int = YAMLEventStream.defaultBatchCapacity
     ) -> Result {
         var composer = YAMLComposer()
-        composer.entryStream = entryStream
         composer.tree.reserveCapacity(forDocumentOf: bytes.count)
         composer.run(YAMLEventStream(bytes, concurrently: concurrently, batchCapacity: batchCapacity), bytes)
         return Result(root: composer.root, tree: composer.tree, diagnostics: composer.diagnostics)
@@ -226,12 +209,10 @@ struct YAMLComposer {
                 return false
             }
             guard count(1, at: location) else { return false }
-            let streamsEntries = isMapping && opensStreamedMapping()
             if let enclosing = current.take() { outer.append(enclosing) }
             current = Collection(
                 isMapping ? .mapping : .sequence, anchor: string(event.anchor, text), location: location,
                 start: isMapping ? open.entries.count : open.items.count)
-            current!.streamsEntries = streamsEntries
         case .mappingEnd, .sequenceEnd:
             guard let collection = current.take() else { break }
             current = outer.popLast()
@@ -291,22 +272,7 @@ struct YAMLComposer {
             root = node
             return
         }
-        let entryCount = open.entries.count
         current!.add(node, size: size, to: &open, tree: tree, diagnostics: &diagnostics)
-        if current!.streamsEntries, open.entries.count > entryCount, let entryStream {
-            entryStream.handler(open.entries[entryCount], tree)
-        }
-    }
-
-    /// Whether a mapping opened now is the one whose entries are streamed: the value of the stream's key in the
-    /// root mapping, the first time that key is seen.
-    private mutating func opensStreamedMapping() -> Bool {
-        guard let key = entryStream?.key, !entryStreamHasStarted, outer.isEmpty, let parent = current,
-            parent.kind == .mapping, parent.awaitingValue, !parent.skipValue, !parent.pendingKeyIsMerge,
-            let pendingKey = parent.pendingKey, tree.text(of: pendingKey) == key
-        else { return false }
-        entryStreamHasStarted = true
-        return true
     }
 
     /// Applies the mapping's merge keys: merged entries take the place of the `<<`, explicit keys win, and of

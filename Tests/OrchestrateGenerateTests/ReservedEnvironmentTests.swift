@@ -21,6 +21,10 @@ struct ReservedEnvironmentTests {
             var names = environment.entries.map(\.name)
             names += environment.secrets.map { $0.name + "_FILE" } + ["OTEL_EXPORTER_OTLP_ENDPOINT"]
             for name in names where !own.contains(name) || name.hasSuffix("_FILE") {
+                // The rule skips a service whose names all fail this test, so none it reserves may fail it.
+                #expect(
+                    Topology.mayBeSetByOrchestrate(name),
+                    "\(name) is generated, yet the reserved-env rule would skip it")
                 #expect(
                     SpecRules.reservedVariables(for: service, in: spec)[name] != nil,
                     "\(service.name.value): \(name) is generated but a spec may set it")

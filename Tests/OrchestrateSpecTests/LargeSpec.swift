@@ -6,9 +6,9 @@ import Foundation
 enum LargeSpec {
     enum Ending: String, CaseIterable, Sendable {
         case nothing
-        /// Mistakes inside services: the streamed services carry diagnostics.
+        /// Mistakes inside services: the services carry diagnostics.
         case serviceErrors
-        /// `services` takes entries from a merge key, which are never streamed: the decoder reads them all itself.
+        /// `services` takes entries from a merge key.
         case mergedServices
         /// `services` is set a second time; the second is refused as a duplicate.
         case duplicateServicesKey

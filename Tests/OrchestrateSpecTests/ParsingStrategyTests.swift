@@ -4,21 +4,19 @@ import Testing
 
 @testable import OrchestrateSpec
 
-/// The loader parses a large document on a second thread and reads each service while the rest is still being
-/// parsed. These tests hold every way of reading to the result of the plainest one — one thread, every service read
-/// after composing — on the fixtures, the fuzz corpus and large documents that end in each kind of problem.
+/// The loader parses a large document on a second thread while the composer builds the tree. These tests hold every
+/// way of reading to the result of the plainest one, one thread, on the fixtures, the fuzz corpus and large
+/// documents that end in each kind of problem.
 ///
 /// One test at a time: each keeps a core busy (two, with the parsing thread), and tests elsewhere in the run wait
 /// for things with deadlines.
 @Suite(.timeLimit(.minutes(10)), .serialized)
 struct ParsingStrategyTests {
-    private static let plain = SpecLoader.Strategy(parsesConcurrently: false, streamsServices: false)
+    private static let plain = SpecLoader.Strategy(parsesConcurrently: false)
     private static let others = [
-        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: true),
-        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: false),
-        SpecLoader.Strategy(parsesConcurrently: false, streamsServices: true),
+        SpecLoader.Strategy(parsesConcurrently: true),
         // Batches of three events change hands all the time, so each side often waits for the other.
-        SpecLoader.Strategy(parsesConcurrently: true, streamsServices: true, eventsPerBatch: 3),
+        SpecLoader.Strategy(parsesConcurrently: true, eventsPerBatch: 3),
     ]
 
     /// Everything a load produces, as text: every diagnostic in full and the whole model.
@@ -82,20 +80,5 @@ struct ParsingStrategyTests {
         #expect(spec.services.count == 300)
         #expect(spec.services.last?.name.value == "svc-0299")
         #expect(spec.services.last?.env.map(\.name.value) == ["INTERNAL_TOKEN", "LOG_LEVEL", "FEATURE_FLAG"])
-    }
-
-    @Test func servicesAreHandedOutWhileTheDocumentIsStillBeingComposed() throws {
-        let text = LargeSpec.text(services: 50, ending: .nothing)
-        nonisolated(unsafe) var handed: [(name: String, treeEntries: Int)] = []
-        let stream = YAMLComposer.EntryStream(key: "services") { entry, tree in
-            handed.append((tree.text(of: entry.key), tree.entries.count))
-        }
-        let result = Array(text.utf8).withUnsafeBufferPointer {
-            YAMLComposer.compose($0, concurrently: true, entryStream: stream)
-        }
-        #expect(handed.map(\.name) == (0..<50).map { String(format: "svc-%04d", $0) })
-        // The first service was handed out when the tree held a fraction of what it holds at the end.
-        let first = try #require(handed.first)
-        #expect(first.treeEntries * 10 < result.tree.entries.count)
     }
 }

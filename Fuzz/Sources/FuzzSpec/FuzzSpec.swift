@@ -1,8 +1,8 @@
 @testable import OrchestrateSpec
 
 /// libFuzzer's entry point: any bytes go through the whole loader (encoding, YAML, model, rules) twice — the way
-/// `validate` reads a large spec (libyaml on a second thread, each service read while the rest is parsed) and the
-/// plainest way (one thread, services read after composing) — and the two must agree. A crash, a hang, a sanitizer
+/// `validate` reads a large spec (libyaml on a second thread beside the composer) and the plainest way (one thread)
+/// — and the two must agree. A crash, a hang, a sanitizer
 /// report or a disagreement is a bug; diagnostics of any kind are the expected outcome.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -10,8 +10,8 @@ public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // Batches of 1 to 64 events, so even a short input changes hands between the threads many times.
     let eventsPerBatch = 1 + (size > 0 ? Int(data[size / 2]) % 64 : 0)
     let result = SpecLoader.load(
-        bytes, strategy: .init(parsesConcurrently: true, streamsServices: true, eventsPerBatch: eventsPerBatch))
-    let plain = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: false, streamsServices: false))
+        bytes, strategy: .init(parsesConcurrently: true, eventsPerBatch: eventsPerBatch))
+    let plain = SpecLoader.load(bytes, strategy: .init(parsesConcurrently: false))
     precondition(result.diagnostics == plain.diagnostics, "the two ways of reading disagree on the diagnostics")
     precondition(
         result.spec?.services.map(\.name) == plain.spec?.services.map(\.name),
