@@ -34,6 +34,9 @@ public enum ServiceVariable {
     /// naming a file that holds the value.
     public static let fileSuffix = "_FILE"
 
+    /// What the variable of a dependency's URL ends with (`USER_SERVICE_URL`).
+    public static let urlSuffix = "_URL"
+
     /// The variable that names a file holding `variable`'s value: `JWT_SECRET` → `JWT_SECRET_FILE`.
     public static func file(_ variable: String) -> String {
         variable + fileSuffix
@@ -50,7 +53,7 @@ public enum ServiceVariable {
             default: name.unicodeScalars.append(scalar)
             }
         }
-        return name + "_URL"
+        return name + urlSuffix
     }
 
     /// The service a `…_URL` variable points at among `services`, or nil.

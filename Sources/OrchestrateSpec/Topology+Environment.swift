@@ -56,9 +56,8 @@ extension Topology {
     /// (ReservedEnvironmentTests holds every derived name to this).
     public static func mayBeSetByOrchestrate(_ name: String) -> Bool {
         // Byte comparisons: String.hasSuffix compares Characters, and this runs for every variable of every service.
-        let utf8 = name.utf8
-        return utf8.suffix(4).elementsEqual("_URL".utf8)
-            || utf8.suffix(5).elementsEqual(ServiceVariable.fileSuffix.utf8)
+        func ends(with suffix: String) -> Bool { name.utf8.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) }
+        return ends(with: ServiceVariable.urlSuffix) || ends(with: ServiceVariable.fileSuffix)
             || fixedNames.contains(name)
     }
 
