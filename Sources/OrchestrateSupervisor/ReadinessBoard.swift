@@ -17,7 +17,7 @@ final class ReadinessBoard: Sendable {
     private struct State {
         var version: UInt64 = 0
         var entries: [String: [Int: Entry]] = [:]
-        var waiters: [UInt64: (after: UInt64, continuation: CheckedContinuation<UInt64, Never>)] = [:]
+        var waiters: [UInt64: CheckedContinuation<UInt64, Never>] = [:]
         var nextWaiter: UInt64 = 0
     }
 
@@ -48,7 +48,7 @@ final class ReadinessBoard: Sendable {
 
     private static func bump(_ state: inout State) -> [CheckedContinuation<UInt64, Never>] {
         state.version += 1
-        let woken = state.waiters.values.map(\.continuation)
+        let woken = Array(state.waiters.values)
         state.waiters.removeAll()
         return woken
     }
@@ -70,34 +70,15 @@ final class ReadinessBoard: Sendable {
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state -> UInt64? in
                     if state.version > seen || Task.isCancelled { return state.version }
-                    state.waiters[id] = (seen, continuation)
+                    state.waiters[id] = continuation
                     return nil
                 }
                 if let version = resumeNow { continuation.resume(returning: version) }
             }
         } onCancel: {
             let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.continuation.resume(returning: self.version)
+            waiter?.resume(returning: self.version)
         }
     }
 
-    /// Waits until `condition` holds, re-checking it after each change; false when `deadline` passes first.
-    func wait(
-        until deadline: ContinuousClock.Instant? = nil, for condition: @Sendable () async -> Bool
-    ) async -> Bool {
-        let timer = deadline.map { deadline in
-            Task { [weak self] in
-                try? await Task.sleep(until: deadline)
-                self?.poke()
-            }
-        }
-        defer { timer?.cancel() }
-        while !Task.isCancelled {
-            let seen = version
-            if await condition() { return true }
-            if let deadline, ContinuousClock.now >= deadline { return false }
-            await change(after: seen)
-        }
-        return false
-    }
 }
