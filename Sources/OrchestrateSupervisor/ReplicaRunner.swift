@@ -105,6 +105,9 @@ actor ReplicaRunner {
         wanted = true
         tracker = RestartTracker(policy: supervision.restart, settings: context.settings.restart)
         hasBeenReady = false
+        // Starting from now, not failed: what the board says at once, before `run` gets to it.
+        state = .starting
+        detail = "starting"
         post()
         loop = Task { await self.run() }
     }

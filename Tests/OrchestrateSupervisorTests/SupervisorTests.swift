@@ -270,6 +270,14 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool
             #expect(harness.supervisor.failedServices() == ["store"])
             #expect(harness.log.captured.contains { $0.contains("FAILED") && $0.contains("crash loop") })
             #expect(harness.launcher.running("Web").count == 2)
+            // `orchestrate start` gives it another go: it is no longer failed from the moment it starts, even while it
+            // is not ready yet (its readiness fails here).
+            harness.prober.failingReadiness.withLock { _ = $0.insert("store") }
+            try await harness.supervisor.start("store")
+            #expect(harness.supervisor.failedServices() == [])
+            #expect(await eventually { harness.launcher.running("Store").count == 1 })
+            #expect(await row(harness, "store")?.ready == false)
+            harness.prober.failingReadiness.withLock { _ = $0.remove("store") }
             // `orchestrate restart` revives it.
             try await harness.supervisor.restart("store", readyTimeout: .seconds(5))
             #expect(await row(harness, "store")?.state == .running)
