@@ -113,7 +113,11 @@ final class FakeProber: Prober {
 }
 
 /// Waits for a condition, polling every 10 ms for at most `timeout`.
-func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+///
+/// The bound is generous on purpose: it only ends a wait for something that should happen, and when every suite
+/// starts at once on two cores the whole test process can be starved for seconds (CI saw trivial suites take
+/// 5.5 s, and three supervisor tests ran out of a 5 s bound while waiting for a replica to start).
+func eventually(_ timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if await condition() { return true }
