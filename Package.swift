@@ -10,11 +10,11 @@ let swiftSettings: [SwiftSetting] = [
 
 /// A shop service: its library (routes, models, migrations; tested at router level) and a thin executable named as
 /// services.yaml's `product:`.
-func shopService(_ name: String) -> [Target] {
+func shopService(_ name: String, events: Bool = false) -> [Target] {
     [
         .target(
             name: name + "Core",
-            dependencies: [
+            dependencies: (events ? ["ServiceEvents"] : []) + [
                 "ServiceKit", .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -55,7 +55,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/fluent-sqlite-driver", from: "4.9.0"),
         .package(url: "https://github.com/vapor/fluent-postgres-driver", from: "2.14.0"),
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
-        // The embedded event log talks to SQLite directly (BEGIN IMMEDIATE, RETURNING, busy_timeout).
+        // ServiceEvents' embedded event log talks to SQLite directly (BEGIN IMMEDIATE, RETURNING, busy_timeout).
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
@@ -146,13 +146,41 @@ let package = Package(
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
                 .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
                 .product(name: "SQLKit", package: "sql-kit"),
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Events for the services that publish or consume them: the outbox, its relay, the consumers, the Redis Streams
+        // broker (with its own RESP client) and the embedded SQLite event log. A ServiceComponent of ServiceKit.
+        .target(
+            name: "ServiceEvents",
+            dependencies: [
+                "ServiceKit", "OrchestrateContract",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                // The embedded event log talks to SQLite directly (BEGIN IMMEDIATE, RETURNING, busy_timeout).
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ServiceEventsTests",
+            dependencies: [
+                "ServiceEvents", "ServiceKit", "OrchestrateTestSupport",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -168,7 +196,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-    ] + ["UserService", "PaymentService", "OrderService", "NotificationService"].flatMap { shopService($0) } + [
+    ] + shopService("UserService") + shopService("PaymentService", events: true)
+        + shopService("OrderService", events: true) + shopService("NotificationService", events: true) + [
         // The gateway: the same shape, with jwt-kit and AsyncHTTPClient.
         .target(
             name: "APIGatewayCore",
@@ -183,7 +212,7 @@ let package = Package(
             name: "ShopTests",
             dependencies: [
                 "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "NotificationServiceCore",
-                "ServiceKit", "OrchestrateContract",
+                "ServiceKit", "ServiceEvents", "OrchestrateContract",
                 "OrchestrateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

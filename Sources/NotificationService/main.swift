@@ -1,6 +1,4 @@
 import NotificationServiceCore
 import ServiceKit
 
-await ServiceMain.main(
-    NotificationService.definition, subscriptions: NotificationService.subscriptions, routes: NotificationService.routes
-)
+await ServiceMain.main(NotificationService.definition, routes: NotificationService.routes)

@@ -5,6 +5,7 @@ public import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+public import ServiceEvents
 public import ServiceKit
 
 /// notification-service: consumes `order.created`, looks the order's user up at user-service, records the
@@ -18,7 +19,8 @@ public import ServiceKit
 public enum NotificationService {
     public static let definition = ServiceDefinition(
         name: "notification-service", defaultPort: 3004, dependencies: ["user-service"], requiresInternalToken: true,
-        migrations: [CreateNotifications(), AddEventTimeToNotifications()], subscribes: ["order.created"])
+        migrations: [CreateNotifications(), AddEventTimeToNotifications()],
+        components: [Events(subscribes: ["order.created"], subscriptions: subscriptions)])
 
     /// What the service consumes: `order.created`.
     public static func subscriptions(runtime: ServiceRuntime) throws -> [EventSubscription] {

@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import ServiceEvents
 public import ServiceKit
 
 /// order-service: takes an order only for a user that exists (asked of user-service) and a payment that was
@@ -10,9 +11,12 @@ public import ServiceKit
 /// When an upstream is down, too slow or behind an open circuit breaker, the answer is 503 with `Retry-After`
 /// within the deadline (`UPSTREAM_TIMEOUT`), and no order is stored; a user is never made up.
 public enum OrderService {
+    /// Where its routes publish `order.created`.
+    static let outbox = Outbox(types: ["order.created"])
+
     public static let definition = ServiceDefinition(
         name: "order-service", defaultPort: 3002, dependencies: ["user-service", "payment-service"],
-        requiresInternalToken: true, migrations: [CreateOrders()], publishes: ["order.created"])
+        requiresInternalToken: true, migrations: [CreateOrders()], components: [Events(outbox: outbox)])
 
     public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) {
         let orders = router.group("orders")
@@ -53,7 +57,7 @@ public enum OrderService {
             let order = OrderModel(
                 id: orderID, userID: userID, items: items, total: total, currency: "USD", paymentID: authorization.id)
             // The order and its `order.created` event commit together (the outbox); the relay publishes the event.
-            try await runtime.outbox!.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) {
+            try await outbox.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) {
                 transaction, events in
                 try await order.create(on: transaction)
                 try await events.publish("order.created", OrderCreated(order), id: orderID)

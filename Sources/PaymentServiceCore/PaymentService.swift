@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import ServiceEvents
 public import ServiceKit
 
 /// payment-service: authorizes an amount for an order with a payment processor. The processor here is simulated
@@ -15,9 +16,12 @@ public import ServiceKit
 /// 503, nothing charged), `PAYMENT_SIMULATE_DELAY=500ms`, `PAYMENT_APPROVAL_LIMIT` (minor units; larger amounts
 /// are declined; default 100000000).
 public enum PaymentService {
+    /// Where its routes publish `payment.authorized`.
+    static let outbox = Outbox(types: ["payment.authorized"])
+
     public static let definition = ServiceDefinition(
         name: "payment-service", defaultPort: 3003, requiresInternalToken: true, migrations: [CreatePayments()],
-        publishes: ["payment.authorized"])
+        components: [Events(outbox: outbox)])
 
     public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) throws {
         let processor = try SimulatedProcessor(environment: runtime.environment)
@@ -63,7 +67,7 @@ public enum PaymentService {
             payment.declineReason = decision.reason
             // The decision and, when authorized, its event commit together (the outbox).
             let decided = payment
-            try await runtime.outbox!.transaction(on: db) { transaction, events in
+            try await outbox.transaction(on: db) { transaction, events in
                 try await decided.update(on: transaction)
                 if decided.status == "authorized" {
                     try await events.publish("payment.authorized", PaymentAuthorized(decided))

@@ -28,26 +28,23 @@ public struct ServiceDefinition: Sendable {
     public var requiresInternalToken: Bool
     /// Its schema; empty when the service has no database.
     public var migrations: [any Migration]
-    /// The event types it publishes through its outbox (services.yaml's `publishes`).
-    public var publishes: [String]
-    /// The event types it consumes (services.yaml's `subscribes`); each needs an `EventSubscription`.
-    public var subscribes: [String]
+    /// What it adds to ServiceKit (ServiceEvents' `Events` for a service that publishes or consumes events).
+    public var components: [any ServiceComponent]
 
     public init(
         name: String, defaultPort: Int, dependencies: [String] = [], requiresInternalToken: Bool = false,
-        migrations: [any Migration] = [], publishes: [String] = [], subscribes: [String] = []
+        migrations: [any Migration] = [], components: [any ServiceComponent] = []
     ) {
         self.name = name
         self.defaultPort = defaultPort
         self.dependencies = dependencies
         self.requiresInternalToken = requiresInternalToken
         self.migrations = migrations
-        self.publishes = publishes
-        self.subscribes = subscribes
+        self.components = components
     }
 
-    /// The service's migrations with the outbox and inbox tables its events need.
+    /// The service's migrations, then its components'.
     var allMigrations: [any Migration] {
-        migrations + (publishes.isEmpty ? [] : [CreateOutbox()]) + (subscribes.isEmpty ? [] : [CreateInbox()])
+        migrations + components.flatMap(\.migrations)
     }
 }

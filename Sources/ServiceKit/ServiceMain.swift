@@ -59,16 +59,14 @@ public enum ServiceMain {
     /// `SHUTDOWN_GRACE_PERIOD` (default 10s), then the process exits 0.
     public static func main(
         _ definition: ServiceDefinition,
-        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
         routes: (ServiceRuntime, Router<BasicRequestContext>) async throws -> Void
     ) async -> Never {
-        await main(definition, context: BasicRequestContext.self, subscriptions: subscriptions, routes: routes)
+        await main(definition, context: BasicRequestContext.self, routes: routes)
     }
 
     /// `main` for a service with its own request context (the gateway's carries the client address).
     public static func main<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
         _ definition: ServiceDefinition, context: Context.Type,
-        subscriptions: (ServiceRuntime) throws -> [EventSubscription] = { _ in [] },
         routes: (ServiceRuntime, Router<Context>) async throws -> Void
     ) async -> Never {
         let arguments = Array(CommandLine.arguments.dropFirst())
@@ -89,7 +87,7 @@ public enum ServiceMain {
         }
         do {
             let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
-            try await run(runtime: runtime, router: router, tracer: tracer, subscriptions: subscriptions(runtime))
+            try await run(runtime: runtime, router: router, tracer: tracer)
             exit(0)
         } catch let error as ConfigurationError {
             runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
@@ -101,19 +99,11 @@ public enum ServiceMain {
         }
     }
 
-    /// Runs the server with its database, tracer, outbox relay and event consumers until SIGTERM or SIGINT.
+    /// Runs the server with its database, tracer and components until SIGTERM or SIGINT.
     public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
-        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?,
-        subscriptions: [EventSubscription] = []
+        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?
     ) async throws {
-        let subscribed = Set(subscriptions.map(\.type))
-        guard subscribed == Set(runtime.definition.subscribes) else {
-            throw ConfigurationError(
-                variable: ServiceVariable.brokerURL,
-                message:
-                    "the service subscribes to \(runtime.definition.subscribes.sorted()) but handles \(subscribed.sorted())"
-            )
-        }
+        let components = try runtime.definition.components.flatMap { try $0.services(runtime: runtime) }
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
             router: router,
@@ -130,26 +120,8 @@ public enum ServiceMain {
         services.append(.init(service: HTTPClientService(client: runtime.httpClient)))
         if let database = runtime.database {
             services.append(.init(service: database, successTerminationBehavior: .ignore))
-            if let broker = runtime.broker {
-                if let outbox = runtime.outbox {
-                    services.append(
-                        .init(
-                            service: OutboxRelay(
-                                outbox: outbox, database: database, broker: broker, logger: runtime.logger),
-                            successTerminationBehavior: .ignore))
-                }
-                let member = "\(runtime.definition.name)-\(runtime.environment["HOSTNAME"] ?? "local")-\(getpid())"
-                for subscription in subscriptions {
-                    services.append(
-                        .init(
-                            service: EventConsumer(
-                                subscription: subscription, group: runtime.definition.name, consumer: member,
-                                database: database, broker: broker, settings: runtime.consumerSettings,
-                                logger: runtime.logger),
-                            successTerminationBehavior: .ignore))
-                }
-            }
         }
+        services += components
         services.append(.init(service: app))
         services.append(
             .init(

@@ -43,11 +43,6 @@ public struct ServiceRuntime: Sendable {
     public let internalToken: InternalToken?
     /// The level of the one line logged per request (`REQUEST_LOG_LEVEL`, default info).
     public let requestLogLevel: Logger.Level
-    /// The broker (`BROKER_URL`), when the service publishes or subscribes.
-    public let broker: BrokerLocation?
-    /// Where the service publishes its events, when it publishes any.
-    public let outbox: Outbox?
-    public let consumerSettings: EventConsumerSettings
 
     /// Reads the configuration and prepares the database and client, without starting anything.
     ///
@@ -74,13 +69,6 @@ public struct ServiceRuntime: Sendable {
                 defaultFile: ".orchestrate/data/\(definition.name).sqlite", migrations: definition.allMigrations,
                 logger: logger)
         }
-        if definition.publishes.isEmpty, definition.subscribes.isEmpty {
-            broker = nil
-        } else {
-            broker = try BrokerLocation(url: configuration.brokerURL)
-        }
-        outbox = definition.publishes.isEmpty ? nil : Outbox(types: definition.publishes)
-        consumerSettings = try EventConsumerSettings(environment: environment)
         readiness = Readiness(database: database, service: definition.name)
         let httpClient = httpClient ?? ServiceRuntime.makeHTTPClient()
         self.httpClient = httpClient

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import OrchestrateTestSupport
+import ServiceEvents
 import ServiceKit
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import OrchestrateContract
+public import ServiceKit
 
 /// A message as a broker stores it: named string fields, in the order written.
 public typealias EventFields = [(name: String, value: String)]

@@ -3,10 +3,11 @@ import Foundation
 import Logging
 import NIOCore
 import OrchestrateTestSupport
+import ServiceKit
 import Synchronization
 import Testing
 
-@testable import ServiceKit
+@testable import ServiceEvents
 
 @Suite(.timeLimit(.minutes(5))) struct RESPDecoderTests {
     func decodeAll(_ text: String, splitEvery step: Int) throws -> [RESPValue] {

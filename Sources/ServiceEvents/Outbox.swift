@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import SQLKit
 import ServiceContextModule
+import ServiceKit
 import ServiceLifecycle
 import Synchronization
 
@@ -88,7 +89,8 @@ public final class Outbox: Sendable {
     let types: Set<String>
     let wakeup = Wakeup()
 
-    init(types: [String]) {
+    /// An outbox for the given event types (services.yaml's `publishes`); `publish` refuses any other type.
+    public init(types: [String]) {
         self.types = Set(types)
     }
 

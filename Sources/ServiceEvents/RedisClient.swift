@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import OrchestrateContract
+public import ServiceKit
 
 /// Why a Redis command failed.
 public enum RedisError: Error, CustomStringConvertible, Sendable {

@@ -4,6 +4,7 @@ import Instrumentation
 public import Logging
 import Metrics
 import ServiceContextModule
+public import ServiceKit
 public import ServiceLifecycle
 import Tracing
 
