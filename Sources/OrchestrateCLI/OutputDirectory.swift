@@ -13,10 +13,6 @@ struct OutputDirectory {
     /// to find it missing cost as much as writing them.
     private let listings = Listings()
 
-    struct WriteError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     init(path: String) {
         self.path = path
     }
@@ -44,7 +40,7 @@ struct OutputDirectory {
                 listings.created(parent)
             }
         } catch {
-            throw WriteError(description: "cannot create \(parent): \(error)")
+            throw CLIError(.write, "cannot create \(parent)", underlying: error)
         }
         // A new file is written in place, created exclusively (so nothing that appeared meanwhile is overwritten);
         // a file that changes is replaced atomically (a temporary file renamed over it). Neither is synced: a
@@ -55,7 +51,7 @@ struct OutputDirectory {
         guard POSIX.writeFile(temporary, bytes), POSIX.rename(temporary, to: target) else {
             let reason = POSIX.lastError()
             POSIX.remove(temporary)
-            throw WriteError(description: "cannot write \(target): \(reason)")
+            throw CLIError(.write, "cannot write \(target): \(reason)")
         }
         return true
     }
@@ -98,12 +94,12 @@ struct OutputDirectory {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
-            throw WriteError(description: "cannot read the template directory \(directory): \(error)")
+            throw CLIError(.write, "cannot read the template directory \(directory)", underlying: error)
         }
         var templates: [String: String] = [:]
         for name in names.sorted() where name.hasSuffix(".mustache") {
             guard let data = FileManager.default.contents(atPath: directory + "/" + name) else {
-                throw WriteError(description: "cannot read \(directory)/\(name)")
+                throw CLIError(.write, "cannot read \(directory)/\(name)")
             }
             templates[String(name.dropLast(".mustache".count))] = String(decoding: data, as: UTF8.self)
         }

@@ -49,13 +49,9 @@ struct Resolve: ParsableCommand {
         if !any { print("\(name): no ready replica") }
     }
 
-    struct QueryError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     static func query(name: String, type: DNSMessage.RecordType, port: Int) throws -> DNSMessage.Response {
         let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard descriptor >= 0 else { throw QueryError(description: "cannot create a socket") }
+        guard descriptor >= 0 else { throw CLIError(.query, "cannot create a socket") }
         defer { close(descriptor) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -70,12 +66,12 @@ struct Resolve: ParsableCommand {
                 sendto(descriptor, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard sent == message.count else { throw QueryError(description: "cannot send to 127.0.0.1:\(port)") }
+        guard sent == message.count else { throw CLIError(.query, "cannot send to 127.0.0.1:\(port)") }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = recv(descriptor, &buffer, buffer.count, 0)
-        guard count > 0 else { throw QueryError(description: "no answer from the DNS server on 127.0.0.1:\(port)") }
+        guard count > 0 else { throw CLIError(.query, "no answer from the DNS server on 127.0.0.1:\(port)") }
         let response = try DNSMessage.parse(Array(buffer[0..<count]))
-        guard response.id == id else { throw QueryError(description: "an answer to another query") }
+        guard response.id == id else { throw CLIError(.query, "an answer to another query") }
         return response
     }
 }

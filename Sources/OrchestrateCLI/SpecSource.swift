@@ -14,11 +14,6 @@ struct SpecSource {
     var name: String
     var bytes: [UInt8]
 
-    /// A file that could not be read; its description is the message the user sees.
-    struct ReadError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// Reads a spec from a path, or from standard input for `-`. A file over the size limit is not read whole:
     /// only enough of it to let the loader say it is too large.
     static func read(_ path: String, displayName: String) throws -> SpecSource {
@@ -26,14 +21,14 @@ struct SpecSource {
             return SpecSource(name: displayName, bytes: try readAll(descriptor: STDIN_FILENO, path: "standard input"))
         }
         let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+        guard descriptor >= 0 else { throw CLIError(.read, "cannot read \(path): \(errorText())") }
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
-            throw ReadError(description: "cannot read \(path): \(errorText())")
+            throw CLIError(.read, "cannot read \(path): \(errorText())")
         }
         guard (status.st_mode & S_IFMT) != S_IFDIR else {
-            throw ReadError(description: "cannot read \(path): it is a directory")
+            throw CLIError(.read, "cannot read \(path): it is a directory")
         }
         let expected = (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
         return SpecSource(name: displayName, bytes: try readAll(descriptor: descriptor, path: path, expected: expected))
@@ -51,7 +46,7 @@ struct SpecSource {
                 POSIX.read(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
             }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw ReadError(description: "cannot read \(path): \(errorText())") }
+            guard count >= 0 else { throw CLIError(.read, "cannot read \(path): \(errorText())") }
             if count == 0 { break }
             filled += count
         }

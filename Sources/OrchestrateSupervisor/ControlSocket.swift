@@ -111,21 +111,17 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
 /// The client side, blocking and dependency-free: what the CLI's commands use.
 public enum ControlClient {
-    public struct Unreachable: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     public static func request(_ request: ControlRequest, at path: String, timeoutSeconds: Int = 120) throws
         -> ControlResponse
     {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Unreachable(description: "cannot create a socket") }
+        guard descriptor >= 0 else { throw SupervisorError(.unreachable, "cannot create a socket") }
         defer { close(descriptor) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw Unreachable(description: "the socket path \(path) is too long")
+            throw SupervisorError(.unreachable, "the socket path \(path) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
@@ -137,22 +133,22 @@ public enum ControlClient {
             }
         }
         guard connected == 0 else {
-            throw Unreachable(
-                description: "no orchestrate up is running here (\(path): \(String(cString: strerror(errno))))")
+            throw SupervisorError(
+                .unreachable, "no orchestrate up is running here (\(path): \(String(cString: strerror(errno))))")
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var message = try JSONEncoder().encode(request)
         message.append(UInt8(ascii: "\n"))
         let sent = message.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == message.count else { throw Unreachable(description: "the supervisor closed the connection") }
+        guard sent == message.count else { throw SupervisorError(.unreachable, "the supervisor closed the connection") }
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else {
-                throw Unreachable(description: "no answer from the supervisor within \(timeoutSeconds) s")
+                throw SupervisorError(.unreachable, "no answer from the supervisor within \(timeoutSeconds) s")
             }
             if count == 0 { break }
             reply += chunk[0..<count]
@@ -162,7 +158,7 @@ public enum ControlClient {
         do {
             return try JSONDecoder().decode(ControlResponse.self, from: Data(reply))
         } catch {
-            throw Unreachable(description: "the supervisor's answer is not understood: \(error)")
+            throw SupervisorError(.unreachable, "the supervisor's answer is not understood", underlying: error)
         }
     }
 }

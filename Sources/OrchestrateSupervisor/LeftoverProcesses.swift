@@ -4,12 +4,13 @@ import Foundation
 /// processes a dead one left behind (stopped before anything starts).
 enum LeftoverProcesses {
     /// - Throws: `UpSession.StartError` when the supervisor named there still runs.
-    static func reclaim(statePath: String, say: (String) -> Void) throws(UpSession.StartError) {
+    static func reclaim(statePath: String, say: (String) -> Void) throws(SupervisorError) {
         guard let state = StateFile.read(statePath) else { return }
         if ProcessInfoReader.isAlive(state.supervisorPID),
             ProcessInfoReader.command(of: state.supervisorPID).map({ $0.hasPrefix("orchestrate") }) == true
         {
-            throw UpSession.StartError(
+            throw SupervisorError(
+                .start,
                 "orchestrate up is already running here (PID \(state.supervisorPID)); `orchestrate down` stops it")
         }
         var killed: [Int32] = []

@@ -29,10 +29,6 @@ public struct LocalPlan: Sendable {
     /// Secrets generated for this run (missing before), by file name, so the command can say so.
     public var generatedSecrets: [String]
 
-    public struct PlanError: Error, CustomStringConvertible, Equatable {
-        public var description: String
-    }
-
     /// - Parameters:
     ///   - stateDirectory: `.orchestrate` (absolute): SQLite files under `data/`, the route table at `routes.json`.
     ///   - addresses: Where replicas bind (127.0.0.x on Linux).
@@ -42,7 +38,7 @@ public struct LocalPlan: Sendable {
     ) throws -> LocalPlan {
         let topology = Topology(spec)
         guard topology.isAcyclic else {
-            throw PlanError(description: "the dependencies form a cycle; `orchestrate validate` names it")
+            throw SupervisorError(.plan, "the dependencies form a cycle; `orchestrate validate` names it")
         }
         var replicas: [Replica] = []
         var generated: [String] = []
@@ -55,8 +51,8 @@ public struct LocalPlan: Sendable {
         for node in topology.nodes {
             let service = node.service
             guard let product = service.product?.value else {
-                throw PlanError(
-                    description: "\(service.name.value) has `image:` only; `orchestrate up` runs products natively")
+                throw SupervisorError(
+                    .plan, "\(service.name.value) has `image:` only; `orchestrate up` runs products natively")
             }
             var environment: [String: String] = [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"]
             for entry in node.environment {
@@ -111,7 +107,7 @@ public struct LoopbackAddresses: Sendable {
 
     public func address(_ position: Int) throws -> String {
         guard position < count else {
-            throw LocalPlan.PlanError(description: "more than \(count) replicas: 127.0.0.0/24 is full")
+            throw SupervisorError(.plan, "more than \(count) replicas: 127.0.0.0/24 is full")
         }
         return "127.0.0.\(first + position)"
     }

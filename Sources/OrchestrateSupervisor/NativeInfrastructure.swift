@@ -11,14 +11,6 @@ public import OrchestrateSpec
 /// in the foreground as children of the supervisor (not through `pg_ctl start`, which detaches the server), so
 /// they get the same parent-death signal and process-group teardown as the services: nothing outlives `up`.
 public struct NativeInfrastructure: Sendable {
-    public struct SetupError: Error, CustomStringConvertible {
-        public var description: String
-
-        public init(description: String) {
-            self.description = description
-        }
-    }
-
     /// The programs found on this machine.
     public struct Programs: Sendable {
         public var initdb: String
@@ -66,8 +58,8 @@ public struct NativeInfrastructure: Sendable {
     ) throws -> NativeInfrastructure {
         let (databases, needsBroker) = needs(spec)
         for name in [postgresName, redisName] where spec.service(named: name) != nil {
-            throw SetupError(
-                description: "--infra native runs a server named \(name), and the spec has a service of that name")
+            throw SupervisorError(
+                .setup, "--infra native runs a server named \(name), and the spec has a service of that name")
         }
         let searchPath = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         var programs: Programs?
@@ -76,9 +68,9 @@ public struct NativeInfrastructure: Sendable {
         }
         if needsBroker {
             guard let server = find("redis-server", in: searchPath) else {
-                throw SetupError(
-                    description:
-                        "--infra native needs redis-server on PATH for the broker (Debian: apt-get install redis-server)"
+                throw SupervisorError(
+                    .setup,
+                    "--infra native needs redis-server on PATH for the broker (Debian: apt-get install redis-server)"
                 )
             }
             if programs == nil {
@@ -89,8 +81,8 @@ public struct NativeInfrastructure: Sendable {
         }
         let user = geteuid() == 0 ? ProcessUser.named("postgres") : nil
         if geteuid() == 0, !databases.isEmpty, user == nil {
-            throw SetupError(
-                description: "PostgreSQL refuses to run as root, and there is no postgres user to run it as")
+            throw SupervisorError(
+                .setup, "PostgreSQL refuses to run as root, and there is no postgres user to run it as")
         }
         let postgresPort = databases.isEmpty ? nil : try freePort(on: addresses.postgres)
         let redisPort = needsBroker ? try freePort(on: addresses.redis) : nil
@@ -182,15 +174,15 @@ public struct NativeInfrastructure: Sendable {
         try fileManager.createDirectory(atPath: postgresDirectory, withIntermediateDirectories: true)
         if let user {
             if let blocked = Self.firstUntraversable(ancestorsOf: postgresDirectory, by: user) {
-                throw SetupError(
-                    description:
-                        "PostgreSQL runs as the postgres user, which cannot enter \(blocked); `chmod o+x \(blocked)`, or run orchestrate up as a user other than root"
+                throw SupervisorError(
+                    .setup,
+                    "PostgreSQL runs as the postgres user, which cannot enter \(blocked); `chmod o+x \(blocked)`, or run orchestrate up as a user other than root"
                 )
             }
             guard chown(postgresDirectory, user.uid, user.gid) == 0 else {
-                throw SetupError(
-                    description:
-                        "cannot give \(postgresDirectory) to the postgres user: \(String(cString: strerror(errno)))")
+                throw SupervisorError(
+                    .setup, "cannot give \(postgresDirectory) to the postgres user: \(String(cString: strerror(errno)))"
+                )
             }
         }
         guard !fileManager.fileExists(atPath: postgresDirectory + "/data/PG_VERSION") else { return }
@@ -202,8 +194,8 @@ public struct NativeInfrastructure: Sendable {
                 workingDirectory: postgresDirectory, user: user),
             launcher: launcher, output: output)
         guard status == .exited(0) else {
-            throw SetupError(
-                description: "initdb failed (\(status)); its output is above and in .orchestrate/logs/postgres.log")
+            throw SupervisorError(
+                .setup, "initdb failed (\(status)); its output is above and in .orchestrate/logs/postgres.log")
         }
     }
 
@@ -235,7 +227,7 @@ public struct NativeInfrastructure: Sendable {
                 environment: ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"]),
             launcher: launcher, output: output)
         guard status == .exited(0) else {
-            throw SetupError(description: "creating the databases failed (psql \(status)); its output is above")
+            throw SupervisorError(.setup, "creating the databases failed (psql \(status)); its output is above")
         }
     }
 
@@ -294,9 +286,9 @@ public struct NativeInfrastructure: Sendable {
             guard let pgIsReady, let psql else { continue }
             return Programs(initdb: initdb, postgres: postgres, pgIsReady: pgIsReady, psql: psql)
         }
-        throw SetupError(
-            description:
-                "--infra native needs PostgreSQL's initdb, postgres, pg_isready and psql, on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)"
+        throw SupervisorError(
+            .setup,
+            "--infra native needs PostgreSQL's initdb, postgres, pg_isready and psql, on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)"
         )
     }
 
@@ -304,7 +296,7 @@ public struct NativeInfrastructure: Sendable {
     static func freePort(on address: String) throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else {
-            throw SetupError(description: "cannot open a socket: \(String(cString: strerror(errno)))")
+            throw SupervisorError(.setup, "cannot open a socket: \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         var socketAddress = sockaddr_in()
@@ -317,7 +309,7 @@ public struct NativeInfrastructure: Sendable {
             }
         }
         guard bound == 0 else {
-            throw SetupError(description: "cannot bind \(address): \(String(cString: strerror(errno)))")
+            throw SupervisorError(.setup, "cannot bind \(address): \(String(cString: strerror(errno)))")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &socketAddress) {

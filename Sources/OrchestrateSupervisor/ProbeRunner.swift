@@ -61,7 +61,7 @@ public struct ProbeRunner: Sendable {
         let loop = group.next()
         let promise = loop.makePromise(of: HTTPResponseStatus.self)
         let deadline = loop.scheduleTask(in: .nanoseconds(nanoseconds(timeout))) {
-            promise.fail(ProbeTimeout())
+            promise.fail(SupervisorError(.probeTimeout, "timed out"))
         }
         defer { deadline.cancel() }
         do {
@@ -90,13 +90,13 @@ public struct ProbeRunner: Sendable {
     }
 
     func command(_ words: [String], environment: [String: String], timeout: Duration) async -> Result {
-        guard let executable = words.first else { return Result(success: false, detail: "empty command") }
+        guard !words.isEmpty else { return Result(success: false, detail: "empty command") }
         let merged = ProcessInfo.processInfo.environment.merging(environment) { _, own in own }
         // Its own group, so a timeout kills what it started too.
         let pid: pid_t
         switch Spawn.start(words, environment: merged, output: .null, ownGroup: true) {
         case .success(let started): pid = started
-        case .failure(let error): return Result(success: false, detail: "cannot run \(executable): \(error)")
+        case .failure(let error): return Result(success: false, detail: "\(error)")
         }
         let end = ContinuousClock.now + timeout
         while true {
@@ -119,15 +119,13 @@ public struct ProbeRunner: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if error is ProbeTimeout { return "timed out" }
+        if (error as? SupervisorError)?.code == .probeTimeout { return "timed out" }
         if case ChannelError.connectTimeout = error { return "timed out" }
         let text = "\(error)"
         if text.contains("Connection refused") || text.contains("errno: 111") { return "connection refused" }
         return text
     }
 }
-
-struct ProbeTimeout: Error {}
 
 private final class StatusHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = HTTPClientResponsePart

@@ -79,10 +79,6 @@ public protocol ProcessLauncher: Sendable {
         -> any LaunchedProcess
 }
 
-public struct LaunchError: Error, CustomStringConvertible {
-    public var description: String
-}
-
 enum Signals {
     static func name(_ signal: Int32) -> String {
         switch signal {
@@ -113,11 +109,11 @@ public struct NativeLauncher: ProcessLauncher {
     {
         var pipeEnds: [Int32] = [0, 0]
         guard orchestrate_pipe(&pipeEnds) == 0 else {
-            throw LaunchError(description: "cannot create a pipe: \(String(cString: strerror(errno)))")
+            throw SupervisorError(.launch, "cannot create a pipe: \(String(cString: strerror(errno)))")
         }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
         let process = NativeProcess()
-        let started: Result<Int32, LaunchError> = await withCheckedContinuation { continuation in
+        let started: Result<Int32, SupervisorError> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 let pid = Self.spawn(request, outputDescriptor: writeEnd)
                 close(writeEnd)
@@ -125,8 +121,8 @@ public struct NativeLauncher: ProcessLauncher {
                     close(readEnd)
                     continuation.resume(
                         returning: .failure(
-                            LaunchError(
-                                description: "cannot start \(request.executable): \(String(cString: strerror(-pid)))")))
+                            SupervisorError(
+                                .launch, "cannot start \(request.executable): \(String(cString: strerror(-pid)))")))
                     return
                 }
                 process.started(pid: pid)

@@ -12,17 +12,13 @@ public struct SecretStore: Sendable {
         self.environment = environment
     }
 
-    public struct SecretError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// The value, and the file name when it was generated just now.
     public func value(name: String, key: String?) throws -> (String, generated: String?) {
         let file = key.map { $0 == "value" ? name : "\(name).\($0)" } ?? name
         let path = directory + "/" + file
         if let data = FileManager.default.contents(atPath: path) {
             guard let text = String(data: data, encoding: .utf8) else {
-                throw SecretError(description: "\(path) is not UTF-8 text")
+                throw SupervisorError(.secret, "\(path) is not UTF-8 text")
             }
             return (text.trimmingCharacters(in: .newlines), nil)
         }
@@ -37,11 +33,11 @@ public struct SecretStore: Sendable {
             guard
                 FileManager.default.createFile(
                     atPath: path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
-            else { throw SecretError(description: "cannot write \(path)") }
-        } catch let error as SecretError {
+            else { throw SupervisorError(.secret, "cannot write \(path)") }
+        } catch let error as SupervisorError {
             throw error
         } catch {
-            throw SecretError(description: "cannot create \(directory): \(error)")
+            throw SupervisorError(.secret, "cannot create \(directory)", underlying: error)
         }
         return (value, file)
     }

@@ -18,7 +18,7 @@ enum Spawn {
     ///   - environment: nil inherits the supervisor's.
     ///   - ownGroup: Put the child in a new process group, so the whole group can be killed.
     static func start(_ words: [String], environment: [String: String]?, output: Output, ownGroup: Bool) -> Result<
-        pid_t, SpawnError
+        pid_t, SupervisorError
     > {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
@@ -63,10 +63,13 @@ enum Spawn {
         } else {
             status = posix_spawnp(&pid, words[0], &fileActions, &attributes, arguments, environ)
         }
-        return status == 0 ? .success(pid) : .failure(SpawnError(code: status))
+        return status == 0
+            ? .success(pid)
+            : .failure(SupervisorError(.launch, "cannot start \(words[0])", underlying: Errno(code: status)))
     }
 
-    struct SpawnError: Error, CustomStringConvertible {
+    /// An errno, described as strerror does.
+    struct Errno: Error, CustomStringConvertible {
         var code: Int32
         var description: String { String(cString: strerror(code)) }
     }

@@ -19,10 +19,6 @@ public actor Supervisor {
         public init() {}
     }
 
-    public struct ControlError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Service names in plan order.
     private let names: [String]
     private let dependencies: [String: [String]]
@@ -161,7 +157,7 @@ public actor Supervisor {
     private func replicas(of name: String) throws -> [ReplicaRunner] {
         guard let replicas = runners[name] else {
             let known = names.joined(separator: ", ")
-            throw ControlError(description: "no service named \(name); services: \(known)")
+            throw SupervisorError(.control, "no service named \(name); services: \(known)")
         }
         return replicas
     }

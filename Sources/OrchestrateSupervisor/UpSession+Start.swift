@@ -3,14 +3,14 @@ import OrchestrateSpec
 
 extension UpSession {
     /// The start, in order; each part that starts is recorded with how to stop it (see `drain`).
-    func start() async throws(StartError) {
+    func start() async throws(SupervisorError) {
         let configuration = configuration
         let stateDirectory = configuration.stateDirectory
         startedAt = .now
         do {
             try FileManager.default.createDirectory(atPath: stateDirectory + "/data", withIntermediateDirectories: true)
         } catch {
-            throw StartError("cannot create \(stateDirectory)/data: \(error)")
+            throw SupervisorError(.start, "cannot create \(stateDirectory)/data", underlying: error)
         }
         let statePath = stateDirectory + "/state.json"
         try LeftoverProcesses.reclaim(statePath: statePath, say: configuration.say)
@@ -20,7 +20,7 @@ extension UpSession {
         do {
             dns = try await DNSServer.start(directory: directory, port: configuration.dnsPort)
         } catch {
-            throw StartError("cannot serve DNS on 127.0.0.1:\(configuration.dnsPort): \(error)")
+            throw SupervisorError(.start, "cannot serve DNS on 127.0.0.1:\(configuration.dnsPort)", underlying: error)
         }
         started("the DNS server") { await dns.stop() }
 
@@ -29,7 +29,8 @@ extension UpSession {
         if configuration.checksAddresses {
             let conflicts = LeftoverProcesses.bindConflicts(plan: plan, forwards: forwards)
             guard conflicts.isEmpty else {
-                throw StartError((conflicts + ["nothing was started"]).joined(separator: "\norchestrate: "))
+                throw SupervisorError(
+                    .start, (conflicts + ["nothing was started"]).joined(separator: "\norchestrate: "))
             }
         }
         let infrastructure = try planInfrastructure(after: plan, dnsPort: dns.port)
@@ -37,7 +38,7 @@ extension UpSession {
             do {
                 try routes.write(toFile: stateDirectory + "/routes.json", atomically: true, encoding: .utf8)
             } catch {
-                throw StartError("cannot write \(stateDirectory)/routes.json: \(error)")
+                throw SupervisorError(.start, "cannot write \(stateDirectory)/routes.json", underlying: error)
             }
         }
         let log = SupervisorLog(
@@ -56,14 +57,14 @@ extension UpSession {
                 path: statePath,
                 initial: StateFile(supervisorPID: getpid(), dnsPort: dns.port, controlSocket: socketPath))
         } catch {
-            throw StartError("cannot write \(statePath): \(error)")
+            throw SupervisorError(.start, "cannot write \(statePath)", underlying: error)
         }
         started("the record of this run (state.json is removed)") { recorder.remove() }
         let control: ControlServer
         do {
             control = try await ControlServer.start(path: socketPath) { request in await self.handle(request) }
         } catch {
-            throw StartError("cannot listen on \(socketPath): \(error)")
+            throw SupervisorError(.start, "cannot listen on \(socketPath)", underlying: error)
         }
         started("the control socket") { await control.stop() }
         log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")
@@ -102,7 +103,7 @@ extension UpSession {
     }
 
     /// The plan of the spec's replicas, with what they inherit from the supervisor's environment.
-    private func makePlan(dnsPort: Int) throws(StartError) -> LocalPlan {
+    private func makePlan(dnsPort: Int) throws(SupervisorError) -> LocalPlan {
         let configuration = configuration
         var plan: LocalPlan
         do {
@@ -112,7 +113,7 @@ extension UpSession {
                     directory: configuration.stateDirectory + "/secrets", environment: configuration.environment),
                 addresses: configuration.addresses)
         } catch {
-            throw StartError("\(error)")
+            throw SupervisorError(.start, "\(error)")
         }
         for secret in plan.generatedSecrets {
             configuration.say(
@@ -136,7 +137,9 @@ extension UpSession {
     }
 
     /// The servers of `--infra native`, on the two addresses after the services'.
-    private func planInfrastructure(after plan: LocalPlan, dnsPort: Int) throws(StartError) -> NativeInfrastructure? {
+    private func planInfrastructure(after plan: LocalPlan, dnsPort: Int) throws(SupervisorError)
+        -> NativeInfrastructure?
+    {
         let configuration = configuration
         guard configuration.infrastructure == .native else { return nil }
         do {
@@ -148,14 +151,14 @@ extension UpSession {
                 for: configuration.spec, stateDirectory: configuration.stateDirectory,
                 environment: configuration.environment, addresses: addresses, dnsPort: dnsPort)
         } catch {
-            throw StartError("\(error); nothing was started")
+            throw SupervisorError(.start, "\(error); nothing was started")
         }
     }
 
     /// Prepares (initdb the first time), starts and waits for the native servers, then creates the databases.
     private func startInfrastructure(
         _ infrastructure: NativeInfrastructure, on servers: Supervisor, log: SupervisorLog
-    ) async throws(StartError) {
+    ) async throws(SupervisorError) {
         let output: @Sendable (String) -> Void = { line in
             log.output(line, replica: NativeInfrastructure.postgresName, service: NativeInfrastructure.postgresName)
         }
@@ -167,20 +170,21 @@ extension UpSession {
                 let seen = servers.readinessVersion
                 let failed = servers.failedServices()
                 guard failed.isEmpty else {
-                    throw StartError(
+                    throw SupervisorError(
+                        .start,
                         "\(failed.joined(separator: ", ")) failed to start (`orchestrate logs`, or .orchestrate/logs); nothing was started"
                     )
                 }
                 guard ContinuousClock.now < deadline else {
-                    throw StartError("the infrastructure was not ready within 120 s; nothing was started")
+                    throw SupervisorError(.start, "the infrastructure was not ready within 120 s; nothing was started")
                 }
                 await servers.readinessChange(after: seen, deadline: deadline)
             }
             try await infrastructure.provision(launcher: configuration.launcher, output: output)
-        } catch let error as StartError {
+        } catch let error as SupervisorError {
             throw error
         } catch {
-            throw StartError("\(error); nothing was started")
+            throw SupervisorError(.start, "\(error); nothing was started")
         }
     }
 

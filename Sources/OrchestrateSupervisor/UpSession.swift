@@ -13,15 +13,6 @@ public actor UpSession {
         case starting, running, draining, stopped
     }
 
-    /// Why `up` could not start; nothing it started is left running.
-    public struct StartError: Error, CustomStringConvertible, Sendable {
-        public var description: String
-
-        public init(_ description: String) {
-            self.description = description
-        }
-    }
-
     public private(set) var state: State = .starting
     let configuration: UpConfiguration
     /// What started, in order, with how to stop it.
@@ -45,7 +36,7 @@ public actor UpSession {
     ///
     /// - Throws: `StartError` when something cannot start (the spec's plan, a taken address, a server of
     ///   `--infra native`); what had started is stopped first.
-    public func run() async throws(StartError) {
+    public func run() async throws(SupervisorError) {
         do {
             try await start()
         } catch {

@@ -77,13 +77,14 @@ struct LocalPlanTests {
             """
         let spec = try #require(SpecLoader.load(Array(imageOnly.utf8)).spec)
         try withState { state in
-            #expect(throws: LocalPlan.PlanError.self) {
+            let error = #expect(throws: SupervisorError.self) {
                 try LocalPlan.make(
                     spec: spec, stateDirectory: state, dnsPort: 1,
                     secrets: SecretStore(directory: state, environment: [:]))
             }
+            #expect(error?.code == .plan)
         }
-        #expect(throws: LocalPlan.PlanError.self) { try LoopbackAddresses.linux.address(253) }
+        #expect(throws: SupervisorError.self) { try LoopbackAddresses.linux.address(253) }
         #expect(try LoopbackAddresses.linux.address(0) == "127.0.0.2")
     }
 }

@@ -81,12 +81,13 @@ struct NativeInfrastructureTests {
 
     @Test func aServiceNamedLikeAServerOrAMissingRedisIsRefused() throws {
         let clash = try spec("version: 1\nname: x\nservices:\n  postgres: { product: P, database: { name: p } }\n")
-        #expect(throws: NativeInfrastructure.SetupError.self) {
+        let clashError = #expect(throws: SupervisorError.self) {
             try NativeInfrastructure.plan(
                 for: clash, stateDirectory: "/s", environment: environment, addresses: addresses, dnsPort: 1)
         }
+        #expect(clashError?.code == .setup)
         let broker = try spec("version: 1\nname: x\nbroker: { engine: redis }\nservices:\n  a: { product: A }\n")
-        let error = try #require(throws: NativeInfrastructure.SetupError.self) {
+        let error = try #require(throws: SupervisorError.self) {
             try NativeInfrastructure.plan(
                 for: broker, stateDirectory: "/s", environment: ["PATH": "/nonexistent"], addresses: addresses,
                 dnsPort: 1)

@@ -48,11 +48,12 @@ import Testing
     }
 
     @Test func aMissingProgramIsALaunchErrorNotAnExitStatus() async throws {
-        await #expect(throws: LaunchError.self) {
+        let error = await #expect(throws: SupervisorError.self) {
             _ = try await launcher.launch(
                 LaunchRequest(executable: "/nonexistent/program", arguments: [], environment: [:])
             ) { _ in }
         }
+        #expect(error?.code == .launch)
     }
 
     @Test func signallingTheGroupReachesGrandchildrenAndAnExitingLeaderTakesItsGroupAlong() async throws {

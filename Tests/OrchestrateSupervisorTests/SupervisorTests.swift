@@ -70,7 +70,7 @@ final class FakeLauncher: ProcessLauncher {
     {
         let product = URL(fileURLWithPath: request.executable).lastPathComponent
         guard !missing.contains(product) else {
-            throw LaunchError(description: "cannot start \(request.executable): No such file or directory")
+            throw SupervisorError(.launch, "cannot start \(request.executable): No such file or directory")
         }
         let name = "\(product)@\(request.environment["HOST"] ?? "?")"
         let process = FakeProcess(

@@ -25,7 +25,7 @@ import Testing
     struct Session {
         let session: UpSession
         let launcher: FakeLauncher
-        let run: Task<Result<Void, UpSession.StartError>, Never>
+        let run: Task<Result<Void, SupervisorError>, Never>
         let directory: URL
     }
 
@@ -45,8 +45,8 @@ import Testing
         settings.fastProbeInterval = .milliseconds(5)
         configuration.settings = settings
         let session = UpSession(configuration)
-        let run = Task { () -> Result<Void, UpSession.StartError> in
-            do throws(UpSession.StartError) {
+        let run = Task { () -> Result<Void, SupervisorError> in
+            do throws(SupervisorError) {
                 try await session.run()
                 return .success(())
             } catch {
@@ -128,7 +128,8 @@ import Testing
         configuration.logsToTerminal = false
         configuration.addresses = LoopbackAddresses(first: 2, count: 0)
         let session = UpSession(configuration)
-        await #expect(throws: UpSession.StartError.self) { try await session.run() }
+        let error = await #expect(throws: SupervisorError.self) { try await session.run() }
+        #expect(error?.code == .start)
         #expect(await session.state == .stopped)
     }
 }
