@@ -286,8 +286,9 @@ actor ReplicaRunner {
         return false
     }
 
-    /// Until the first success the probe runs often (`startingProbeDelay`, so dependents start as soon as this is
-    /// ready, not up to an interval later); after it, at the declared interval with the declared thresholds.
+    /// Until this process's first success the probe runs often (`startingProbeDelay`, so dependents start, and a
+    /// restarted replica is back in rotation, as soon as it is ready, not up to an interval later); after it, at the
+    /// declared interval with the declared thresholds.
     private func readiness(_ probe: ReplicaSupervision.Probe?) async {
         guard let probe else {
             setReady(true, detail: "running (no readiness probe)")
@@ -297,22 +298,25 @@ actor ReplicaRunner {
             failureThreshold: probe.failureThreshold, successThreshold: probe.successThreshold, initiallyPassing: false)
         try? await Task.sleep(for: probe.initialDelay)
         let startedWaiting = ContinuousClock.now
+        // Per process: a replica restarted after a crash is probed as at start-up again.
+        var readySinceLaunch = false
         while !Task.isCancelled {
             let result = await context.prober.probe(probe.check, replica: replica, timeout: probe.timeout)
             guard !Task.isCancelled else { return }
             if let change = tracker.record(success: result.success) {
                 let wasReady = hasBeenReady
+                if change { readySinceLaunch = true }
                 setReady(change, detail: change ? "ready" : "readiness: \(result.detail)")
                 if change {
                     say(wasReady ? "ready again" : "ready in \(Self.format(ContinuousClock.now - startedWaiting))")
                 } else {
                     say("not ready (\(result.detail)): out of DNS")
                 }
-            } else if !result.success, !hasBeenReady {
+            } else if !result.success, !readySinceLaunch {
                 detail = "readiness: \(result.detail)"
             }
             try? await Task.sleep(
-                for: hasBeenReady
+                for: readySinceLaunch
                     ? probe.interval : startingProbeDelay(started: startedWaiting, interval: probe.interval))
         }
     }

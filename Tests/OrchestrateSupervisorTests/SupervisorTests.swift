@@ -162,10 +162,10 @@ func eventually(_ timeout: Duration = .seconds(30), _ condition: () async -> Boo
     }
 
     func withSupervisor(
-        launcher: FakeLauncher = FakeLauncher(), crashLoopLimit: Int = 5, initialBackoff: Duration = .milliseconds(20),
-        _ body: (Harness) async throws -> Void
+        spec text: String = Self.spec, launcher: FakeLauncher = FakeLauncher(), crashLoopLimit: Int = 5,
+        initialBackoff: Duration = .milliseconds(20), _ body: (Harness) async throws -> Void
     ) async throws {
-        let spec = try #require(SpecLoader.load(Array(Self.spec.utf8)).spec)
+        let spec = try #require(SpecLoader.load(Array(text.utf8)).spec)
         let state = try ExternalTool.temporaryDirectory("supervisor")
         defer { try? FileManager.default.removeItem(at: state) }
         let plan = try LocalPlan.make(
@@ -247,6 +247,27 @@ func eventually(_ timeout: Duration = .seconds(30), _ condition: () async -> Boo
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
             #expect(
                 harness.log.captured.contains { $0.contains("store-1 exit 1 after") && $0.contains("restarting in") })
+        }
+    }
+
+    /// A restarted replica is probed as at start-up until it is ready: with an hour between readiness probes, it is
+    /// back in DNS as soon as its probe passes, not an hour later.
+    @Test func aRestartedReplicaIsProbedAsAtStartUpUntilReady() async throws {
+        let hourly = Self.spec.replacingOccurrences(
+            of: "readiness: { http: /ready, interval: 20ms }\n      liveness",
+            with: "readiness: { http: /ready, interval: 1h }\n      liveness")
+        #expect(hourly != Self.spec)
+        try await withSupervisor(spec: hourly) { harness in
+            await harness.supervisor.start()
+            #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
+            // The new process is not ready at first, so its first probe fails; then it is.
+            harness.prober.failingReadiness.withLock { _ = $0.insert("store") }
+            try #require(harness.launcher.running("Store").first).exit(.exited(1))
+            #expect(await eventually { harness.launcher.launches("Store") == 2 })
+            #expect(await eventually { await row(harness, "store")?.detail.hasPrefix("readiness:") == true })
+            #expect(self.addresses(harness.directory, "store").isEmpty)
+            harness.prober.failingReadiness.withLock { _ = $0.remove("store") }
+            #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
         }
     }
 
