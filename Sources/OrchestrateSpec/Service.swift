@@ -10,6 +10,8 @@ public struct Service: Sendable {
         var product: Located<String>?
         /// A prebuilt image to run instead of building `product`.
         var image: Located<String>?
+        /// How `orchestrate up` runs a service that is not a product: the program, then its arguments.
+        var command: [Located<String>]
         var port: Located<Int>?
         /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
         var isPublic: Located<Bool>?
@@ -50,6 +52,9 @@ public struct Service: Sendable {
     public var product: Located<String>? { storage.fields.product }
     /// A prebuilt image to run instead of building `product`.
     public var image: Located<String>? { storage.fields.image }
+    /// How `orchestrate up` runs a service that is not a SwiftPM product (with `image` for compose and Kubernetes):
+    /// the program, found on PATH or relative to the spec's directory, then its arguments. Empty for a product.
+    public var command: [Located<String>] { storage.fields.command }
     public var port: Located<Int>? { storage.fields.port }
     /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
     public var isPublic: Located<Bool>? { storage.fields.isPublic }

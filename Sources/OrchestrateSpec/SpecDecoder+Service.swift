@@ -1,7 +1,8 @@
 /// Reading one service and the parts only a service has.
 extension SpecDecoder {
     static let serviceFields = [
-        "product", "image", "port", "public", "replicas", "autoscaling", "args", "env", "database", "dependsOn",
+        "product", "image", "command", "port", "public", "replicas", "autoscaling", "args", "env", "database",
+        "dependsOn",
         "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod",
     ]
 
@@ -9,7 +10,8 @@ extension SpecDecoder {
     {
         guard let (entries, location) = mapping(node, path()) else { return nil }
         var service = Service.Fields(
-            name: name, product: nil, image: nil, port: nil, isPublic: nil, replicas: nil, autoscaling: nil,
+            name: name, product: nil, image: nil, command: [], port: nil, isPublic: nil, replicas: nil,
+            autoscaling: nil,
             args: [], env: [], database: nil, dependsOn: [], publishes: [], subscribes: [], probes: Probes(),
             routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
         var probesWritten = false
@@ -20,6 +22,14 @@ extension SpecDecoder {
             switch key {
             case "product": service.product = string(value, fieldPath())
             case "image": service.image = string(value, fieldPath())
+            case "command":
+                service.command = strings(value, fieldPath())
+                if service.command.isEmpty || service.command.contains(where: \.value.isEmpty) {
+                    error(
+                        .invalidValue, fieldPath(), at: entry.value.location,
+                        "\(fieldPath()) must name a program, then its arguments, none of them empty",
+                        hint: "for example `command: [python3, worker.py]`")
+                }
             case "port": service.port = port(value, fieldPath())
             case "public": service.isPublic = bool(value, fieldPath())
             case "replicas": service.replicas = int(value, fieldPath(), minimum: 0, code: .invalidReplicas)
@@ -42,7 +52,7 @@ extension SpecDecoder {
             default: unknownField(entry.key, path(), allowed: Self.serviceFields)
             }
         }
-        let namesBuild = entries.contains { text($0.key) == "product" || text($0.key) == "image" }
+        let namesBuild = entries.contains { ["product", "image", "command"].contains(text($0.key)) }
         switch (service.product, service.image) {
         case (nil, nil) where !namesBuild:
             error(
@@ -55,6 +65,21 @@ extension SpecDecoder {
                 "\(path()) sets both \"product\" and \"image\"; a service is built from a product or runs an image",
                 hint: "keep one of the two")
         default: break
+        }
+        if let first = service.command.first {
+            if let product = service.product {
+                error(
+                    .conflictingFields, path() + ".command", at: first.location,
+                    "\(path()) sets both \"product\" and \"command\"; `up` runs a product it builds, or a command",
+                    hint:
+                        "keep `product` for a SwiftPM executable, or `command` and `image` for anything else (the product is \(product.value))"
+                )
+            } else if service.image == nil {
+                error(
+                    .missingField, path(), at: first.location,
+                    "\(path()) has a \"command\" for `orchestrate up` but no \"image\" for compose and Kubernetes",
+                    hint: "add the image that runs it, e.g. `image: python:3.12-slim`")
+            }
         }
         if !probesWritten, service.port != nil {
             service.probes = Probes(

@@ -93,6 +93,27 @@ struct SpecLoaderTests {
         #expect(spec.service(named: "b")?.resources?.cpu?.value.text == "100m")
     }
 
+    /// `command:` is for services that are not products, and needs an image for compose and Kubernetes; each
+    /// mistake is named where it was written.
+    @Test func aCommandNeedsAnImageAndExcludesAProduct() throws {
+        func diagnostics(_ service: String) -> [String] {
+            let text = "version: 1\nname: x\nservices:\n  w:\n" + service
+            return SpecLoader.load(Array(text.utf8)).diagnostics.map {
+                "\($0.location.line):\($0.location.column) \($0.code.name)"
+            }
+        }
+        #expect(diagnostics("    command: [python3, w.py]\n    image: python:3.12-slim\n") == [])
+        #expect(diagnostics("    command: [python3, w.py]\n") == ["5:15 missing-field"])
+        #expect(diagnostics("    product: W\n    command: [python3, w.py]\n") == ["6:15 conflicting-fields"])
+        #expect(diagnostics("    command: []\n    image: i:1\n") == ["5:14 invalid-value"])
+        #expect(diagnostics("    command: [python3, \"\"]\n    image: i:1\n") == ["5:14 invalid-value"])
+        let loaded = SpecLoader.load(
+            Array("version: 1\nname: x\nservices:\n  w: { command: [a, b], image: i:1 }\n".utf8))
+        let service = try #require(loaded.spec?.services.first)
+        #expect(service.command.map(\.value) == ["a", "b"])
+        #expect(service.product == nil)
+    }
+
     @Test func noInputCrashesTheLoader() {
         // Hostile shapes that once broke YAML loaders elsewhere; each must give diagnostics, not a crash.
         let inputs = [
