@@ -5,6 +5,9 @@
 #include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,8 +22,82 @@ static void report_and_exit(int pipe_fd) {
     _exit(127);
 }
 
+#if defined(__linux__)
+/// Writes `text` to `path` (a /proc file); 0 or -1 with errno. Async-signal-safe.
+static int write_text(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t length = strlen(text);
+    ssize_t written = write(fd, text, length);
+    int error = errno;
+    close(fd);
+    if (written != (ssize_t)length) {
+        errno = written < 0 ? error : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/// "ID ID 1\n" for a uid_map or gid_map that maps one id to itself. Async-signal-safe (no snprintf).
+static void identity_map(char buffer[64], unsigned long id) {
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id != 0);
+    int at = 0;
+    for (int copy = 0; copy < 2; copy++) {
+        for (int index = count - 1; index >= 0; index--) buffer[at++] = digits[index];
+        buffer[at++] = ' ';
+    }
+    buffer[at++] = '1';
+    buffer[at++] = '\n';
+    buffer[at] = '\0';
+}
+
+/// The child's own /etc/hosts (see the header). 0, or -1 with errno.
+static int enter_hosts_namespace(const char *hosts_file) {
+    uid_t user = geteuid();
+    gid_t group = getegid();
+    int flags = CLONE_NEWNS | (user != 0 ? CLONE_NEWUSER : 0);
+    if (unshare(flags) != 0) return -1;
+    if (user != 0) {
+        char map[64];
+        if (write_text("/proc/self/setgroups", "deny") != 0) return -1;
+        identity_map(map, (unsigned long)user);
+        if (write_text("/proc/self/uid_map", map) != 0) return -1;
+        identity_map(map, (unsigned long)group);
+        if (write_text("/proc/self/gid_map", map) != 0) return -1;
+    }
+    // Private, so the bind mount below stays in this namespace and nothing mounted later leaks in.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
+    if (mount(hosts_file, "/etc/hosts", NULL, MS_BIND, NULL) != 0) return -1;
+    return 0;
+}
+#endif
+
+int orchestrate_hosts_namespace_check(const char *hosts_file) {
+#if defined(__linux__)
+    pid_t pid = fork();
+    if (pid < 0) return errno;
+    if (pid == 0) {
+        if (enter_hosts_namespace(hosts_file) != 0) _exit(errno & 0xff ? errno & 0xff : 1);
+        _exit(0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+#else
+    (void)hosts_file;
+    return ENOSYS;
+#endif
+}
+
 pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
-                        int output_fd, int parent_death_signal, uid_t uid, gid_t gid) {
+                        int output_fd, int parent_death_signal, uid_t uid, gid_t gid, const char *hosts_file) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return -errno;
     pid_t parent = getpid();
@@ -34,6 +111,11 @@ pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[]
     if (pid == 0) {
         // The child: only async-signal-safe calls from here to exec.
         setpgid(0, 0);
+#if defined(__linux__)
+        if (hosts_file != NULL && enter_hosts_namespace(hosts_file) != 0) report_and_exit(report[1]);
+#else
+        (void)hosts_file;
+#endif
         if (uid != (uid_t)-1) {
             if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) report_and_exit(report[1]);
         }

@@ -12,9 +12,12 @@ struct Up: AsyncParsableCommand {
         abstract: "Build and run every service of services.yaml on this machine, supervised.",
         discussion: """
             Validates the spec (nothing starts on an error), builds every product with `swift build`, and starts \
-            each service once the services it depends on are ready. Each replica gets its own loopback address on \
-            its declared port; names resolve through a DNS server on loopback (ORCHESTRATE_DNS); public services \
-            are also at localhost:PORT. Logs are prefixed with the replica's name and kept in .orchestrate/logs. \
+            each service (a product, or a `command:`) once the services it depends on are ready. Each replica gets \
+            its own loopback address on its declared port; each service gets a stable address (127.0.2.N) whose \
+            forwarder spreads connections over its ready replicas, and every replica sees a private /etc/hosts \
+            that gives each service name that address, so any program calls `http://NAME:PORT` or <DEP>_URL. \
+            Names also resolve through a DNS server on loopback (ORCHESTRATE_DNS); public services are also at \
+            localhost:PORT. Logs are prefixed with the replica's name and kept in .orchestrate/logs. \
             Ctrl-C or SIGTERM stops everything in reverse dependency order.
 
             Databases and the broker are embedded by default (a SQLite file per database, a SQLite event log). \
@@ -54,7 +57,9 @@ struct Up: AsyncParsableCommand {
         // A closed terminal or pipe must not kill the supervisor (and with it every child): writes just fail.
         signal(SIGPIPE, SIG_IGN)
         let projectDirectory = URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path
-        if !noBuild {
+        // A project of `command:` services only has nothing to build.
+        let builds = spec.services.contains { $0.product != nil }
+        if !noBuild, builds {
             print("orchestrate: building (swift build)…")
             fflush(nil)
             let build = ForegroundCommand.run(["swift", "build", "--package-path", projectDirectory])
@@ -64,7 +69,7 @@ struct Up: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
-        let products = try productsDirectory(projectDirectory: projectDirectory)
+        let products = builds ? try productsDirectory(projectDirectory: projectDirectory) : projectDirectory
         let missing = Set(spec.services.compactMap(\.product?.value)).sorted().filter {
             !FileManager.default.isExecutableFile(atPath: products + "/" + $0)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import OrchestrateContract
 public import OrchestrateSpec
 
@@ -19,11 +20,27 @@ public struct LocalPlan: Sendable {
         public var executable: String? = nil
         /// Who it runs as, when not the supervisor's user.
         public var user: ProcessUser? = nil
+        /// Where it runs: the spec's directory for a `command:` service; nil inherits the supervisor's.
+        public var workingDirectory: String? = nil
+        /// What it sees as /etc/hosts (see `LocalPlan.Naming`); nil leaves the machine's.
+        public var hostsFile: String? = nil
         /// Its probes, restart policy, grace period and what it waits for.
         public var supervision = ReplicaSupervision()
     }
 
+    /// How a dependent reaches a service under `up`: its name or its stable address, and either way a forwarder at
+    /// that address that spreads connections over the ready replicas, as a Kubernetes Service does.
+    public enum Naming: Sendable, Equatable {
+        /// `<DEP>_URL` is `http://NAME:PORT`: every replica sees a hosts file (in its own mount namespace) that
+        /// gives each service name its stable address.
+        case hostsFile(String)
+        /// `<DEP>_URL` is `http://127.0.2.N:PORT`: where a private hosts file cannot be had.
+        case addresses
+    }
+
     public var project: String
+    /// Each service with a port, by name: its stable address (127.0.2.N), where its forwarder listens.
+    public var serviceAddresses: [String: String]
     public var replicas: [Replica]
     public var waves: [[String]]
     /// Secrets generated for this run (missing before), by file name, so the command can say so.
@@ -32,13 +49,23 @@ public struct LocalPlan: Sendable {
     /// - Parameters:
     ///   - stateDirectory: `.orchestrate` (absolute): SQLite files under `data/`, the route table at `routes.json`.
     ///   - addresses: Where replicas bind (127.0.0.x on Linux).
+    ///   - projectDirectory: The spec's directory: where a `command:` service runs, and what a relative program
+    ///     path in it is relative to.
+    ///   - naming: How dependents reach services; nil: by name, with `stateDirectory/hosts`.
+    ///   - searchPath: Where a `command:` program without a slash is looked for (`PATH`).
     public static func make(
         spec: Spec, stateDirectory: String, dnsPort: Int, secrets: SecretStore,
-        addresses: LoopbackAddresses = .linux
+        addresses: LoopbackAddresses = .linux, projectDirectory: String = ".", naming: Naming? = nil,
+        searchPath: String = "/usr/local/bin:/usr/bin:/bin"
     ) throws -> LocalPlan {
         let topology = Topology(spec)
         guard topology.isAcyclic else {
             throw SupervisorError(.plan, "the dependencies form a cycle; `orchestrate validate` names it")
+        }
+        let naming = naming ?? .hostsFile(stateDirectory + "/hosts")
+        var serviceAddresses: [String: String] = [:]
+        for (position, node) in topology.nodes.filter({ $0.endpoint != nil }).enumerated() {
+            serviceAddresses[node.name] = try ServiceAddresses.address(position)
         }
         var replicas: [Replica] = []
         var generated: [String] = []
@@ -50,9 +77,19 @@ public struct LocalPlan: Sendable {
         }
         for node in topology.nodes {
             let service = node.service
-            guard let product = service.product?.value else {
+            let program: Program
+            if let product = service.product?.value {
+                program = Program(name: product, executable: nil, arguments: [], workingDirectory: nil)
+            } else if let first = service.command.first?.value {
+                program = Program(
+                    name: first,
+                    executable: try CommandLookup.find(first, in: projectDirectory, searchPath: searchPath),
+                    arguments: service.command.dropFirst().map(\.value), workingDirectory: projectDirectory)
+            } else {
                 throw SupervisorError(
-                    .plan, "\(service.name.value) has `image:` only; `orchestrate up` runs products natively")
+                    .plan,
+                    "\(service.name.value) has `image:` only; `orchestrate up` runs a `product:` it builds or a `command:`"
+                )
             }
             var environment: [String: String] = [ServiceVariable.dnsServer: "127.0.0.1:\(dnsPort)"]
             for entry in node.environment {
@@ -62,6 +99,10 @@ public struct LocalPlan: Sendable {
                     // For the spec's own secrets the supervisor's environment wins, so a developer can pass a real value.
                     let own = entry.origin == "env" ? secrets.environment[entry.name] : nil
                     environment[entry.name] = try own ?? secret(name: name, key: key)
+                case .derived(.dependencyURL(let endpoint)):
+                    let host =
+                        naming == .addresses ? serviceAddresses[endpoint.service] ?? endpoint.service : endpoint.service
+                    environment[entry.name] = "http://\(host):\(endpoint.port)"
                 case .derived(let derivation):
                     environment[entry.name] = localValue(derivation, stateDirectory: stateDirectory)
                 }
@@ -71,15 +112,19 @@ public struct LocalPlan: Sendable {
                 next += 1
                 var own = environment
                 own[ServiceVariable.host] = address
-                replicas.append(
-                    Replica(
-                        service: service.name.value, index: index, product: product, address: address,
-                        port: service.port?.value, arguments: service.args.map(\.value), environment: own,
-                        wave: node.wave, supervision: ReplicaSupervision(node)))
+                var replica = Replica(
+                    service: service.name.value, index: index, product: program.name, address: address,
+                    port: service.port?.value, arguments: program.arguments + service.args.map(\.value),
+                    environment: own, wave: node.wave, executable: program.executable,
+                    supervision: ReplicaSupervision(node))
+                replica.workingDirectory = program.workingDirectory
+                if case .hostsFile(let path) = naming { replica.hostsFile = path }
+                replicas.append(replica)
             }
         }
         return LocalPlan(
-            project: spec.name.value, replicas: replicas, waves: topology.waves, generatedSecrets: generated)
+            project: spec.name.value, serviceAddresses: serviceAddresses, replicas: replicas, waves: topology.waves,
+            generatedSecrets: generated)
     }
 
     /// What a derived variable is under `up`: SQLite files and the event log under the state directory; no
@@ -92,6 +137,51 @@ public struct LocalPlan: Sendable {
         case .routesFile: return "\(stateDirectory)/routes.json"
         case .dependencyURL(let endpoint): return endpoint.url
         }
+    }
+
+    /// What a replica runs: a product (found in the products directory) or a command's program.
+    private struct Program {
+        var name: String
+        var executable: String?
+        var arguments: [String]
+        var workingDirectory: String?
+    }
+}
+
+/// The stable addresses of services under `up`, one per service with a port, as a ClusterIP is: 127.0.2.1 … 254.
+/// Replicas are on 127.0.0.0/24, so the two never meet.
+public enum ServiceAddresses {
+    public static func address(_ position: Int) throws(SupervisorError) -> String {
+        guard position < 254 else {
+            throw SupervisorError(.plan, "more than 254 services with ports: 127.0.2.0/24 is full")
+        }
+        return "127.0.2.\(position + 1)"
+    }
+}
+
+/// Finds a `command:` program as a shell would: a name with a slash relative to the spec's directory, any other
+/// on the search path. The result is absolute, so the process runs what was found.
+enum CommandLookup {
+    static func find(_ program: String, in projectDirectory: String, searchPath: String) throws(SupervisorError)
+        -> String
+    {
+        if program.contains("/") {
+            let path = program.hasPrefix("/") ? program : projectDirectory + "/" + program
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw SupervisorError(.plan, "cannot run \(program): \(path) is not an executable file")
+            }
+            return path
+        }
+        for directory in searchPath.split(separator: ":", omittingEmptySubsequences: true) {
+            let path = "\(directory)/\(program)"
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                FileManager.default.isExecutableFile(atPath: path)
+            {
+                return path.hasPrefix("/") ? path : projectDirectory + "/" + path
+            }
+        }
+        throw SupervisorError(.plan, "cannot run \(program): it is not on PATH (\(searchPath))")
     }
 }
 

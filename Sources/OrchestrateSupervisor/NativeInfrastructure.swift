@@ -137,7 +137,8 @@ public struct NativeInfrastructure: Sendable {
         }
         return NativeInfrastructure(
             plan: LocalPlan(
-                project: spec.name.value, replicas: replicas, waves: [replicas.map(\.service)], generatedSecrets: []),
+                project: spec.name.value, serviceAddresses: [:], replicas: replicas, waves: [replicas.map(\.service)],
+                generatedSecrets: []),
             postgresPort: postgresPort, redisPort: redisPort, programs: programs, databases: databases,
             postgresDirectory: postgresDirectory, user: user)
     }

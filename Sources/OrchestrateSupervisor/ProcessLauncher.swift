@@ -10,16 +10,19 @@ public struct LaunchRequest: Sendable, Equatable {
     public var workingDirectory: String?
     /// The user to run as, when not the supervisor's own (PostgreSQL refuses to run as root).
     public var user: ProcessUser?
+    /// A file the process sees as its /etc/hosts (its own mount namespace), so it resolves the services' names.
+    public var hostsFile: String?
 
     public init(
         executable: String, arguments: [String], environment: [String: String], workingDirectory: String? = nil,
-        user: ProcessUser? = nil
+        user: ProcessUser? = nil, hostsFile: String? = nil
     ) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.workingDirectory = workingDirectory
         self.user = user
+        self.hostsFile = hostsFile
     }
 }
 
@@ -159,12 +162,14 @@ public struct NativeLauncher: ProcessLauncher {
         #else
             let deathSignal: Int32 = 0
         #endif
+        let hostsFile = request.hostsFile.flatMap { strdup($0) }
+        defer { free(hostsFile) }
         return arguments.withUnsafeBufferPointer { argv in
             environment.withUnsafeBufferPointer { envp in
                 orchestrate_spawn(
                     request.executable, argv.baseAddress, envp.baseAddress, request.workingDirectory,
                     outputDescriptor, deathSignal, request.user.map { uid_t($0.uid) } ?? uid_t.max,
-                    request.user.map { gid_t($0.gid) } ?? gid_t.max)
+                    request.user.map { gid_t($0.gid) } ?? gid_t.max, hostsFile)
             }
         }
     }

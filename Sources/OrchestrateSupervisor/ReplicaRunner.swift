@@ -149,7 +149,7 @@ actor ReplicaRunner {
             detail = "starting"
             let request = LaunchRequest(
                 executable: executable, arguments: replica.arguments, environment: replica.environment,
-                user: replica.user)
+                workingDirectory: replica.workingDirectory, user: replica.user, hostsFile: replica.hostsFile)
             let process: any LaunchedProcess
             do {
                 let log = context.log

@@ -98,18 +98,6 @@ public final class ServiceDirectory: Sendable {
         }
     }
 
-    /// `.orchestrate/hosts` in hosts(5) format, for tools that read one: every replica's address with its names
-    /// (`127.0.0.2 user-service user-service.shop.local 1.user-service.shop.local`), ready or not, in a stable
-    /// order. A service name on several lines is how hosts(5) lists several addresses.
-    public func hostsFile() -> String {
-        var text = "# written by orchestrate up; names resolve through its DNS server as well\n"
-        for replica in all.sorted(by: { ($0.service, $0.index) < ($1.service, $1.index) }) {
-            let full = "\(replica.service).\(project).local"
-            text += "\(replica.address)\t\(replica.service) \(full) \(replica.index).\(full)\n"
-        }
-        return text
-    }
-
     /// The reply to a raw query: nil when it is not one to answer (a response, several questions, garbage).
     public func reply(to query: [UInt8]) -> [UInt8]? {
         guard let question = DNSMessage.question(in: query) else { return nil }

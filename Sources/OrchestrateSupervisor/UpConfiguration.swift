@@ -34,6 +34,9 @@ public struct UpConfiguration: Sendable {
     public var checksAddresses = true
     /// Forward `localhost:PORT` to each public service.
     public var forwardsPublicPorts = true
+    /// Give every replica `.orchestrate/hosts` as its /etc/hosts, so dependencies are called by name; off, or where
+    /// that is not possible, `<DEP>_URL` carries the service's stable address instead.
+    public var privateHostsFile = true
     /// Whether the log also goes to the terminal (tests capture it instead).
     public var logsToTerminal = true
     /// What `up` says before its log exists (generated secrets, reclaimed processes).

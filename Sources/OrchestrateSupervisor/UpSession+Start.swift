@@ -24,7 +24,21 @@ extension UpSession {
         }
         started("the DNS server") { await dns.stop() }
 
-        var plan = try makePlan(dnsPort: dns.port)
+        // Names: a private /etc/hosts for every replica where this system allows it; else addresses in the URLs.
+        let hostsPath = stateDirectory + "/hosts"
+        let machineHosts = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? "127.0.0.1\tlocalhost\n"
+        var naming = LocalPlan.Naming.addresses
+        if configuration.privateHostsFile {
+            try PrivateHosts.write(machineHosts, to: hostsPath)
+            if let reason = PrivateHosts.unavailableReason(path: hostsPath) {
+                configuration.say(
+                    "a private /etc/hosts is not available here (\(reason)): <DEP>_URL gives addresses, not names")
+            } else {
+                naming = .hostsFile(hostsPath)
+            }
+        }
+        var plan = try makePlan(dnsPort: dns.port, naming: naming)
+        try PrivateHosts.write(PrivateHosts.text(machine: machineHosts, plan: plan), to: hostsPath)
         let forwards = publicPorts()
         if configuration.checksAddresses {
             let conflicts = LeftoverProcesses.bindConflicts(plan: plan, forwards: forwards)
@@ -81,19 +95,29 @@ extension UpSession {
         }
 
         self.plan = plan
+        for node in Topology(configuration.spec).nodes {
+            guard let endpoint = node.endpoint, let address = plan.serviceAddresses[node.name] else { continue }
+            do {
+                let forward = try await ServiceForward.start(
+                    service: node.name, host: address, port: endpoint.port, directory: directory)
+                started("\(address):\(endpoint.port), the address of \(node.name)") { await forward.stop() }
+            } catch {
+                log.note("cannot listen on \(address):\(endpoint.port) for \(node.name): \(error)")
+            }
+        }
         let services = Supervisor(
             plan: plan, executableDirectory: configuration.productsDirectory, launcher: configuration.launcher,
             prober: configuration.prober, directory: directory, log: log, state: recorder,
             settings: configuration.settings)
         supervisors.append(services)
-        try? directory.hostsFile().write(toFile: stateDirectory + "/hosts", atomically: true, encoding: .utf8)
         started("the services: entry points first, then dependents before what they depend on") {
             await services.shutdown()
         }
         await services.start()
         for (service, port) in forwards {
             do {
-                let forward = try await LocalhostForward.start(service: service, port: port, directory: directory)
+                let forward = try await ServiceForward.start(
+                    service: service, host: "127.0.0.1", port: port, directory: directory)
                 started("localhost:\(port), the forward to \(service)") { await forward.stop() }
                 log.note("\(service) is also at http://localhost:\(port)")
             } catch {
@@ -103,7 +127,7 @@ extension UpSession {
     }
 
     /// The plan of the spec's replicas, with what they inherit from the supervisor's environment.
-    private func makePlan(dnsPort: Int) throws(SupervisorError) -> LocalPlan {
+    private func makePlan(dnsPort: Int, naming: LocalPlan.Naming) throws(SupervisorError) -> LocalPlan {
         let configuration = configuration
         var plan: LocalPlan
         do {
@@ -111,7 +135,8 @@ extension UpSession {
                 spec: configuration.spec, stateDirectory: configuration.stateDirectory, dnsPort: dnsPort,
                 secrets: SecretStore(
                     directory: configuration.stateDirectory + "/secrets", environment: configuration.environment),
-                addresses: configuration.addresses)
+                addresses: configuration.addresses, projectDirectory: configuration.projectDirectory, naming: naming,
+                searchPath: configuration.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
         } catch {
             throw SupervisorError(.start, "\(error)")
         }

@@ -137,18 +137,3 @@ enum DatagramProbe {
         return sent == bytes.count
     }
 }
-
-@Suite(.timeLimit(.minutes(5)))
-struct HostsFileTests {
-    @Test func everyReplicaWithItsNames() {
-        let directory = ServiceDirectory(project: "Shop", replicas: DNSServerTests.replicas)
-        #expect(
-            directory.hostsFile() == """
-                # written by orchestrate up; names resolve through its DNS server as well
-                127.0.0.4\torder-service order-service.shop.local 1.order-service.shop.local
-                127.0.0.2\tuser-service user-service.shop.local 1.user-service.shop.local
-                127.0.0.3\tuser-service user-service.shop.local 2.user-service.shop.local
-
-                """)
-    }
-}

@@ -17,6 +17,63 @@ struct LocalPlanTests {
         try body(directory.path)
     }
 
+    /// A `command:` service runs its program, found on the search path or relative to the spec's directory, in
+    /// that directory; every service with a port has a stable address; with `.addresses` the URLs carry it.
+    @Test func aCommandServiceRunsItsProgramAndURLsFollowTheNaming() throws {
+        let text = """
+            version: 1
+            name: demo
+            services:
+              catalog: { product: Catalog, port: 8081, replicas: 2 }
+              worker:
+                command: [sh, -c, "exec sleep 1"]
+                image: alpine:3.20
+                args: [--verbose]
+                dependsOn: [catalog]
+              tool:
+                command: [./bin/tool]
+                image: example/tool:1
+                port: 8090
+            """
+        let spec = try #require(SpecLoader.load(Array(text.utf8)).spec)
+        try withState { state in
+            try FileManager.default.createDirectory(atPath: state + "/bin", withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(
+                atPath: state + "/bin/tool", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+            let secrets = SecretStore(directory: state + "/secrets", environment: [:])
+            let byName = try LocalPlan.make(
+                spec: spec, stateDirectory: state + "/.orchestrate", dnsPort: 1, secrets: secrets,
+                projectDirectory: state, searchPath: "/nonexistent:/bin:/usr/bin")
+            #expect(byName.serviceAddresses == ["catalog": "127.0.2.1", "tool": "127.0.2.2"])
+            let worker = try #require(byName.replicas.first { $0.service == "worker" })
+            #expect(worker.executable == "/bin/sh")
+            #expect(worker.arguments == ["-c", "exec sleep 1", "--verbose"])
+            #expect(worker.workingDirectory == state)
+            #expect(worker.environment["CATALOG_URL"] == "http://catalog:8081")
+            #expect(worker.hostsFile == state + "/.orchestrate/hosts")
+            #expect(byName.replicas.first { $0.service == "tool" }?.executable == state + "/./bin/tool")
+            #expect(byName.replicas.first { $0.service == "catalog" }?.executable == nil)
+
+            let byAddress = try LocalPlan.make(
+                spec: spec, stateDirectory: state + "/.orchestrate", dnsPort: 1, secrets: secrets,
+                projectDirectory: state, naming: .addresses, searchPath: "/bin:/usr/bin")
+            let addressed = try #require(byAddress.replicas.first { $0.service == "worker" })
+            #expect(addressed.environment["CATALOG_URL"] == "http://127.0.2.1:8081")
+            #expect(addressed.hostsFile == nil)
+
+            // A program that is nowhere: the plan says which and where it looked.
+            let missing = #expect(throws: SupervisorError.self) {
+                try LocalPlan.make(
+                    spec: spec, stateDirectory: state + "/.orchestrate", dnsPort: 1, secrets: secrets,
+                    projectDirectory: state, searchPath: "/nonexistent")
+            }
+            #expect(missing?.code == .plan)
+            #expect(
+                missing?.description.contains("cannot run sh: it is not on PATH") == true,
+                "\(String(describing: missing))")
+        }
+    }
+
     @Test func theShopGetsAnAddressPerReplicaAndItsEnvironment() throws {
         try withState { state in
             let plan = try LocalPlan.make(

@@ -30,6 +30,49 @@ import Testing
         #expect(await eventually { lines.withLock { $0 } == ["ONLY=this"] })
     }
 
+    /// A child given a hosts file sees it as /etc/hosts, through glibc's resolver as any program would, and the
+    /// machine's /etc/hosts is left as it was.
+    @Test func aChildResolvesNamesFromItsPrivateHostsFile() async throws {
+        let directory = try ExternalTool.temporaryDirectory("hosts")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let hosts = directory.appendingPathComponent("hosts").path
+        try PrivateHosts.write("127.0.0.1\tlocalhost\n127.0.2.7\tcatalog catalog.demo.local\n", to: hosts)
+        try #require(PrivateHosts.unavailableReason(path: hosts) == nil, "no private mount namespace here")
+        let machine = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
+        let lines = Mutex<[String]>([])
+        let process = try await launcher.launch(
+            LaunchRequest(
+                executable: "/usr/bin/getent", arguments: ["hosts", "catalog.demo.local"], environment: [:],
+                hostsFile: hosts)
+        ) { line in lines.withLock { $0.append(line) } }
+        #expect(await process.exitStatus() == .exited(0))
+        #expect(await eventually { !lines.withLock { $0 }.isEmpty })
+        #expect(lines.withLock { $0.joined() }.hasPrefix("127.0.2.7"), "\(lines.withLock { $0 })")
+        #expect(try String(contentsOfFile: "/etc/hosts", encoding: .utf8) == machine)
+        #expect(!machine.contains("catalog.demo.local"))
+    }
+
+    /// The hosts file is written in place (a replica's bind mount holds the file), and a symbolic link planted at
+    /// its path is refused, not followed: the file it points at is untouched.
+    @Test func theHostsFileIsNeverWrittenThroughASymbolicLink() throws {
+        let directory = try ExternalTool.temporaryDirectory("hosts-link")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let victim = directory.appendingPathComponent("victim")
+        try "keep me\n".write(to: victim, atomically: true, encoding: .utf8)
+        let hosts = directory.appendingPathComponent("hosts").path
+        try FileManager.default.createSymbolicLink(atPath: hosts, withDestinationPath: victim.path)
+        let error = #expect(throws: SupervisorError.self) { try PrivateHosts.write("127.0.0.1 x\n", to: hosts) }
+        #expect(error?.code == .start)
+        #expect(try String(contentsOf: victim, encoding: .utf8) == "keep me\n")
+        // A regular file is rewritten in place: the same inode, new contents.
+        let file = directory.appendingPathComponent("regular").path
+        try PrivateHosts.write("one\n", to: file)
+        let inode = try FileManager.default.attributesOfItem(atPath: file)[.systemFileNumber] as? Int
+        try PrivateHosts.write("two\n", to: file)
+        #expect(try FileManager.default.attributesOfItem(atPath: file)[.systemFileNumber] as? Int == inode)
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "two\n")
+    }
+
     /// Run as root (as CI is), a child can become another user, as PostgreSQL must: uid, gid and groups change.
     @Test(.requires("root and a nobody user", geteuid() == 0 && ProcessUser.named("nobody") != nil))
     func aRootSupervisorRunsAChildAsAnotherUser() async throws {

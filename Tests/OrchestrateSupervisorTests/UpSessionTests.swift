@@ -88,6 +88,7 @@ import Testing
                 steps == [
                     "in reverse order of start",
                     "the services: entry points first, then dependents before what they depend on",
+                    "127.0.2.2:4100, the address of edge", "127.0.2.1:4101, the address of store",
                     "the control socket", "the record of this run (state.json is removed)", "the DNS server",
                 ], "\(steps)")
             // Within the services: the entry point (edge, the gateway) stopped before what it depends on.
