@@ -135,22 +135,23 @@ struct ComposeGenerator {
         return context
     }
 
-    /// The container's own check of its readiness probe: the service binary's `healthcheck` subcommand, since
-    /// images carry no curl. Nil for prebuilt images, whose binary is unknown.
+    /// The container's own check of its readiness probe (`ContainerProbe`: bash, which the runtime image has).
+    /// For a prebuilt image only a `command:` probe, which its author wrote for it: whether it has bash is unknown,
+    /// and a check that can never pass would keep its dependents from starting.
     func healthcheck(for service: Service) -> [String: String]? {
-        guard let product = service.product?.value, let probe = service.probes.readiness ?? service.probes.liveness
-        else { return nil }
-        let binary = "/app/" + product
+        guard let probe = service.probes.readiness ?? service.probes.liveness else { return nil }
         let test: [String]
         switch probe.check.value {
-        case .http(let path):
-            guard let port = service.port?.value else { return nil }
-            test = ["CMD", binary, "healthcheck", "http://127.0.0.1:\(port)\(path)"]
-        case .tcp(let port): test = ["CMD", binary, "healthcheck", "tcp://127.0.0.1:\(port)"]
-        case .command(let words): test = ["CMD"] + KubernetesNames.command(words, binary: binary)
+        case .command(let words):
+            test =
+                ["CMD"] + (service.product.map { KubernetesNames.command(words, binary: "/app/" + $0.value) } ?? words)
+        case let check:
+            guard service.product != nil, let command = ContainerProbe.command(check, port: service.port?.value)
+            else { return nil }
+            test = ["CMD"] + command
         }
         return [
-            "test": Self.flow(test),
+            "test": Self.flow(test.map(Self.escapeInterpolation)),
             "interval": Y.yaml(probe.interval.description),
             "timeout": Y.yaml(probe.timeout.description),
             "retries": String(probe.failureThreshold),
