@@ -79,6 +79,16 @@ struct OutputDirectory {
         }
     }
 
+    /// The files of `files` that would replace a file orchestrate did not write: one on disk, different, without
+    /// the header and not in the manifest on disk (`GeneratedMarker`).
+    func foreign(_ files: [GeneratedFile]) -> [String] {
+        let manifest = existing(GeneratedMarker.manifestPath).map(GeneratedMarker.listed(inManifest:)) ?? []
+        return files.compactMap { file in
+            guard let old = existing(file.path), old != file.contents else { return nil }
+            return GeneratedMarker.isMarked(old) || manifest.contains(file.path) ? nil : display(file.path)
+        }
+    }
+
     /// A unified diff from the file on disk to the generated one, or nil when they are equal.
     func diff(for file: GeneratedFile) -> String? {
         let old = existing(file.path)

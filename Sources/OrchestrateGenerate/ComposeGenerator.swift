@@ -1,7 +1,7 @@
 import OrchestrateContract
 import OrchestrateSpec
 
-/// `compose.yaml`, the `Dockerfile` every product is built with, and Prometheus' scrape configuration for the
+/// `compose.yaml`, the `Dockerfile` every product is built with (and its `.dockerignore`), and Prometheus' scrape configuration for the
 /// `observability` profile.
 struct ComposeGenerator {
     let topology: Topology
@@ -20,6 +20,7 @@ struct ComposeGenerator {
         }
         jobs += owners.map { service in { block(database(service.database!.name.value)) } }
         jobs.append { templates.render("Dockerfile", dockerfileContext()) }
+        jobs.append { templates.render("dockerignore", [:]) }
         jobs.append { templates.render("prometheus.yml", prometheusContext()) }
         let serviceCount = spec.services.count
         return RenderPlan(jobs: jobs) { texts in
@@ -30,8 +31,9 @@ struct ComposeGenerator {
                         "compose.yaml",
                         context(
                             blocks: Array(texts[..<serviceCount]),
-                            databaseBlocks: Array(texts[serviceCount..<(texts.count - 2)])))),
-                GeneratedFile(path: "Dockerfile", contents: texts[texts.count - 2]),
+                            databaseBlocks: Array(texts[serviceCount..<(texts.count - 3)])))),
+                GeneratedFile(path: "Dockerfile", contents: texts[texts.count - 3]),
+                GeneratedFile(path: ".dockerignore", contents: texts[texts.count - 2]),
                 GeneratedFile(path: "observability/prometheus.yml", contents: texts[texts.count - 1]),
             ]
         }

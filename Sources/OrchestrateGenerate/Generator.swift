@@ -36,7 +36,8 @@ public struct Generator: Sendable {
         if target == .gateway || target == .all {
             plans.append(GatewayGenerator(topology: topology, templates: templates).plan(routesJSON: routesJSON))
         }
-        return RenderPlan.run(plans)
+        let files = RenderPlan.run(plans)
+        return files + [GeneratedMarker.manifest(for: files)].compactMap { $0 }
     }
 
     /// gateway/routes.json alone (what `orchestrate up` gives its gateway); nil when the spec has no gateway.

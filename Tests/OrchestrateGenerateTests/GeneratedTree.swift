@@ -10,7 +10,9 @@ struct GeneratedTree {
     /// The shop's generated files are committed at the package root: they are the golden files, and
     /// `orchestrate generate all --check` guards them in CI as it would in a user's repository.
     static let goldenDirectory = ExternalTool.packageRoot
-    static let goldenPaths = ["compose.yaml", "Dockerfile", "observability", "k8s", "gateway"]
+    static let goldenPaths = [
+        "compose.yaml", "Dockerfile", ".dockerignore", "observability", "k8s", "gateway", ".orchestrate-generated",
+    ]
     static let supportDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
         "Support")
 

@@ -57,8 +57,8 @@ struct GoldenTests {
     }
 
     @Test(arguments: [
-        (Generator.Target.compose, ["compose.yaml", "Dockerfile", "observability/prometheus.yml"]),
-        (.gateway, ["gateway/routes.json", "gateway/nginx.conf"]),
+        (Generator.Target.compose, ["compose.yaml", "Dockerfile", ".dockerignore", "observability/prometheus.yml"]),
+        (.gateway, ["gateway/routes.json", "gateway/nginx.conf", ".orchestrate-generated"]),
     ])
     func eachTargetWritesItsFiles(_ target: Generator.Target, _ paths: [String]) throws {
         let text = try String(contentsOf: GeneratedTree.shopSpec, encoding: .utf8)
