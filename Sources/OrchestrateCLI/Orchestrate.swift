@@ -8,7 +8,7 @@ public struct Orchestrate: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Validate.self, Generate.self, Up.self, Status.self, Logs.self, Restart.self, Stop.self, Start.self,
-            Down.self, Resolve.self, Token.self,
+            Init.self, Down.self, Resolve.self, Token.self, Schema.self,
         ]
     )
 
