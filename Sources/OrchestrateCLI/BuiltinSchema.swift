@@ -404,6 +404,11 @@ enum BuiltinSchema {
           "required": [
             "image"
           ]
+        },
+        {
+          "required": [
+            "builtin"
+          ]
         }
       ],
       "not": {
@@ -417,6 +422,24 @@ enum BuiltinSchema {
           {
             "required": [
               "product",
+              "command"
+            ]
+          },
+          {
+            "required": [
+              "builtin",
+              "product"
+            ]
+          },
+          {
+            "required": [
+              "builtin",
+              "image"
+            ]
+          },
+          {
+            "required": [
+              "builtin",
               "command"
             ]
           }
@@ -439,6 +462,12 @@ enum BuiltinSchema {
             "minLength": 1
           },
           "description": "How `orchestrate up` runs a service that is not a SwiftPM product (a Python worker, a Node frontend, an existing binary): the program, found on PATH or relative to the spec's directory, then its arguments. Needs `image` for compose and Kubernetes."
+        },
+        "builtin": {
+          "enum": [
+            "gateway"
+          ],
+          "description": "A program of orchestrate's own that the service is: `gateway` runs orchestrate's API gateway (beside `orchestrate` under `up`, its image in compose and Kubernetes). The spec's `gateway.service` must name the service."
         },
         "port": {
           "$ref": "#/definitions/port",

@@ -1,11 +1,12 @@
 public import ArgumentParser
+import OrchestrateContract
 
 /// The `orchestrate` command: one `services.yaml` checked, turned into deployment files, and run.
 public struct Orchestrate: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "orchestrate",
         abstract: "Describe a Swift microservice system in one services.yaml; check it, generate from it, run it.",
-        version: "0.1.0",
+        version: OrchestrateVersion.current,
         subcommands: [
             Validate.self, Generate.self, Up.self, Status.self, Logs.self, Restart.self, Stop.self, Start.self,
             Init.self, Down.self, Resolve.self, Token.self, Schema.self,

@@ -9,7 +9,7 @@ enum StatusFormat: String, ExpressibleByArgument, CaseIterable {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show every replica of the running shop: address, state, readiness, restarts, uptime, PID.")
+        abstract: "Show every replica `orchestrate up` runs: address, state, readiness, restarts, uptime, PID.")
 
     @OptionGroup var options: StateOptions
 

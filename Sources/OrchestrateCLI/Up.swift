@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OrchestrateContract
 import OrchestrateGenerate
 import OrchestrateSpec
 import OrchestrateSupervisor
@@ -86,6 +87,7 @@ struct Up: AsyncParsableCommand {
         configuration.useColor = color.isEnabled(forDescriptor: 1, environment: environment)
         configuration.environment = environment
         configuration.routeTable = Generator.routeTable(for: Topology(spec))
+        configuration.builtinGateway = Self.builtinGateway(products: products)
         let session = UpSession(configuration)
         let signals = SignalListener()
         let relay = Task {
@@ -100,6 +102,18 @@ struct Up: AsyncParsableCommand {
             POSIX.printError("orchestrate: \(error)")
             throw ExitCode.failure
         }
+    }
+
+    /// The built-in gateway: beside this `orchestrate` as installed (`orchestrate-gateway`), or as this package
+    /// builds it (`APIGateway` beside it in .build), or among the project's own products when it is this package.
+    static func builtinGateway(products: String) -> String? {
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let beside = URL(fileURLWithPath: exe).deletingLastPathComponent().path
+        let candidates = [
+            beside + "/" + OrchestrateVersion.gatewayExecutable, beside + "/APIGateway", products + "/APIGateway",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     private func productsDirectory(projectDirectory: String) throws -> String {

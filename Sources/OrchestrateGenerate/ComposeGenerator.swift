@@ -148,7 +148,9 @@ struct ComposeGenerator {
             test =
                 ["CMD"] + (service.product.map { KubernetesNames.command(words, binary: "/app/" + $0.value) } ?? words)
         case let check:
-            guard service.product != nil, let command = ContainerProbe.command(check, port: service.port?.value)
+            // Images orchestrate builds (a product's, the built-in gateway's) have bash.
+            guard service.product != nil || service.builtin != nil,
+                let command = ContainerProbe.command(check, port: service.port?.value)
             else { return nil }
             test = ["CMD"] + command
         }

@@ -1,3 +1,4 @@
+import OrchestrateContract
 import OrchestrateSpec
 
 /// Names and values that compose and Kubernetes derive the same way.
@@ -5,6 +6,7 @@ enum KubernetesNames {
     /// `REGISTRY/SERVICE:TAG` for a built product, or the spec's image.
     static func image(for service: Service, in spec: Spec) -> String {
         if let image = service.image { return image.value }
+        if service.builtin?.value == .gateway { return OrchestrateVersion.gatewayImage }
         let registry = spec.images.registry.map { $0.value.hasSuffix("/") ? $0.value : $0.value + "/" } ?? ""
         return "\(registry)\(service.name.value):\(spec.images.tag.value)"
     }

@@ -12,6 +12,8 @@ public struct Service: Sendable {
         var image: Located<String>?
         /// How `orchestrate up` runs a service that is not a product: the program, then its arguments.
         var command: [Located<String>]
+        /// A program of orchestrate's own that the service is (`builtin: gateway`).
+        var builtin: Located<BuiltinProgram>?
         var port: Located<Int>?
         /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
         var isPublic: Located<Bool>?
@@ -55,6 +57,10 @@ public struct Service: Sendable {
     /// How `orchestrate up` runs a service that is not a SwiftPM product (with `image` for compose and Kubernetes):
     /// the program, found on PATH or relative to the spec's directory, then its arguments. Empty for a product.
     public var command: [Located<String>] { storage.fields.command }
+    /// A program of orchestrate's own that the service is, instead of a product, an image or a command:
+    /// `builtin: gateway` runs orchestrate's gateway (its binary beside `orchestrate` under `up`, its image in
+    /// compose and Kubernetes).
+    public var builtin: Located<BuiltinProgram>? { storage.fields.builtin }
     public var port: Located<Int>? { storage.fields.port }
     /// Whether the service is published outside the system (compose ports, `localhost:PORT` locally).
     public var isPublic: Located<Bool>? { storage.fields.isPublic }
@@ -80,6 +86,12 @@ public struct Service: Sendable {
     public var effectiveStopGracePeriod: SpecDuration { stopGracePeriod?.value ?? SpecDuration(milliseconds: 10_000) }
     public var isPublished: Bool { isPublic?.value ?? false }
 
+}
+
+/// A program that comes with orchestrate, which a service can be without a product of its own.
+public enum BuiltinProgram: String, Sendable, CaseIterable {
+    /// The API gateway: routes, JWT, rate limits from the spec's `routes` and `gateway`.
+    case gateway
 }
 
 /// Whether and how a stopped process is started again.

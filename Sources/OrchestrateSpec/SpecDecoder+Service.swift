@@ -1,7 +1,8 @@
 /// Reading one service and the parts only a service has.
 extension SpecDecoder {
     static let serviceFields = [
-        "product", "image", "command", "port", "public", "replicas", "autoscaling", "args", "env", "database",
+        "product", "image", "command", "builtin", "port", "public", "replicas", "autoscaling", "args", "env",
+        "database",
         "dependsOn",
         "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod",
     ]
@@ -10,7 +11,7 @@ extension SpecDecoder {
     {
         guard let (entries, location) = mapping(node, path()) else { return nil }
         var service = Service.Fields(
-            name: name, product: nil, image: nil, command: [], port: nil, isPublic: nil, replicas: nil,
+            name: name, product: nil, image: nil, command: [], builtin: nil, port: nil, isPublic: nil, replicas: nil,
             autoscaling: nil,
             args: [], env: [], database: nil, dependsOn: [], publishes: [], subscribes: [], probes: Probes(),
             routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
@@ -22,6 +23,7 @@ extension SpecDecoder {
             switch key {
             case "product": service.product = string(value, fieldPath())
             case "image": service.image = string(value, fieldPath())
+            case "builtin": service.builtin = choice(value, fieldPath(), BuiltinProgram.self)
             case "command":
                 service.command = strings(value, fieldPath())
                 if service.command.isEmpty || service.command.contains(where: \.value.isEmpty) {
@@ -52,7 +54,7 @@ extension SpecDecoder {
             default: unknownField(entry.key, path(), allowed: Self.serviceFields)
             }
         }
-        let namesBuild = entries.contains { ["product", "image", "command"].contains(text($0.key)) }
+        let namesBuild = entries.contains { ["product", "image", "command", "builtin"].contains(text($0.key)) }
         switch (service.product, service.image) {
         case (nil, nil) where !namesBuild:
             error(
@@ -66,7 +68,19 @@ extension SpecDecoder {
                 hint: "keep one of the two")
         default: break
         }
-        if let first = service.command.first {
+        if let builtin = service.builtin {
+            let others = [
+                service.product.map { ("product", $0.location) }, service.image.map { ("image", $0.location) },
+                service.command.first.map { ("command", $0.location) },
+            ].compactMap { $0 }
+            for (field, location) in others {
+                error(
+                    .conflictingFields, path() + "." + field, at: location,
+                    "\(path()) is orchestrate's \(builtin.value.rawValue) (`builtin:`) and also sets \"\(field)\"",
+                    hint: "remove `\(field)`: the built-in \(builtin.value.rawValue) comes with orchestrate")
+            }
+        }
+        if let first = service.command.first, service.builtin == nil {
             if let product = service.product {
                 error(
                     .conflictingFields, path() + ".command", at: first.location,

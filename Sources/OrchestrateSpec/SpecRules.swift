@@ -179,7 +179,16 @@ enum SpecRules {
     }
 
     static func gateway(_ spec: Spec) -> [Diagnostic] {
-        guard let gateway = spec.gateway else { return [] }
+        // The built-in gateway serves the spec's routes: it is the gateway, or it has nothing to do.
+        let builtins = spec.services.filter { $0.builtin?.value == .gateway }
+        let strays = builtins.filter { $0.name.value != spec.gateway?.service.value }.map { service in
+            Diagnostic(
+                .error, .missingGateway, path: "services.\(service.name.value).builtin",
+                at: service.builtin?.location ?? service.name.location,
+                "\"\(service.name.value)\" is the built-in gateway, but `gateway.service` does not name it",
+                hint: "add `gateway: { service: \(service.name.value) }` at the top level")
+        }
+        guard let gateway = spec.gateway else { return strays }
         guard let service = spec.service(named: gateway.service.value) else {
             let names = spec.services.map(\.name.value)
             return [
@@ -190,8 +199,8 @@ enum SpecRules {
                     hint: "name the service that runs the gateway")
             ]
         }
-        guard service.port == nil else { return [] }
-        return [
+        guard service.port == nil else { return strays }
+        return strays + [
             Diagnostic(
                 .error, .missingPort, path: "services.\(service.name.value)", at: service.name.location,
                 "the gateway \"\(service.name.value)\" needs a port to listen on", hint: "add `port: 3000`")

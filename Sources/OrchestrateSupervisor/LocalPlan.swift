@@ -53,10 +53,11 @@ public struct LocalPlan: Sendable {
     ///     path in it is relative to.
     ///   - naming: How dependents reach services; nil: by name, with `stateDirectory/hosts`.
     ///   - searchPath: Where a `command:` program without a slash is looked for (`PATH`).
+    ///   - builtinGateway: The built-in gateway's binary, for a `builtin: gateway` service.
     public static func make(
         spec: Spec, stateDirectory: String, dnsPort: Int, secrets: SecretStore,
         addresses: LoopbackAddresses = .linux, projectDirectory: String = ".", naming: Naming? = nil,
-        searchPath: String = "/usr/local/bin:/usr/bin:/bin"
+        searchPath: String = "/usr/local/bin:/usr/bin:/bin", builtinGateway: String? = nil
     ) throws -> LocalPlan {
         let topology = Topology(spec)
         guard topology.isAcyclic else {
@@ -80,6 +81,16 @@ public struct LocalPlan: Sendable {
             let program: Program
             if let product = service.product?.value {
                 program = Program(name: product, executable: nil, arguments: [], workingDirectory: nil)
+            } else if service.builtin?.value == .gateway {
+                guard let builtinGateway else {
+                    throw SupervisorError(
+                        .plan,
+                        "\(service.name.value) is the built-in gateway, which is not beside orchestrate: install both with scripts/install, or build it in orchestrate's package (swift build --product APIGateway)"
+                    )
+                }
+                program = Program(
+                    name: OrchestrateVersion.gatewayExecutable, executable: builtinGateway, arguments: [],
+                    workingDirectory: nil)
             } else if let first = service.command.first?.value {
                 program = Program(
                     name: first,

@@ -18,6 +18,8 @@ public struct UpConfiguration: Sendable {
     public var projectDirectory: String
     /// Where the built products are.
     public var productsDirectory: String
+    /// The built-in gateway's binary (`builtin: gateway`); nil when it is not to be found.
+    public var builtinGateway: String?
     /// The DNS server's port on 127.0.0.1; 0 takes a free one.
     public var dnsPort = 0
     public var infrastructure = Infrastructure.embedded

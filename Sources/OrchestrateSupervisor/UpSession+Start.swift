@@ -136,7 +136,8 @@ extension UpSession {
                 secrets: SecretStore(
                     directory: configuration.stateDirectory + "/secrets", environment: configuration.environment),
                 addresses: configuration.addresses, projectDirectory: configuration.projectDirectory, naming: naming,
-                searchPath: configuration.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
+                searchPath: configuration.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+                builtinGateway: configuration.builtinGateway)
         } catch {
             throw SupervisorError(.start, "\(error)")
         }

@@ -115,20 +115,22 @@ struct GenerateCommandTests {
         // A hand-written file that cannot carry a comment is refused the same way; once generate wrote it, the
         // manifest lists it and it is generate's to replace.
         let gatewaySpec = OrchestrateBinary.packageRoot.appendingPathComponent("services.yaml").path
-        let routes = output.appendingPathComponent("gateway/routes.json")
+        let json = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: json) }
+        let routes = json.appendingPathComponent("gateway/routes.json")
         try FileManager.default.createDirectory(
             at: routes.deletingLastPathComponent(), withIntermediateDirectories: true)
         try "{\"mine\": true}\n".write(to: routes, atomically: true, encoding: .utf8)
-        let refusedJSON = try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", output.path])
+        let refusedJSON = try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", json.path])
         #expect(refusedJSON.status == 2)
         #expect(refusedJSON.stderr.contains("gateway/routes.json exists and was not written by orchestrate"))
         #expect(
-            try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", output.path, "--force"]).status == 0)
+            try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", json.path, "--force"]).status == 0)
         #expect(
-            try String(contentsOf: output.appendingPathComponent(".orchestrate-generated"), encoding: .utf8).contains(
+            try String(contentsOf: json.appendingPathComponent(".orchestrate-generated"), encoding: .utf8).contains(
                 "\ngateway/routes.json\n"))
         try "{}\n".write(to: routes, atomically: true, encoding: .utf8)
-        #expect(try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", output.path]).status == 0)
+        #expect(try await orchestrate(["generate", "gateway", "-f", gatewaySpec, "-o", json.path]).status == 0)
     }
 
     @Test func aMissingSpecIsAnIOError() async throws {

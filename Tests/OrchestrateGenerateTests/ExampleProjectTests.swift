@@ -1,4 +1,5 @@
 import Foundation
+import OrchestrateContract
 import OrchestrateSpec
 import OrchestrateTestSupport
 import Testing
@@ -46,7 +47,7 @@ struct ExampleProjectTests {
         // would wait for it started, not healthy; the Swift ones have one each.
         let compose = try #require(tree.file("compose.yaml"))
         let checks = try Self.healthchecks(in: compose)
-        #expect(Set(checks.keys) == ["catalog", "storefront"])
+        #expect(Set(checks.keys) == ["catalog", "storefront", "edge"])
     }
 
     @Test(.requires("the example project built (scripts/test builds it)", ExampleProject.products != nil))
@@ -150,5 +151,32 @@ struct ExampleProjectTests {
         #expect(status == 0)
         #expect(try String(contentsOf: requestLine, encoding: .utf8) == "GET \(path) HTTP/1.0")
         #expect(!FileManager.default.fileExists(atPath: marker.path))
+    }
+}
+
+/// The image the generated files name for `builtin: gateway` is the one docker/gateway.Dockerfile builds: same
+/// version, and the Dockerfile passes hadolint as the generated one does.
+@Suite(.timeLimit(.minutes(5)))
+struct BuiltinGatewayImageTests {
+    @Test func theGeneratedFilesNameTheImageThisRepositoryBuilds() throws {
+        let tree = try GeneratedTree(specText: ExampleProject.spec(ports: [:]))
+        let compose = try #require(tree.file("compose.yaml"))
+        #expect(compose.contains("image: \"orchestrate-gateway:\(OrchestrateVersion.current)\""))
+        let dockerfile = try String(
+            contentsOf: ExternalTool.packageRoot.appendingPathComponent("docker/gateway.Dockerfile"), encoding: .utf8)
+        #expect(dockerfile.contains("-t \(OrchestrateVersion.gatewayImage) ."))
+        #expect(dockerfile.contains("--product APIGateway"))
+    }
+
+    @Test(.requires("hadolint", ExternalTool.find("hadolint") != nil))
+    func theGatewayDockerfilePassesHadolint() async throws {
+        let hadolint = try #require(ExternalTool.find("hadolint"), "scripts/test installs hadolint")
+        let (status, output) = try await ExternalTool.run(
+            hadolint,
+            [
+                "--no-color", "--failure-threshold", "info",
+                ExternalTool.packageRoot.appendingPathComponent("docker/gateway.Dockerfile").path,
+            ])
+        #expect(status == 0, "\(String(decoding: output, as: UTF8.self))")
     }
 }

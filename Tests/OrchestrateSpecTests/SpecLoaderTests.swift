@@ -114,6 +114,34 @@ struct SpecLoaderTests {
         #expect(service.product == nil)
     }
 
+    /// `builtin: gateway` is orchestrate's gateway: it excludes a product, an image and a command, and the spec's
+    /// `gateway.service` must name it.
+    @Test func theBuiltinGatewayStandsAloneAndIsTheGateway() throws {
+        func diagnostics(_ text: String) -> [String] {
+            SpecLoader.load(Array(text.utf8)).diagnostics.map {
+                "\($0.location.line):\($0.location.column) \($0.code.name)"
+            }
+        }
+        let good =
+            "version: 1\nname: x\ngateway: { service: edge }\nservices:\n  edge: { builtin: gateway, port: 8000 }\n"
+        #expect(diagnostics(good) == [])
+        let spec = try #require(SpecLoader.load(Array(good.utf8)).spec)
+        #expect(spec.services.first?.builtin?.value == .gateway)
+        #expect(
+            diagnostics("version: 1\nname: x\nservices:\n  edge: { builtin: gateway, port: 8000 }\n") == [
+                "4:20 missing-gateway"
+            ])
+        #expect(
+            diagnostics(
+                "version: 1\nname: x\ngateway: { service: edge }\nservices:\n  edge: { builtin: gateway, product: E, port: 8000 }\n"
+            ) == ["5:38 conflicting-fields"])
+        #expect(
+            diagnostics(
+                "version: 1\nname: x\ngateway: { service: edge }\nservices:\n  edge: { builtin: proxy, port: 8000 }\n"
+            )
+            .first?.hasSuffix("invalid-value") == true)
+    }
+
     @Test func noInputCrashesTheLoader() {
         // Hostile shapes that once broke YAML loaders elsewhere; each must give diagnostics, not a crash.
         let inputs = [

@@ -78,7 +78,7 @@ struct LocalPlanTests {
         try withState { state in
             let plan = try LocalPlan.make(
                 spec: try shop(), stateDirectory: state, dnsPort: 5353,
-                secrets: SecretStore(directory: state + "/secrets", environment: [:]))
+                secrets: SecretStore(directory: state + "/secrets", environment: [:]), builtinGateway: "/opt/gateway")
             #expect(
                 plan.replicas.map { "\($0.service)#\($0.index)" } == [
                     "api-gateway#1", "api-gateway#2", "user-service#1", "user-service#2", "order-service#1",
@@ -95,6 +95,7 @@ struct LocalPlanTests {
             #expect(order.environment["UPSTREAM_TIMEOUT"] == "2s")
             #expect(order.environment["PORT"] == "3002")
             let gateway = try #require(plan.replicas.first { $0.service == "api-gateway" })
+            #expect(gateway.executable == "/opt/gateway")  // the built-in gateway, as found beside orchestrate
             #expect(gateway.environment["ROUTES_FILE"] == "\(state)/routes.json")
             #expect(gateway.environment["JWT_ISSUER"] == "shop")
             #expect((gateway.environment["JWT_SECRET"]?.utf8.count ?? 0) >= 32)
@@ -110,17 +111,20 @@ struct LocalPlanTests {
     @Test func secretsAreGeneratedOnceThenReadFromTheirFiles() throws {
         try withState { state in
             let store = SecretStore(directory: state + "/secrets", environment: [:])
-            let first = try LocalPlan.make(spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store)
+            let first = try LocalPlan.make(
+                spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store, builtinGateway: "/opt/gateway")
             #expect(Set(first.generatedSecrets) == ["internal-token", "jwt-secret"])
             let attributes = try FileManager.default.attributesOfItem(atPath: state + "/secrets/jwt-secret")
             #expect((attributes[.posixPermissions] as? Int) == 0o600)
-            let second = try LocalPlan.make(spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store)
+            let second = try LocalPlan.make(
+                spec: try shop(), stateDirectory: state, dnsPort: 1, secrets: store, builtinGateway: "/opt/gateway")
             #expect(second.generatedSecrets.isEmpty)
             #expect(second.replicas[0].environment["JWT_SECRET"] == first.replicas[0].environment["JWT_SECRET"])
             // A variable in the supervisor's environment wins over the file.
             let overridden = try LocalPlan.make(
                 spec: try shop(), stateDirectory: state, dnsPort: 1,
-                secrets: SecretStore(directory: state + "/secrets", environment: ["INTERNAL_TOKEN": "from-env"]))
+                secrets: SecretStore(directory: state + "/secrets", environment: ["INTERNAL_TOKEN": "from-env"]),
+                builtinGateway: "/opt/gateway")
             #expect(overridden.replicas.allSatisfy { $0.environment["INTERNAL_TOKEN"] == "from-env" })
         }
     }

@@ -55,7 +55,8 @@ struct NativeInfrastructureTests {
 
         let plan = try LocalPlan.make(
             spec: shop, stateDirectory: "/state", dnsPort: 5353,
-            secrets: SecretStore(directory: try ExternalTool.temporaryDirectory("native-plan").path, environment: [:]))
+            secrets: SecretStore(directory: try ExternalTool.temporaryDirectory("native-plan").path, environment: [:]),
+            builtinGateway: "/opt/gateway")
         let applied = infrastructure.apply(to: plan, spec: shop)
         let order = try #require(applied.replicas.first { $0.service == "order-service" })
         #expect(order.environment["DATABASE_URL"] == "postgres://orders@127.0.0.9:\(port)/orders")

@@ -63,7 +63,7 @@ extension UpEndToEndTests {
             logPath: directory.appendingPathComponent("up.log").path)
         var stopped = false
         defer { if !stopped { up.signal(SIGKILL) } }
-        #expect(await eventually(.seconds(120)) { up.log.contains("all 4 replicas of 3 services ready") }, "\(up.log)")
+        #expect(await eventually(.seconds(120)) { up.log.contains("all 5 replicas of 4 services ready") }, "\(up.log)")
         #expect(!up.log.contains("a private /etc/hosts is not available"), "\(up.log)")
         let rows = try await replicas(directory)
         let catalogs = rows.filter { $0.service == "catalog" }.sorted { $0.replica < $1.replica }
@@ -73,13 +73,15 @@ extension UpEndToEndTests {
         let second = "\(catalogs[1].address):\(catalogs[1].port ?? 0)"
         let recommender = try #require(rows.first { $0.service == "recommender" })
         let storefront = "http://localhost:\(ports[8080]!)"
+        // orchestrate's own gateway, which this project asks for with `builtin: gateway`: its route to storefront.
+        let gateway = "http://localhost:\(ports[8000]!)"
         let python = "http://\(recommender.address):\(recommender.port ?? 0)"
 
         // storefront (AsyncHTTPClient, pooled) and the Python service (a new connection per call) reach catalog
         // by CATALOG_URL and by the name written in code, and the calls spread over both replicas.
         for url in [
             storefront + "/products", storefront + "/products/by-name", python + "/recommendations",
-            python + "/recommendations/by-name",
+            python + "/recommendations/by-name", gateway + "/shop/products",
         ] {
             var seen: Set<String> = []
             var failed = 0
@@ -132,6 +134,6 @@ extension UpEndToEndTests {
         up.signal(SIGTERM)
         #expect(await up.wait(timeout: .seconds(60)) == 0, "\(up.log)")
         stopped = true
-        #expect(up.log.contains("stopping 127.0.2.1:\(ports[8081]!), the address of catalog"), "\(up.log)")
+        #expect(up.log.contains("stopping 127.0.2.2:\(ports[8081]!), the address of catalog"), "\(up.log)")
     }
 }

@@ -28,5 +28,5 @@ public enum ExampleProject {
     }
 
     /// The ports its services.yaml declares.
-    public static let declaredPorts = [8080, 8081, 8082]
+    public static let declaredPorts = [8000, 8080, 8081, 8082]
 }
