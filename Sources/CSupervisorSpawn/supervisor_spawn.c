@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,8 +73,32 @@ static int enter_hosts_namespace(const char *hosts_file) {
     }
     // Private, so the bind mount below stays in this namespace and nothing mounted later leaks in.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
-    if (mount(hosts_file, "/etc/hosts", NULL, MS_BIND, NULL) != 0) return -1;
-    return 0;
+    // The file is opened without following a symbolic link and mounted through its descriptor, so a link planted
+    // at its path cannot put another file in its place.
+    int fd = open(hosts_file, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat status;
+    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+        close(fd);
+        errno = ELOOP;  // a symbolic link (O_PATH | O_NOFOLLOW opens the link itself) or not a file
+        return -1;
+    }
+    char source[32] = "/proc/self/fd/";
+    char digits[12];
+    int count = 0;
+    unsigned int value = (unsigned int)fd;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    int at = (int)strlen(source);
+    while (count > 0) source[at++] = digits[--count];
+    source[at] = '\0';
+    int mounted = mount(source, "/etc/hosts", NULL, MS_BIND, NULL);
+    int error = errno;
+    close(fd);
+    errno = error;
+    return mounted == 0 ? 0 : -1;
 }
 #endif
 

@@ -52,6 +52,25 @@ import Testing
         #expect(!machine.contains("catalog.demo.local"))
     }
 
+    /// A symbolic link where the hosts file should be is not mounted in its place: the child does not start.
+    @Test func aLinkPlantedAsTheHostsFileIsNotMounted() async throws {
+        let directory = try ExternalTool.temporaryDirectory("hosts-planted")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let other = directory.appendingPathComponent("other")
+        try "127.0.0.66\tcatalog.demo.local\n".write(to: other, atomically: true, encoding: .utf8)
+        let hosts = directory.appendingPathComponent("hosts").path
+        try FileManager.default.createSymbolicLink(atPath: hosts, withDestinationPath: other.path)
+        let error = await #expect(throws: SupervisorError.self) {
+            _ = try await launcher.launch(
+                LaunchRequest(
+                    executable: "/usr/bin/getent", arguments: ["hosts", "catalog.demo.local"], environment: [:],
+                    hostsFile: hosts)
+            ) { _ in }
+        }
+        #expect(error?.code == .launch)
+        #expect(PrivateHosts.unavailableReason(path: hosts) != nil)
+    }
+
     /// The hosts file is written in place (a replica's bind mount holds the file), and a symbolic link planted at
     /// its path is refused, not followed: the file it points at is untouched.
     @Test func theHostsFileIsNeverWrittenThroughASymbolicLink() throws {
