@@ -39,22 +39,27 @@ static int write_text(const char *path, const char *text) {
     return 0;
 }
 
-/// "ID ID 1\n" for a uid_map or gid_map that maps one id to itself. Async-signal-safe (no snprintf).
-static void identity_map(char buffer[64], unsigned long id) {
+/// Appends `value` in decimal at `out`; returns the end. Async-signal-safe (no snprintf).
+static char *append_decimal(char *out, unsigned long value) {
     char digits[24];
     int count = 0;
     do {
-        digits[count++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id != 0);
-    int at = 0;
-    for (int copy = 0; copy < 2; copy++) {
-        for (int index = count - 1; index >= 0; index--) buffer[at++] = digits[index];
-        buffer[at++] = ' ';
-    }
-    buffer[at++] = '1';
-    buffer[at++] = '\n';
-    buffer[at] = '\0';
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (count > 0) *out++ = digits[--count];
+    return out;
+}
+
+/// "ID ID 1\n" for a uid_map or gid_map that maps one id to itself.
+static void identity_map(char buffer[64], unsigned long id) {
+    char *at = append_decimal(buffer, id);
+    *at++ = ' ';
+    at = append_decimal(at, id);
+    *at++ = ' ';
+    *at++ = '1';
+    *at++ = '\n';
+    *at = '\0';
 }
 
 /// The child's own /etc/hosts (see the header). 0, or -1 with errno.
@@ -83,17 +88,8 @@ static int enter_hosts_namespace(const char *hosts_file) {
         errno = ELOOP;  // a symbolic link (O_PATH | O_NOFOLLOW opens the link itself) or not a file
         return -1;
     }
-    char source[32] = "/proc/self/fd/";
-    char digits[12];
-    int count = 0;
-    unsigned int value = (unsigned int)fd;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    int at = (int)strlen(source);
-    while (count > 0) source[at++] = digits[--count];
-    source[at] = '\0';
+    char source[48] = "/proc/self/fd/";
+    *append_decimal(source + strlen(source), (unsigned long)fd) = '\0';
     int mounted = mount(source, "/etc/hosts", NULL, MS_BIND, NULL);
     int error = errno;
     close(fd);

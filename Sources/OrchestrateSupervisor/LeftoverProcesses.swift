@@ -40,9 +40,7 @@ enum LeftoverProcesses {
             plan.replicas.compactMap { replica in
                 replica.port.map { (replica.address, $0, "\(replica.service)-\(replica.index)") }
             } + forwards.map { ("127.0.0.1", $0.port, "localhost:\($0.port) for \($0.service)") }
-            + plan.serviceAddresses.sorted { $0.key < $1.key }.compactMap { service, address in
-                plan.replicas.first { $0.service == service }?.port.map { (address, $0, "the address of \(service)") }
-            }
+            + plan.serviceEndpoints.map { ($0.address, $0.port, "the address of \($0.service)") }
         return binds.compactMap { address, port, user in
             guard let error = PortCheck.bindError(address: address, port: port) else { return nil }
             if let holder = PortCheck.holder(address: address, port: port) {

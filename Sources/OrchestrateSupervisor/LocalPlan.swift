@@ -43,6 +43,14 @@ public struct LocalPlan: Sendable {
     public var serviceAddresses: [String: String]
     public var replicas: [Replica]
     public var waves: [[String]]
+
+    /// Each service with a stable address, with that address and its port, in address order (spec order).
+    public var serviceEndpoints: [(service: String, address: String, port: Int)] {
+        serviceAddresses.sorted { $0.value.compare($1.value, options: .numeric) == .orderedAscending }
+            .compactMap { service, address in
+                replicas.first { $0.service == service }?.port.map { (service, address, $0) }
+            }
+    }
     /// Secrets generated for this run (missing before), by file name, so the command can say so.
     public var generatedSecrets: [String]
 

@@ -95,14 +95,13 @@ extension UpSession {
         }
 
         self.plan = plan
-        for node in Topology(configuration.spec).nodes {
-            guard let endpoint = node.endpoint, let address = plan.serviceAddresses[node.name] else { continue }
+        for (service, address, port) in plan.serviceEndpoints {
             do {
                 let forward = try await ServiceForward.start(
-                    service: node.name, host: address, port: endpoint.port, directory: directory)
-                started("\(address):\(endpoint.port), the address of \(node.name)") { await forward.stop() }
+                    service: service, host: address, port: port, directory: directory)
+                started("\(address):\(port), the address of \(service)") { await forward.stop() }
             } catch {
-                log.note("cannot listen on \(address):\(endpoint.port) for \(node.name): \(error)")
+                log.note("cannot listen on \(address):\(port) for \(service): \(error)")
             }
         }
         let services = Supervisor(
