@@ -59,14 +59,13 @@ struct GatewayProxy: RouterMiddleware {
         } else {
             let path = environment[ServiceVariable.routesFile] ?? RouteTableFile.generatedPath
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.routesFile,
-                    message: "cannot read \(path); write it with `orchestrate generate gateway`")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.routesFile, "cannot read \(path); write it with `orchestrate generate gateway`")
             }
             do {
                 self.table = try RouteTable(json: data, source: path)
             } catch {
-                throw ConfigurationError(variable: ServiceVariable.routesFile, message: "\(error)")
+                throw ServiceKitError.configuration(ServiceVariable.routesFile, "\(error)")
             }
         }
         let settings = self.table.jwt
@@ -85,7 +84,7 @@ struct GatewayProxy: RouterMiddleware {
             guard let components = URLComponents(string: url), let scheme = components.scheme,
                 let host = components.host
             else {
-                throw ConfigurationError(variable: variable, message: "must be an http:// URL, not \"\(url)\"")
+                throw ServiceKitError.configuration(variable, "must be an http:// URL, not \"\(url)\"")
             }
             upstreams[route.upstream.service] = (scheme, host, components.port)
         }
@@ -95,8 +94,7 @@ struct GatewayProxy: RouterMiddleware {
                 do {
                     return try DNSResolver(host: server.host, port: server.port)
                 } catch {
-                    throw ConfigurationError(
-                        variable: ServiceVariable.dnsServer, message: "is not an IP address and port")
+                    throw ServiceKitError.configuration(ServiceVariable.dnsServer, "is not an IP address and port")
                 }
             })
         httpClient = runtime.httpClient
@@ -112,19 +110,17 @@ struct GatewayProxy: RouterMiddleware {
                 do {
                     return try ServiceConfiguration.readFile(path).trimmingCharacters(in: .whitespacesAndNewlines)
                 } catch {
-                    throw ConfigurationError(
-                        variable: ServiceVariable.file(name), message: "cannot read \(path): \(error)")
+                    throw ServiceKitError.configuration(ServiceVariable.file(name), "cannot read \(path): \(error)")
                 }
             }
-            throw ConfigurationError(
-                variable: name, message: "is not set; routes with auth: jwt need it to verify tokens (\(algorithm))")
+            throw ServiceKitError.configuration(
+                name, "is not set; routes with auth: jwt need it to verify tokens (\(algorithm))")
         }
         switch algorithm {
         case "HS256":
             let key = try secret(ServiceVariable.jwtSecret)
             guard key.utf8.count >= 32 else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.jwtSecret, message: "must be at least 32 bytes for HS256")
+                throw ServiceKitError.configuration(ServiceVariable.jwtSecret, "must be at least 32 bytes for HS256")
             }
             await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
         case "RS256":
@@ -132,15 +128,15 @@ struct GatewayProxy: RouterMiddleware {
                 await keys.add(
                     rsa: try Insecure.RSA.PublicKey(pem: try secret(ServiceVariable.jwtPublicKey)),
                     digestAlgorithm: .sha256)
-            } catch let error as ConfigurationError {
+            } catch let error as ServiceKitError where error.code == .configuration {
                 throw error
             } catch {
-                throw ConfigurationError(
-                    variable: ServiceVariable.jwtPublicKey, message: "is not an RSA public key in PEM: \(error)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.jwtPublicKey, "is not an RSA public key in PEM: \(error)")
             }
         default:
-            throw ConfigurationError(
-                variable: ServiceVariable.jwtAlgorithm, message: "must be HS256 or RS256, not \(algorithm)")
+            throw ServiceKitError.configuration(
+                ServiceVariable.jwtAlgorithm, "must be HS256 or RS256, not \(algorithm)")
         }
         return keys
     }
@@ -272,7 +268,7 @@ struct GatewayProxy: RouterMiddleware {
 
         let response: HTTPClientResponse
         do {
-            response = try await breaker.run(isFailure: { !($0 is BodyTooLarge) }) {
+            response = try await breaker.run(isFailure: { ($0 as? GatewayError)?.code != .bodyTooLarge }) {
                 var attempt = 0
                 while true {
                     attempt += 1
@@ -290,7 +286,9 @@ struct GatewayProxy: RouterMiddleware {
                         // Retry-After): the upstream itself works, and its other endpoints may too, so it does not
                         // count against it. Other 5xx do.
                         if answer.status.code >= 500, answer.status.code != 503 {
-                            throw UpstreamServerError(response: answer)
+                            throw GatewayError(
+                                .upstreamServerError, "\(upstreamName) answered \(answer.status.code)", response: answer
+                            )
                         }
                         return answer
                     } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
@@ -300,12 +298,15 @@ struct GatewayProxy: RouterMiddleware {
                     }
                 }
             }
-        } catch let error as UpstreamServerError {
-            response = error.response  // counted against the upstream, passed to the client as it is
-        } catch is CircuitBreakerError {
+        } catch let error as GatewayError where error.code == .upstreamServerError {
+            // Counted against the upstream; its answer goes to the client as it is.
+            guard let answer = error.response else { throw error }
+            response = answer
+        } catch let error as ServiceKitError where error.isRefusedByBreaker {
             throw ServiceError.unavailable(
-                "\(upstreamName) is failing; its circuit breaker is open", retryAfterSeconds: 5, code: "circuit-open")
-        } catch is BodyTooLarge {
+                "\(upstreamName) is failing; its circuit breaker is open", retryAfterSeconds: error.retryAfterSeconds,
+                code: "circuit-open")
+        } catch let error as GatewayError where error.code == .bodyTooLarge {
             throw ServiceError(
                 .contentTooLarge, code: "payload-too-large",
                 message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
@@ -338,12 +339,6 @@ struct GatewayProxy: RouterMiddleware {
     }
 }
 
-struct UpstreamServerError: Error {
-    let response: HTTPClientResponse
-}
-
-struct BodyTooLarge: Error {}
-
 /// The request body, streamed, failing once more than `limit` bytes have passed (a chunked body has no length to
 /// check up front).
 struct LimitedBody: AsyncSequence, Sendable {
@@ -359,7 +354,7 @@ struct LimitedBody: AsyncSequence, Sendable {
         mutating func next() async throws -> ByteBuffer? {
             guard let chunk = try await base.next() else { return nil }
             seen += chunk.readableBytes
-            if seen > limit { throw BodyTooLarge() }
+            if seen > limit { throw GatewayError(.bodyTooLarge, "the body is larger than \(limit) bytes") }
             return chunk
         }
     }

@@ -13,26 +13,22 @@ public struct RouteTable: Sendable {
     /// Each route's prefix, parsed once at load, in the order of `routes`.
     private let prefixes: [RoutePrefix]
 
-    public struct LoadError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Reads the table; every route's prefix must start with `/` and name an upstream URL.
     public init(json data: Data, source: String) throws {
         let file: RouteTableFile
         do {
             file = try JSONDecoder().decode(RouteTableFile.self, from: data)
         } catch {
-            throw LoadError(
-                description:
-                    "\(source) is not a route table (regenerate it with `orchestrate generate gateway`): \(error)")
+            throw GatewayError(
+                .routeTable, "\(source) is not a route table (regenerate it with `orchestrate generate gateway`)",
+                underlying: error)
         }
         for route in file.routes {
             guard route.prefix.hasPrefix("/") else {
-                throw LoadError(description: "\(source): route prefix \"\(route.prefix)\" must start with /")
+                throw GatewayError(.routeTable, "\(source): route prefix \"\(route.prefix)\" must start with /")
             }
             guard URLComponents(string: route.upstream.url)?.host != nil else {
-                throw LoadError(description: "\(source): route \(route.prefix) has no upstream URL")
+                throw GatewayError(.routeTable, "\(source): route \(route.prefix) has no upstream URL")
             }
         }
         self.init(routes: file.routes, jwt: file.jwt)

@@ -7,10 +7,6 @@ public enum DNSMessage {
         case srv = 33
     }
 
-    public struct ParseError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// A record of an answer section.
     public enum Record: Equatable, Sendable {
         case a(String)
@@ -35,7 +31,7 @@ public enum DNSMessage {
         for label in name.split(separator: ".", omittingEmptySubsequences: true) {
             let utf8 = Array(label.utf8)
             guard !utf8.isEmpty, utf8.count <= 63 else {
-                throw ParseError(description: "the name \(name) has a bad label")
+                throw DNSWireError(.badName, "the name \(name) has a bad label")
             }
             bytes.append(UInt8(utf8.count))
             bytes += utf8
@@ -50,7 +46,7 @@ public enum DNSMessage {
         var reader = Reader(bytes: bytes)
         let id = try reader.uint16()
         let flags = try reader.uint16()
-        guard flags & 0x8000 != 0 else { throw ParseError(description: "not a response") }
+        guard flags & 0x8000 != 0 else { throw DNSWireError(.malformed, "not a response") }
         let questions = try reader.uint16()
         let answers = try reader.uint16()
         _ = try reader.uint16()
@@ -68,7 +64,7 @@ public enum DNSMessage {
             _ = try reader.uint32()
             let length = Int(try reader.uint16())
             let end = reader.offset + length
-            guard end <= bytes.count else { throw ParseError(description: "a record runs past the message") }
+            guard end <= bytes.count else { throw DNSWireError(.malformed, "a record runs past the message") }
             if recordClass == 1, type == RecordType.a.rawValue, length == 4 {
                 records.append(.a(bytes[reader.offset..<end].map(String.init).joined(separator: ".")))
             } else if recordClass == 1, type == RecordType.srv.rawValue, length >= 7 {
@@ -93,7 +89,7 @@ public enum DNSMessage {
         var offset = 0
 
         mutating func uint16() throws -> UInt16 {
-            guard offset + 2 <= bytes.count else { throw ParseError(description: "the message is truncated") }
+            guard offset + 2 <= bytes.count else { throw DNSWireError(.malformed, "the message is truncated") }
             defer { offset += 2 }
             return UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
         }
@@ -109,11 +105,11 @@ public enum DNSMessage {
             var jumped = false
             var jumps = 0
             while true {
-                guard position < bytes.count else { throw ParseError(description: "a name runs past the message") }
+                guard position < bytes.count else { throw DNSWireError(.malformed, "a name runs past the message") }
                 let length = Int(bytes[position])
                 if length & 0xC0 == 0xC0 {
                     guard position + 1 < bytes.count, jumps < 32 else {
-                        throw ParseError(description: "a bad name pointer")
+                        throw DNSWireError(.malformed, "a bad name pointer")
                     }
                     if !jumped { offset = position + 2 }
                     jumped = true
@@ -126,7 +122,7 @@ public enum DNSMessage {
                     return labels.joined(separator: ".")
                 }
                 guard position + 1 + length <= bytes.count else {
-                    throw ParseError(description: "a label runs past the message")
+                    throw DNSWireError(.malformed, "a label runs past the message")
                 }
                 labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
                 position += 1 + length

@@ -145,7 +145,7 @@ struct WebhookSender: NotificationSender {
 
 /// The sender `NOTIFICATION_SENDER` names: `log` (default), `webhook` (needs `NOTIFICATION_WEBHOOK_URL`) or `smtp`
 /// (needs `SMTP_URL`; from `NOTIFICATION_FROM`).
-func makeSender(environment: [String: String], httpClient: HTTPClient, logger: Logger) throws(ConfigurationError)
+func makeSender(environment: [String: String], httpClient: HTTPClient, logger: Logger) throws(ServiceKitError)
     -> any NotificationSender
 {
     switch environment["NOTIFICATION_SENDER"] ?? "log" {
@@ -154,20 +154,18 @@ func makeSender(environment: [String: String], httpClient: HTTPClient, logger: L
     case "webhook":
         guard let url = environment["NOTIFICATION_WEBHOOK_URL"], url.hasPrefix("http://") || url.hasPrefix("https://")
         else {
-            throw ConfigurationError(
-                variable: "NOTIFICATION_WEBHOOK_URL", message: "must be an http(s) URL when NOTIFICATION_SENDER=webhook"
+            throw ServiceKitError.configuration(
+                "NOTIFICATION_WEBHOOK_URL", "must be an http(s) URL when NOTIFICATION_SENDER=webhook"
             )
         }
         return WebhookSender(url: url, httpClient: httpClient)
     case "smtp":
         guard let url = environment["SMTP_URL"] else {
-            throw ConfigurationError(
-                variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
+            throw ServiceKitError.configuration("SMTP_URL", "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
         }
         return try SMTPSender(url: url, from: environment["NOTIFICATION_FROM"] ?? "notifications@localhost")
     case let other:
-        throw ConfigurationError(
-            variable: "NOTIFICATION_SENDER", message: "must be log, webhook or smtp, not \"\(other)\"")
+        throw ServiceKitError.configuration("NOTIFICATION_SENDER", "must be log, webhook or smtp, not \"\(other)\"")
     }
 }
 

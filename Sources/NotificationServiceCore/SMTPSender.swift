@@ -16,16 +16,14 @@ struct SMTPSender: NotificationSender {
 
     static let timeout: Duration = .seconds(10)
 
-    init(url: String, from: String) throws(ConfigurationError) {
+    init(url: String, from: String) throws(ServiceKitError) {
         guard let components = URLComponents(string: url), components.scheme == "smtp", let host = components.host,
             !host.isEmpty
         else {
-            throw ConfigurationError(
-                variable: "SMTP_URL", message: "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
+            throw ServiceKitError.configuration("SMTP_URL", "must be smtp://HOST:PORT when NOTIFICATION_SENDER=smtp")
         }
         guard Self.isAddress(from) else {
-            throw ConfigurationError(
-                variable: "NOTIFICATION_FROM", message: "must be an e-mail address, not \"\(from)\"")
+            throw ServiceKitError.configuration("NOTIFICATION_FROM", "must be an e-mail address, not \"\(from)\"")
         }
         self.host = host
         self.port = components.port ?? 25

@@ -3,13 +3,6 @@ import Mustache
 /// The templates every output is rendered from: the built-in ones (copies of the repository's `templates/`,
 /// embedded so the binary needs no files beside it), any of which a user may replace.
 public struct TemplateSet: Sendable {
-    /// A template that does not parse, or a replacement for a template that does not exist.
-    public struct LoadError: Error, CustomStringConvertible, Sendable {
-        public var template: String
-        public var message: String
-        public var description: String { "template \(template): \(message)" }
-    }
-
     /// Every template name, as its file is named under `templates/` without `.mustache`.
     public static var names: [String] { BuiltinTemplates.all.keys.sorted() }
 
@@ -19,20 +12,20 @@ public struct TemplateSet: Sendable {
     /// The built-in templates with some replaced.
     ///
     /// - Parameter overrides: template name → Mustache text; each name must be one of `names`.
-    /// - Throws: `LoadError` for an unknown name or a template that does not parse.
-    public init(overrides: [String: String] = [:]) throws {
+    /// - Throws: `GenerateError` (`unknownTemplate`, `templateSyntax`) naming the template.
+    public init(overrides: [String: String] = [:]) throws(GenerateError) {
         var templates: [String: MustacheTemplate] = [:]
         for (name, _) in overrides where BuiltinTemplates.all[name] == nil {
-            throw LoadError(
-                template: name,
-                message: "there is no template of that name; the templates are: " + Self.names.joined(separator: ", "))
+            throw GenerateError(
+                .unknownTemplate, template: name,
+                "there is no template of that name; the templates are: " + Self.names.joined(separator: ", "))
         }
         for (name, builtin) in BuiltinTemplates.all {
             let text = overrides[name] ?? builtin
             do {
                 templates[name] = try MustacheTemplate(string: text)
             } catch {
-                throw LoadError(template: name, message: "it does not parse: \(error)")
+                throw GenerateError(.templateSyntax, template: name, "it does not parse", underlying: error)
             }
         }
         self.library = MustacheLibrary(templates: templates)

@@ -88,13 +88,13 @@ public enum OrderService {
     static func call(_ operation: () async throws -> ServiceClient.Response) async throws -> ServiceClient.Response {
         do {
             return try await operation()
-        } catch let error as ServiceClient.CallError {
+        } catch let error as ServiceKitError {
             let message =
-                switch error.kind {
-                case .circuitOpen: "\(error.upstream) is failing; its circuit breaker is open"
-                case .timeout: "\(error.upstream) did not answer in time"
-                case .unreachable, .connectionLost: "\(error.upstream) is unreachable"
-                case .serverError: "\(error.upstream) failed"
+                switch error.code {
+                case .circuitOpen, .trialsBusy: "\(error.subject) is failing; its circuit breaker is open"
+                case .timeout: "\(error.subject) did not answer in time"
+                case .serverError: "\(error.subject) failed"
+                default: "\(error.subject) is unreachable"
                 }
             throw ServiceError.unavailable(
                 message + "; no order was stored", retryAfterSeconds: error.retryAfterSeconds)

@@ -155,17 +155,17 @@ struct SimulatedProcessor: Sendable {
     let delay: Duration
     let approvalLimit: Int
 
-    init(environment: [String: String]) throws(ConfigurationError) {
+    init(environment: [String: String]) throws(ServiceKitError) {
         let text = environment["PAYMENT_SIMULATE"] ?? "approve"
         guard let mode = Mode(rawValue: text) else {
-            throw ConfigurationError(
-                variable: "PAYMENT_SIMULATE", message: "must be approve, decline or error, not \"\(text)\"")
+            throw ServiceKitError.configuration(
+                "PAYMENT_SIMULATE", "must be approve, decline or error, not \"\(text)\"")
         }
         self.mode = mode
         if let text = environment["PAYMENT_SIMULATE_DELAY"] {
             guard let delay = ServiceRuntime.parseDuration(text) else {
-                throw ConfigurationError(
-                    variable: "PAYMENT_SIMULATE_DELAY", message: "must be a duration such as 500ms, not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    "PAYMENT_SIMULATE_DELAY", "must be a duration such as 500ms, not \"\(text)\"")
             }
             self.delay = delay
         } else {
@@ -173,8 +173,8 @@ struct SimulatedProcessor: Sendable {
         }
         if let text = environment["PAYMENT_APPROVAL_LIMIT"] {
             guard let limit = Int(text), limit > 0 else {
-                throw ConfigurationError(
-                    variable: "PAYMENT_APPROVAL_LIMIT", message: "must be a positive integer, not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    "PAYMENT_APPROVAL_LIMIT", "must be a positive integer, not \"\(text)\"")
             }
             approvalLimit = limit
         } else {

@@ -57,7 +57,7 @@ public struct BrokerLocation: Sendable, Equatable {
 
     public var kind: Kind
 
-    public init(url: String?) throws(ConfigurationError) {
+    public init(url: String?) throws(ServiceKitError) {
         guard let url, !url.isEmpty else {
             kind = .sqlite(path: ".orchestrate/data/events.sqlite")
             return
@@ -68,15 +68,13 @@ public struct BrokerLocation: Sendable, Equatable {
         } else if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.brokerURL,
-                    message: "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.brokerURL, "sqlite:// needs a file path (sqlite://.orchestrate/data/events.sqlite)")
             }
             kind = .sqlite(path: path)
         } else {
-            throw ConfigurationError(
-                variable: ServiceVariable.brokerURL,
-                message: "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
+            throw ServiceKitError.configuration(
+                ServiceVariable.brokerURL, "must be redis://HOST:PORT or sqlite://PATH, not \"\(url.prefix(40))\"")
         }
     }
 

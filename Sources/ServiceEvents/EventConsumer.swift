@@ -33,21 +33,19 @@ public struct EventConsumerSettings: Sendable, Equatable {
 
     public init() {}
 
-    init(environment: [String: String]) throws(ConfigurationError) {
+    init(environment: [String: String]) throws(ServiceKitError) {
         if let text = environment["EVENT_VISIBILITY_TIMEOUT"] {
             guard let timeout = ServiceRuntime.parseDuration(text), timeout >= .milliseconds(100) else {
-                throw ConfigurationError(
-                    variable: "EVENT_VISIBILITY_TIMEOUT",
-                    message: "must be a duration of at least 100ms, not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    "EVENT_VISIBILITY_TIMEOUT", "must be a duration of at least 100ms, not \"\(text)\"")
             }
             visibilityTimeout = timeout
         }
-        func count(_ variable: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        func count(_ variable: String, _ range: ClosedRange<Int>) throws(ServiceKitError) -> Int? {
             guard let text = environment[variable] else { return nil }
             guard let count = Int(text), range.contains(count) else {
-                throw ConfigurationError(
-                    variable: variable,
-                    message: "must be a number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    variable, "must be a number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
             }
             return count
         }

@@ -36,15 +36,15 @@ public struct Events: ServiceComponent {
 
     /// The relay, when the service publishes, and a consumer per subscription.
     ///
-    /// - Throws: `ConfigurationError` for a malformed `BROKER_URL` or `EVENT_*` variable, or when the handlers do not
+    /// - Throws: `ServiceKitError.configuration` for a malformed `BROKER_URL` or `EVENT_*` variable, or when the handlers do not
     ///   cover exactly the types in `subscribes`.
     public func services(runtime: ServiceRuntime) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let subscriptions = try subscriptions(runtime)
         let subscribed = Set(subscriptions.map(\.type))
         guard subscribed == Set(subscribes) else {
-            throw ConfigurationError(
-                variable: ServiceVariable.brokerURL,
-                message: "the service subscribes to \(subscribes.sorted()) but handles \(subscribed.sorted())")
+            throw ServiceKitError.configuration(
+                ServiceVariable.brokerURL,
+                "the service subscribes to \(subscribes.sorted()) but handles \(subscribed.sorted())")
         }
         guard outbox != nil || !subscriptions.isEmpty else { return [] }
         let broker = try BrokerLocation(url: runtime.configuration.brokerURL)

@@ -53,11 +53,6 @@ public enum RESPValue: Sendable, Equatable {
     }
 }
 
-/// What the server sent that is not RESP.
-public struct RESPProtocolError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-}
-
 /// Decodes RESP2 replies. A reply that has not fully arrived is left in the buffer until it has; nothing the server
 /// sends can make it allocate beyond the limits (512 MiB bulk strings as Redis itself, 64 KiB lines, depth 32).
 struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
@@ -81,7 +76,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     /// One value from the buffer, or nil when it is incomplete (the buffer's reader index is then meaningless).
     static func parse(_ buffer: inout ByteBuffer, depth: Int) throws -> RESPValue? {
         guard depth <= maximumDepth else {
-            throw RESPProtocolError(description: "RESP nesting deeper than \(maximumDepth)")
+            throw EventsError(.malformedReply, "RESP nesting deeper than \(maximumDepth)")
         }
         guard let marker = buffer.readInteger(as: UInt8.self) else { return nil }
         guard let line = try readLine(&buffer) else { return nil }
@@ -90,23 +85,23 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         case UInt8(ascii: "-"): return .error(line)
         case UInt8(ascii: ":"):
             guard let value = Int(line) else {
-                throw RESPProtocolError(description: "RESP integer \"\(line.prefix(40))\"")
+                throw EventsError(.malformedReply, "RESP integer \"\(line.prefix(40))\"")
             }
             return .integer(value)
         case UInt8(ascii: "$"):
             guard let length = Int(line), length >= -1, length <= maximumBulk else {
-                throw RESPProtocolError(description: "RESP bulk length \"\(line.prefix(40))\"")
+                throw EventsError(.malformedReply, "RESP bulk length \"\(line.prefix(40))\"")
             }
             if length == -1 { return .bulkString(nil) }
             guard buffer.readableBytes >= length + 2 else { return nil }
             let bytes = buffer.readSlice(length: length)!
             guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
-                throw RESPProtocolError(description: "RESP bulk string not followed by CRLF")
+                throw EventsError(.malformedReply, "RESP bulk string not followed by CRLF")
             }
             return .bulkString(bytes)
         case UInt8(ascii: "*"):
             guard let count = Int(line), count >= -1, count <= 1 << 24 else {
-                throw RESPProtocolError(description: "RESP array length \"\(line.prefix(40))\"")
+                throw EventsError(.malformedReply, "RESP array length \"\(line.prefix(40))\"")
             }
             if count == -1 { return .array(nil) }
             var elements: [RESPValue] = []
@@ -117,7 +112,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
             }
             return .array(elements)
         default:
-            throw RESPProtocolError(description: "unknown RESP type byte \(marker)")
+            throw EventsError(.malformedReply, "unknown RESP type byte \(marker)")
         }
     }
 
@@ -126,7 +121,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         let view = buffer.readableBytesView
         guard let cr = view.firstIndex(of: 0x0D) else {
             if view.count > maximumLine {
-                throw RESPProtocolError(description: "RESP line longer than \(maximumLine) bytes")
+                throw EventsError(.malformedReply, "RESP line longer than \(maximumLine) bytes")
             }
             return nil
         }
@@ -134,7 +129,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         guard buffer.readableBytes >= length + 2 else { return nil }
         let line = buffer.readString(length: length)!
         guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
-            throw RESPProtocolError(description: "RESP CR not followed by LF")
+            throw EventsError(.malformedReply, "RESP CR not followed by LF")
         }
         return line
     }

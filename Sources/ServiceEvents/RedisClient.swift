@@ -4,21 +4,6 @@ import NIOPosix
 import OrchestrateContract
 public import ServiceKit
 
-/// Why a Redis command failed.
-public enum RedisError: Error, CustomStringConvertible, Sendable {
-    /// The server answered with an error reply (`-ERR …`, `-BUSYGROUP …`); the connection is fine.
-    case server(String)
-    /// The connection failed, closed or timed out; the client reconnects on the next command.
-    case connection(String)
-
-    public var description: String {
-        switch self {
-        case .server(let message): "Redis: \(message)"
-        case .connection(let message): "Redis connection: \(message)"
-        }
-    }
-}
-
 /// One command on its way: its bytes and where its reply goes. Replies come back in the order commands were sent.
 struct RESPRequest: Sendable {
     var bytes: ByteBuffer
@@ -37,8 +22,8 @@ final class RESPClientHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let closedReason {
-            request.reply.fail(RedisError.connection(closedReason))
-            promise?.fail(RedisError.connection(closedReason))
+            request.reply.fail(EventsError(.redisConnection, closedReason))
+            promise?.fail(EventsError(.redisConnection, closedReason))
             return
         }
         waiting.append(request.reply)
@@ -64,7 +49,7 @@ final class RESPClientHandler: ChannelDuplexHandler {
 
     private func failAll(context: ChannelHandlerContext, reason: String) {
         if closedReason == nil { closedReason = reason }
-        while let reply = waiting.popFirst() { reply.fail(RedisError.connection(reason)) }
+        while let reply = waiting.popFirst() { reply.fail(EventsError(.redisConnection, reason)) }
         context.close(promise: nil)
     }
 }
@@ -92,7 +77,7 @@ final class RedisConnection: Sendable {
                 .connect(host: host, port: port).get()
             return RedisConnection(channel: channel)
         } catch {
-            throw RedisError.connection("cannot connect to \(host):\(port): \(error)")
+            throw EventsError(.redisConnection, "cannot connect to \(host):\(port)", underlying: error)
         }
     }
 
@@ -140,13 +125,12 @@ public actor RedisClient {
     /// How long a command may wait for its reply beyond its own blocking time.
     private let replyTimeout: Duration
 
-    public init(url: String, replyTimeout: Duration = .seconds(5)) throws(ConfigurationError) {
+    public init(url: String, replyTimeout: Duration = .seconds(5)) throws(ServiceKitError) {
         guard url.hasPrefix("redis://"), let components = URLComponents(string: url), let host = components.host,
             !host.isEmpty
         else {
-            throw ConfigurationError(
-                variable: ServiceVariable.brokerURL,
-                message: "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
+            throw ServiceKitError.configuration(
+                ServiceVariable.brokerURL, "must be redis://[:PASSWORD@]HOST[:PORT][/DB], not \"\(url.prefix(40))\"")
         }
         self.host = host
         port = components.port ?? 6379
@@ -157,8 +141,8 @@ public actor RedisClient {
         } else if let number = Int(path), number >= 0 {
             database = number
         } else {
-            throw ConfigurationError(
-                variable: ServiceVariable.brokerURL, message: "the database after / must be a number, not \"\(path)\"")
+            throw ServiceKitError.configuration(
+                ServiceVariable.brokerURL, "the database after / must be a number, not \"\(path)\"")
         }
         self.replyTimeout = replyTimeout
     }
@@ -166,7 +150,7 @@ public actor RedisClient {
     /// Where it connects, without the password.
     public nonisolated var address: String { "redis://\(host):\(port)" }
 
-    /// One command; an error reply throws `RedisError.server`.
+    /// One command; an error reply throws `EventsError` with code `redisReply`.
     @discardableResult
     public func command(_ arguments: String..., blocking: Duration = .zero) async throws -> RESPValue {
         try await pipeline([arguments], blocking: blocking)[0].get()
@@ -174,18 +158,18 @@ public actor RedisClient {
 
     /// Commands sent together; each reply or its error reply, in order. A lost connection throws for all.
     public func pipeline(_ commands: [[String]], blocking: Duration = .zero) async throws -> [Result<
-        RESPValue, RedisError
+        RESPValue, EventsError
     >] {
         let connection = try await connected()
         do {
             return try await connection.send(commands, timeout: replyTimeout + blocking).map { reply in
-                if case .error(let message) = reply { return .failure(.server(message)) }
+                if case .error(let message) = reply { return .failure(EventsError(.redisReply, message)) }
                 return .success(reply)
             }
         } catch {
             self.connection = nil
             await connection.close()
-            throw error as? RedisError ?? .connection("\(error)")
+            throw error as? EventsError ?? EventsError(.redisConnection, "the command failed", underlying: error)
         }
     }
 
@@ -206,7 +190,7 @@ public actor RedisClient {
             for reply in replies {
                 if case .error(let message) = reply {
                     await fresh.close()
-                    throw RedisError.server(message)
+                    throw EventsError(.redisReply, message)
                 }
             }
         }

@@ -14,7 +14,9 @@ public struct RedisStreamsBroker: EventBroker {
         guard !messages.isEmpty else { return [] }
         let commands = messages.map { fields in ["XADD", stream, "*"] + fields.flatMap { [$0.name, $0.value] } }
         return try await client.pipeline(commands).map { reply in
-            guard let id = try reply.get().string else { throw RedisError.server("XADD answered without an id") }
+            guard let id = try reply.get().string else {
+                throw EventsError(.malformedReply, "XADD answered without an id")
+            }
             return id
         }
     }
@@ -22,7 +24,7 @@ public struct RedisStreamsBroker: EventBroker {
     public func createGroup(stream: String, group: String) async throws {
         do {
             try await client.command("XGROUP", "CREATE", stream, group, "0", "MKSTREAM")
-        } catch RedisError.server(let message) where message.hasPrefix("BUSYGROUP") {
+        } catch let error as EventsError where error.code == .redisReply && error.context.hasPrefix("BUSYGROUP") {
             // It exists already.
         }
     }
@@ -48,7 +50,7 @@ public struct RedisStreamsBroker: EventBroker {
         let reply = try await client.command(
             "XAUTOCLAIM", stream, group, consumer, String(idle), "0-0", "COUNT", String(count))
         guard let parts = reply.array, parts.count >= 2, let entries = parts[1].array else {
-            throw RedisError.server("XAUTOCLAIM answered \(reply)")
+            throw EventsError(.malformedReply, "XAUTOCLAIM answered \(reply)")
         }
         // Entries deleted from the stream come back without fields (Redis 6.2) or in the third part (7.0+): either
         // way nothing can deliver them, so they are acknowledged.

@@ -79,7 +79,7 @@ public final class CircuitBreaker: Sendable {
     /// - Parameters:
     ///   - isFailure: Which errors count against the upstream; by default all. Cancellation never counts.
     ///   - operation: The call to the upstream, with its own deadline.
-    /// - Throws: `CircuitBreakerError` when refused (the operation did not run), or the operation's error.
+    /// - Throws: `ServiceKitError` (`circuitOpen` or `trialsBusy`) when refused (the operation did not run), or the operation's error.
     public func run<Value>(
         isFailure: (any Error) -> Bool = { _ in true },
         _ operation: () async throws -> Value
@@ -108,16 +108,17 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
-    private func acquire() throws(CircuitBreakerError) -> Permit {
+    private func acquire() throws(ServiceKitError) -> Permit {
         let now = clock.now()
         var transition: Transition?
-        let decision: Result<Permit, CircuitBreakerError> = inner.withLock { state in
+        let decision: Result<Permit, ServiceKitError> = inner.withLock { state in
             if state.state == .open {
                 let elapsed = now - state.openedAt
                 guard elapsed >= configuration.resetTimeout else {
                     return .failure(
-                        CircuitBreakerError(
-                            code: .open, upstream: upstream, retryAfter: configuration.resetTimeout - elapsed))
+                        ServiceKitError(
+                            .circuitOpen, subject: upstream, "its circuit breaker is open",
+                            retryAfter: configuration.resetTimeout - elapsed))
                 }
                 transition = Transition(
                     from: .open, to: .halfOpen, reason: "reset timeout of \(configuration.resetTimeout) passed")
@@ -131,8 +132,9 @@ public final class CircuitBreaker: Sendable {
             case .halfOpen:
                 guard state.trialsInFlight < configuration.halfOpenTrials else {
                     return .failure(
-                        CircuitBreakerError(
-                            code: .trialsBusy, upstream: upstream,
+                        ServiceKitError(
+                            .trialsBusy, subject: upstream,
+                            "its circuit breaker is half-open with every trial call in flight",
                             retryAfter: configuration.window / configuration.buckets))
                 }
                 state.trialsInFlight += 1

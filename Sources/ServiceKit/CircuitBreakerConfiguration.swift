@@ -43,32 +43,3 @@ public enum CircuitState: String, Sendable, CaseIterable {
         }
     }
 }
-
-/// A call the breaker refused: the upstream was not called.
-///
-/// Not an error of the upstream: the breaker refuses calls so a failing upstream gets time to recover and callers
-/// fail fast instead of waiting for timeouts.
-public struct CircuitBreakerError: Error, CustomStringConvertible, Sendable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Kind: String { case open, trialsBusy = "trials-busy" }
-        private let kind: Kind
-        private init(_ kind: Kind) { self.kind = kind }
-
-        /// The breaker is open.
-        public static let open = Code(.open)
-        /// The breaker is half-open and every trial slot is taken.
-        public static let trialsBusy = Code(.trialsBusy)
-        public var description: String { kind.rawValue }
-    }
-
-    public var code: Code
-    /// The upstream the breaker guards.
-    public var upstream: String
-    /// How long until a call may be let through again (for a `Retry-After` header).
-    public var retryAfter: Duration
-
-    public var description: String {
-        "circuit breaker for \(upstream) is \(code == .open ? "open" : "half-open with every trial call in flight"); "
-            + "retry after \(retryAfter)"
-    }
-}

@@ -20,30 +20,6 @@ public struct DNSResolver: Sendable {
         }
     }
 
-    /// A name that could not be resolved.
-    public struct ResolutionError: Error, CustomStringConvertible, Sendable {
-        public struct Code: Hashable, Sendable, CustomStringConvertible {
-            private enum Kind: String {
-                case nameNotFound = "name-not-found", timeout, serverFailure = "server-failure", malformedResponse =
-                    "malformed-response"
-            }
-            private let kind: Kind
-            private init(_ kind: Kind) { self.kind = kind }
-            /// NXDOMAIN, or an answer without records of the type asked.
-            public static let nameNotFound = Code(.nameNotFound)
-            public static let timeout = Code(.timeout)
-            /// Any other response code (SERVFAIL, REFUSED, …).
-            public static let serverFailure = Code(.serverFailure)
-            public static let malformedResponse = Code(.malformedResponse)
-            public var description: String { kind.rawValue }
-        }
-
-        public var code: Code
-        public var name: String
-        public var detail: String
-        public var description: String { "cannot resolve \(name): \(code) (\(detail))" }
-    }
-
     private let server: SocketAddress
     private let timeout: TimeAmount
     private let group: any EventLoopGroup
@@ -85,7 +61,7 @@ public struct DNSResolver: Sendable {
         let promise = eventLoop.makePromise(of: [UInt8].self)
         // Every exit completes the promise (NIO traps on a promise left unfulfilled); once the answer, the
         // timeout or an error has completed it, this does nothing.
-        defer { promise.fail(ResolutionError(code: .timeout, name: name, detail: "the query was abandoned")) }
+        defer { promise.fail(ServiceKitError(.timeout, subject: name, "the query was abandoned")) }
         let channel = try await DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -95,8 +71,7 @@ public struct DNSResolver: Sendable {
             .bind(host: server.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(
-                ResolutionError(
-                    code: .timeout, name: name, detail: "no answer within \(timeout.nanoseconds / 1_000_000) ms"))
+                ServiceKitError(.timeout, subject: name, "no answer within \(timeout.nanoseconds / 1_000_000) ms"))
         }
         defer {
             deadline.cancel()
@@ -110,13 +85,13 @@ public struct DNSResolver: Sendable {
         do {
             response = try DNSMessage.parse(bytes)
         } catch {
-            throw ResolutionError(code: .malformedResponse, name: name, detail: "\(error)")
+            throw ServiceKitError(.malformedAnswer, subject: name, "the answer cannot be parsed", underlying: error)
         }
         switch response.responseCode {
         case 0 where !response.records.isEmpty: return response.records
-        case 0, 3: throw ResolutionError(code: .nameNotFound, name: name, detail: "no such name")
+        case 0, 3: throw ServiceKitError(.nameNotFound, subject: name, "no such name")
         default:
-            throw ResolutionError(code: .serverFailure, name: name, detail: "response code \(response.responseCode)")
+            throw ServiceKitError(.resolverFailure, subject: name, "response code \(response.responseCode)")
         }
     }
 }

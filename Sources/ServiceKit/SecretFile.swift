@@ -6,15 +6,11 @@
 
 /// Reads a small secret file (`/run/secrets/NAME`) with POSIX calls.
 enum SecretFile {
-    struct ReadError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     static let maximumSize = 64 * 1024
 
     static func read(_ path: String) throws -> String {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw ReadError(description: String(cString: strerror(errno))) }
+        guard descriptor >= 0 else { throw ServiceKitError(.secret, subject: path, String(cString: strerror(errno))) }
         defer { close(descriptor) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
@@ -27,13 +23,15 @@ enum SecretFile {
                 #endif
             }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw ReadError(description: String(cString: strerror(errno))) }
+            guard count >= 0 else { throw ServiceKitError(.secret, subject: path, String(cString: strerror(errno))) }
             if count == 0 { break }
             bytes += chunk[0..<count]
         }
-        guard bytes.count <= maximumSize else { throw ReadError(description: "it is larger than 64 KiB") }
+        guard bytes.count <= maximumSize else {
+            throw ServiceKitError(.secret, subject: path, "it is larger than 64 KiB")
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ReadError(description: "it is not UTF-8")
+            throw ServiceKitError(.secret, subject: path, "it is not UTF-8")
         }
         return text
     }

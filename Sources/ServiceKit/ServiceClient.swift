@@ -22,29 +22,6 @@ public final class ServiceClient: Sendable {
         }
     }
 
-    /// Why a call to an upstream did not produce a response.
-    public struct CallError: Error, CustomStringConvertible, Sendable {
-        public enum Kind: String, Sendable {
-            /// No connection could be made (refused, unreachable, name not found).
-            case unreachable
-            /// The connection broke after it was made (the request may have arrived): never retried.
-            case connectionLost = "connection-lost"
-            /// The deadline passed.
-            case timeout
-            /// The circuit breaker refused the call without trying.
-            case circuitOpen = "circuit-open"
-            /// The upstream answered 5xx.
-            case serverError = "server-error"
-        }
-
-        public var kind: Kind
-        public var upstream: String
-        public var detail: String
-        /// When the caller may try again, for `Retry-After`.
-        public var retryAfterSeconds: Int
-        public var description: String { "\(upstream): \(kind.rawValue) (\(detail))" }
-    }
-
     private let baseURLs: [String: (scheme: String, host: String, port: Int?)]
     private let httpClient: HTTPClient
     private let resolver: UpstreamResolver
@@ -90,29 +67,27 @@ public final class ServiceClient: Sendable {
 
     /// Sends a request to `upstream` (a service name from the dependencies) and reads the response.
     ///
-    /// - Throws: `CallError` when the upstream is unreachable, too slow, answers 5xx or its breaker is open. A 4xx
+    /// - Throws: `ServiceKitError` (`unreachable`, `connectionLost`, `timeout`, `serverError`, `circuitOpen`) when the upstream is unreachable, too slow, answers 5xx or its breaker is open. A 4xx
     ///   is a response, not an error, and does not count against the upstream.
     public func send(
         _ method: HTTPRequest.Method, to upstream: String, path: String,
         json body: (some Encodable & Sendable)? = nil
             as String?,
         headers extraHeaders: [(String, String)] = [], deadline: Duration? = nil
-    ) async throws(CallError) -> Response {
+    ) async throws(ServiceKitError) -> Response {
         let deadline = deadline ?? defaultDeadline
         let breaker = breaker(for: upstream)
-        let retryAfter = max(1, Int(breakerConfiguration.resetTimeout.components.seconds))
+        let retryAfter = breakerConfiguration.resetTimeout
         guard let base = baseURLs[upstream] else {
-            throw CallError(
-                kind: .unreachable, upstream: upstream, detail: "no URL configured", retryAfterSeconds: retryAfter)
+            throw ServiceKitError(.unreachable, subject: upstream, "no URL configured", retryAfter: retryAfter)
         }
         var bodyBuffer: ByteBuffer?
         if let body {
             do {
                 bodyBuffer = ByteBuffer(bytes: try JSONEncoder().encode(body))
             } catch {
-                throw CallError(
-                    kind: .unreachable, upstream: upstream, detail: "cannot encode: \(error)",
-                    retryAfterSeconds: retryAfter)
+                throw ServiceKitError(
+                    .unreachable, subject: upstream, "cannot encode: \(error)", retryAfter: retryAfter)
             }
         }
         let start = ContinuousClock.now
@@ -120,7 +95,7 @@ public final class ServiceClient: Sendable {
         let idempotent = [.get, .head, .put, .delete, .options].contains(method)
         do {
             return try await breaker.run(isFailure: { error in
-                (error as? CallError).map { $0.kind != .circuitOpen } ?? true
+                (error as? ServiceKitError).map { !$0.isRefusedByBreaker } ?? true
             }) {
                 var attempt = 0
                 while true {
@@ -129,7 +104,7 @@ public final class ServiceClient: Sendable {
                         return try await self.attempt(
                             method, upstream: upstream, base: base, path: path, body: bodyBuffer,
                             extraHeaders: extraHeaders, deadline: end, retryAfter: retryAfter)
-                    } catch let error as CallError where error.kind == .unreachable && idempotent && attempt < 3 {
+                    } catch let error as ServiceKitError where error.code == .unreachable && idempotent && attempt < 3 {
                         let pause = Duration.milliseconds(50 * attempt)
                         guard ContinuousClock.now + pause < end else { throw error }
                         self.logger.debug(
@@ -139,24 +114,24 @@ public final class ServiceClient: Sendable {
                     }
                 }
             }
-        } catch let error as CallError {
+        } catch let error as ServiceKitError {
             throw error
-        } catch let error as CircuitBreakerError {
-            throw CallError(kind: .circuitOpen, upstream: upstream, detail: "\(error)", retryAfterSeconds: retryAfter)
         } catch {
-            throw CallError(kind: .unreachable, upstream: upstream, detail: "\(error)", retryAfterSeconds: retryAfter)
+            throw ServiceKitError(
+                .unreachable, subject: upstream, "cannot connect", underlying: error, retryAfter: retryAfter)
         }
     }
 
     private func attempt(
         _ method: HTTPRequest.Method, upstream: String, base: (scheme: String, host: String, port: Int?), path: String,
-        body: ByteBuffer?, extraHeaders: [(String, String)], deadline end: ContinuousClock.Instant, retryAfter: Int
+        body: ByteBuffer?, extraHeaders: [(String, String)], deadline end: ContinuousClock.Instant, retryAfter: Duration
     ) async throws -> Response {
         let endpoint: UpstreamResolver.Endpoint
         do {
             endpoint = try await resolver.endpoint(host: base.host, port: base.port)
         } catch {
-            throw CallError(kind: .unreachable, upstream: upstream, detail: "\(error)", retryAfterSeconds: retryAfter)
+            throw ServiceKitError(
+                .unreachable, subject: upstream, "cannot connect", underlying: error, retryAfter: retryAfter)
         }
         let hostPart = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
         var request = HTTPClientRequest(url: "\(base.scheme)://\(hostPart):\(endpoint.port)\(path)")
@@ -172,8 +147,7 @@ public final class ServiceClient: Sendable {
         }
         let remaining = end - ContinuousClock.now
         guard remaining > .zero else {
-            throw CallError(
-                kind: .timeout, upstream: upstream, detail: "deadline passed", retryAfterSeconds: retryAfter)
+            throw ServiceKitError(.timeout, subject: upstream, "deadline passed", retryAfter: retryAfter)
         }
         let timeout = TimeAmount.nanoseconds(
             remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
@@ -181,29 +155,26 @@ public final class ServiceClient: Sendable {
             let response = try await httpClient.execute(request, timeout: timeout, logger: logger)
             let body = try await response.body.collect(upTo: maxResponseBytes)
             if response.status.code >= 500 {
-                throw CallError(
-                    kind: .serverError, upstream: upstream, detail: "answered \(response.status.code)",
-                    retryAfterSeconds: retryAfter)
+                throw ServiceKitError(
+                    .serverError, subject: upstream, "answered \(response.status.code)", retryAfter: retryAfter)
             }
             return Response(status: Int(response.status.code), headers: response.headers, body: body)
-        } catch let error as CallError {
+        } catch let error as ServiceKitError {
             throw error
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw CallError(
-                kind: .timeout, upstream: upstream, detail: "no answer within the deadline",
-                retryAfterSeconds: retryAfter)
+            throw ServiceKitError(.timeout, subject: upstream, "no answer within the deadline", retryAfter: retryAfter)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             if ContinuousClock.now >= end {
-                throw CallError(
-                    kind: .timeout, upstream: upstream, detail: "no answer within the deadline",
-                    retryAfterSeconds: retryAfter)
+                throw ServiceKitError(
+                    .timeout, subject: upstream, "no answer within the deadline", retryAfter: retryAfter)
             }
             resolver.invalidate(host: base.host)
-            throw CallError(
-                kind: Self.isConnectFailure(error) ? .unreachable : .connectionLost, upstream: upstream,
-                detail: "\(error)", retryAfterSeconds: retryAfter)
+            let connected = !Self.isConnectFailure(error)
+            throw ServiceKitError(
+                connected ? .connectionLost : .unreachable, subject: upstream,
+                connected ? "the connection broke" : "cannot connect", underlying: error, retryAfter: retryAfter)
         }
     }
 

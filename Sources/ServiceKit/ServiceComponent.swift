@@ -12,7 +12,7 @@ public protocol ServiceComponent: Sendable {
 
     /// What runs beside the server until shutdown. Called once, after the runtime is built and before anything runs.
     ///
-    /// - Throws: `ConfigurationError` for a missing or malformed variable (the process exits 78 naming it), or any
+    /// - Throws: `ServiceKitError.configuration` for a missing or malformed variable (the process exits 78 naming it), or any
     ///   other error, which stops the process with exit 1.
     func services(runtime: ServiceRuntime) throws -> [ServiceGroupConfiguration.ServiceConfiguration]
 }

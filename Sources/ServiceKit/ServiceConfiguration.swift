@@ -48,12 +48,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// - Parameters:
     ///   - environment: The process environment.
     ///   - readFile: Reads a `NAME_FILE` file; injected so tests need no files.
-    /// - Throws: `ConfigurationError` naming the first variable that is missing or malformed.
+    /// - Throws: `ServiceKitError.configuration` naming the first variable that is missing or malformed.
     public init(
         environment: [String: String], requirements: Requirements,
         readFile: (String) throws -> String = ServiceConfiguration.readFile
-    ) throws(ConfigurationError) {
-        func value(_ name: String) throws(ConfigurationError) -> String? {
+    ) throws(ServiceKitError) {
+        func value(_ name: String) throws(ServiceKitError) -> String? {
             if let value = environment[name], !value.isEmpty { return value }
             guard let path = environment[ServiceVariable.file(name)], !path.isEmpty else { return nil }
             do {
@@ -61,16 +61,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
                 return text
             } catch {
-                throw ConfigurationError(
-                    variable: ServiceVariable.file(name),
-                    message: "cannot read \(path), which should hold \(name): \(error)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.file(name), "cannot read \(path), which should hold \(name): \(error)")
             }
         }
         host = try value(ServiceVariable.host) ?? "127.0.0.1"
         if let text = try value(ServiceVariable.port) {
             guard let port = Int(text), (1...65_535).contains(port) else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.port, message: "must be a port number from 1 to 65535, not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.port, "must be a port number from 1 to 65535, not \"\(text)\"")
             }
             self.port = port
         } else {
@@ -80,23 +79,21 @@ public struct ServiceConfiguration: Sendable, Equatable {
         if let url = databaseURL,
             !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.hasPrefix("sqlite://"))
         {
-            throw ConfigurationError(
-                variable: ServiceVariable.databaseURL,
-                message: "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
+            throw ServiceKitError.configuration(
+                ServiceVariable.databaseURL, "must start with postgres:// or sqlite://, not \"\(url.prefix(20))…\"")
         }
         databasePassword = try value(ServiceVariable.databasePassword)
         var dependencies: [String: String] = [:]
         for dependency in requirements.dependencies {
             let variable = ServiceVariable.url(of: dependency)
             guard let url = try value(variable) else {
-                throw ConfigurationError(
-                    variable: variable,
-                    message: "is not set; this service calls \(dependency) and needs its URL "
+                throw ServiceKitError.configuration(
+                    variable,
+                    "is not set; this service calls \(dependency) and needs its URL "
                         + "(e.g. http://\(dependency):PORT)")
             }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw ConfigurationError(
-                    variable: variable, message: "must be an http:// or https:// URL, not \"\(url)\"")
+                throw ServiceKitError.configuration(variable, "must be an http:// or https:// URL, not \"\(url)\"")
             }
             dependencies[dependency] = url
         }
@@ -104,17 +101,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
         brokerURL = try value(ServiceVariable.brokerURL)
         internalToken = try value(ServiceVariable.internalToken)
         if requirements.internalToken, internalToken == nil {
-            throw ConfigurationError(
-                variable: ServiceVariable.internalToken,
-                message: "is not set; internal endpoints need the shared service token")
+            throw ServiceKitError.configuration(
+                ServiceVariable.internalToken, "is not set; internal endpoints need the shared service token")
         }
         otlpEndpoint = try value(ServiceVariable.otlpEndpoint)
         if let text = try value(ServiceVariable.dnsServer) {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
                 (1...65_535).contains(port), colon > text.startIndex
             else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.dnsServer, message: "must be HOST:PORT, not \"\(text)\"")
+                throw ServiceKitError.configuration(ServiceVariable.dnsServer, "must be HOST:PORT, not \"\(text)\"")
             }
             dnsServer = DNSServerAddress(host: String(text[..<colon]), port: port)
         } else {
@@ -125,18 +120,5 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// Reads a secret file as UTF-8.
     public static func readFile(_ path: String) throws -> String {
         try SecretFile.read(path)
-    }
-}
-
-/// A configuration value the service cannot start with.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The environment variable at fault.
-    public var variable: String
-    public var message: String
-    public var description: String { "\(variable) \(message)" }
-
-    public init(variable: String, message: String) {
-        self.variable = variable
-        self.message = message
     }
 }

@@ -43,7 +43,7 @@ public final class ServiceDatabase: Service, Sendable {
     public init(
         url: String?, password: String?, defaultFile: String, migrations: [any Migration], logger: Logger,
         maxConnections: Int = 4
-    ) throws(ConfigurationError) {
+    ) throws(ServiceKitError) {
         self.logger = logger
         databases = Databases(threadPool: .singleton, on: MultiThreadedEventLoopGroup.singleton)
         let registered = Migrations()
@@ -53,9 +53,8 @@ public final class ServiceDatabase: Service, Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.databaseURL,
-                    message: "sqlite:// needs a file path (sqlite://data/users.sqlite)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.databaseURL, "sqlite:// needs a file path (sqlite://data/users.sqlite)")
             }
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -63,9 +62,8 @@ public final class ServiceDatabase: Service, Sendable {
                     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 } catch {
                     // Otherwise the failure would only show later, as migrations retrying forever.
-                    throw ConfigurationError(
-                        variable: ServiceVariable.databaseURL,
-                        message: "cannot create \(directory) for the SQLite file: \(error)")
+                    throw ServiceKitError.configuration(
+                        ServiceVariable.databaseURL, "cannot create \(directory) for the SQLite file: \(error)")
                 }
             }
             engine = .sqlite
@@ -76,8 +74,8 @@ public final class ServiceDatabase: Service, Sendable {
             guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
                 let user = components.user, !user.isEmpty
             else {
-                throw ConfigurationError(
-                    variable: ServiceVariable.databaseURL, message: "must be postgres://USER@HOST:PORT/DATABASE")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.databaseURL, "must be postgres://USER@HOST:PORT/DATABASE")
             }
             let database = String(components.path.drop { $0 == "/" })
             let tls: PostgresConnection.Configuration.TLS
@@ -88,13 +86,11 @@ public final class ServiceDatabase: Service, Sendable {
                 do {
                     tls = .require(try .init(configuration: .makeClientConfiguration()))
                 } catch {
-                    throw ConfigurationError(
-                        variable: ServiceVariable.databaseURL, message: "sslmode=require: \(error)")
+                    throw ServiceKitError.configuration(ServiceVariable.databaseURL, "sslmode=require: \(error)")
                 }
             case let other:
-                throw ConfigurationError(
-                    variable: ServiceVariable.databaseURL,
-                    message: "sslmode must be disable, prefer or require, not \(other)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.databaseURL, "sslmode must be disable, prefer or require, not \(other)")
             }
             let configuration = SQLPostgresConfiguration(
                 hostname: host, port: components.port ?? 5432, username: user,

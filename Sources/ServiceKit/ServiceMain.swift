@@ -81,7 +81,7 @@ public enum ServiceMain {
             runtime = try ServiceRuntime(definition: definition, environment: environment)
         } catch {
             Logger(label: definition.name).critical(
-                "cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
+                "cannot start: \(error)", metadata: ["variable": "\(error.subject)"])
             FileHandle.standardError.write(Data("\(definition.name): cannot start: \(error)\n".utf8))
             exit(78)
         }
@@ -89,8 +89,8 @@ public enum ServiceMain {
             let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
             try await run(runtime: runtime, router: router, tracer: tracer)
             exit(0)
-        } catch let error as ConfigurationError {
-            runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.variable)"])
+        } catch let error as ServiceKitError where error.code == .configuration {
+            runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.subject)"])
             FileHandle.standardError.write(Data("\(definition.name): cannot start: \(error)\n".utf8))
             exit(78)
         } catch {

@@ -46,11 +46,11 @@ public struct ServiceRuntime: Sendable {
 
     /// Reads the configuration and prepares the database and client, without starting anything.
     ///
-    /// - Throws: `ConfigurationError` naming the variable at fault.
+    /// - Throws: `ServiceKitError.configuration` naming the variable at fault.
     public init(
         definition: ServiceDefinition, environment: [String: String],
         httpClient: HTTPClient? = nil
-    ) throws(ConfigurationError) {
+    ) throws(ServiceKitError) {
         self.definition = definition
         self.environment = environment
         configuration = try ServiceConfiguration(
@@ -77,15 +77,15 @@ public struct ServiceRuntime: Sendable {
             do {
                 dns = try DNSResolver(host: server.host, port: server.port)
             } catch {
-                throw ConfigurationError(
-                    variable: ServiceVariable.dnsServer, message: "is not an IP address and port: \(error)")
+                throw ServiceKitError.configuration(
+                    ServiceVariable.dnsServer, "is not an IP address and port: \(error)")
             }
         }
         var deadline = Duration.seconds(2)
         if let text = environment["UPSTREAM_TIMEOUT"] {
             guard let parsed = Self.parseDuration(text) else {
-                throw ConfigurationError(
-                    variable: "UPSTREAM_TIMEOUT", message: "must be a duration such as 2s or 500ms, not \"\(text)\"")
+                throw ServiceKitError.configuration(
+                    "UPSTREAM_TIMEOUT", "must be a duration such as 2s or 500ms, not \"\(text)\"")
             }
             deadline = parsed
         }

@@ -82,7 +82,7 @@ public final class UpstreamResolver: Sendable {
                 }
             }
             guard !endpoints.isEmpty else {
-                throw DNSResolver.ResolutionError(code: .nameNotFound, name: host, detail: "no SRV records")
+                throw ServiceKitError(.nameNotFound, subject: host, "no SRV records")
             }
             return endpoints
         }
@@ -106,8 +106,7 @@ public final class UpstreamResolver: Sendable {
         var result: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, nil, &hints, &result)
         guard status == 0, let first = result else {
-            throw DNSResolver.ResolutionError(
-                code: .nameNotFound, name: host, detail: String(cString: gai_strerror(status)))
+            throw ServiceKitError(.nameNotFound, subject: host, String(cString: gai_strerror(status)))
         }
         defer { freeaddrinfo(first) }
         var v4: [String] = []

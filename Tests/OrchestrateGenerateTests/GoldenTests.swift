@@ -87,7 +87,7 @@ struct GoldenTests {
                 .spec)
         let files = Generator(templates: templates).generate(spec, target: .compose)
         #expect(files.first { $0.path == "Dockerfile" }?.contents == "FROM ubuntu:24.04\n")
-        #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yml": ""]) }
-        #expect(throws: TemplateSet.LoadError.self) { try TemplateSet(overrides: ["compose.yaml": "{{#unclosed}}"]) }
+        #expect(throws: GenerateError.self) { try TemplateSet(overrides: ["compose.yml": ""]) }
+        #expect(throws: GenerateError.self) { try TemplateSet(overrides: ["compose.yaml": "{{#unclosed}}"]) }
     }
 }

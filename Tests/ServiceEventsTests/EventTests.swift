@@ -46,13 +46,13 @@ import Testing
         for text in ["?what\r\n", ":12a\r\n", "$3\r\nabcXY", "*-5\r\n", "$-7\r\n", "+OK\rX"] {
             var decoder = RESPDecoder()
             var buffer = ByteBuffer(string: text)
-            #expect(throws: RESPProtocolError.self, "\(text.debugDescription)") {
+            #expect(throws: EventsError.self, "\(text.debugDescription)") {
                 _ = try decoder.decode(buffer: &buffer)
             }
         }
         var decoder = RESPDecoder()
         var deep = ByteBuffer(string: String(repeating: "*1\r\n", count: 40) + ":1\r\n")
-        #expect(throws: RESPProtocolError.self) { _ = try decoder.decode(buffer: &deep) }
+        #expect(throws: EventsError.self) { _ = try decoder.decode(buffer: &deep) }
     }
 
     @Test func commandsAreArraysOfBulkStrings() {
@@ -166,11 +166,11 @@ func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0
         let client = try RedisClient(url: redis.url)
         #expect(try await client.command("PING") == .simpleString("PONG"))
         await redis.stop()
-        await #expect(throws: RedisError.self) { try await client.command("PING") }
+        await #expect(throws: EventsError.self) { try await client.command("PING") }
         try await redis.start()
         #expect(try await client.command("PING") == .simpleString("PONG"))
         // An error reply is the command's error, not the connection's.
-        await #expect(throws: RedisError.self) { try await client.command("NOSUCHCOMMAND") }
+        await #expect(throws: EventsError.self) { try await client.command("NOSUCHCOMMAND") }
         #expect(try await client.command("PING") == .simpleString("PONG"))
         await client.close()
     }
@@ -180,7 +180,7 @@ func fields(_ pairs: (String, String)...) -> EventFields { pairs.map { (name: $0
         #expect(try BrokerLocation(url: "sqlite:///tmp/e.sqlite").kind == .sqlite(path: "/tmp/e.sqlite"))
         #expect(try BrokerLocation(url: "redis://127.0.0.1:6380/2").kind == .redis(url: "redis://127.0.0.1:6380/2"))
         for bad in ["amqp://x", "redis://", "redis://h/x", "sqlite://"] {
-            #expect(throws: ConfigurationError.self, "\(bad)") { try BrokerLocation(url: bad) }
+            #expect(throws: ServiceKitError.self, "\(bad)") { try BrokerLocation(url: bad) }
         }
     }
 }

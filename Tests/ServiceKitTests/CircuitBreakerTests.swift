@@ -81,10 +81,10 @@ struct CircuitBreakerTests {
         #expect(breaker.state == .open)
         clock.advance(by: .seconds(10))
         let ran = Mutex(false)
-        let error = await #expect(throws: CircuitBreakerError.self) {
+        let error = await #expect(throws: ServiceKitError.self) {
             try await breaker.run { ran.withLock { $0 = true } }
         }
-        #expect(error?.code == .open)
+        #expect(error?.code == .circuitOpen)
         #expect(error?.retryAfter == .seconds(20))
         #expect(!ran.withLock { $0 })
         #expect(
@@ -115,7 +115,7 @@ struct CircuitBreakerTests {
             await gate.wait(); return 2
         }
         while gate.waiting < 2 { await Task.yield() }
-        let busy = await #expect(throws: CircuitBreakerError.self) { try await breaker.run { 3 } }
+        let busy = await #expect(throws: ServiceKitError.self) { try await breaker.run { 3 } }
         #expect(busy?.code == .trialsBusy)
         gate.open()
         #expect(try await first + second == 3)
@@ -145,7 +145,7 @@ struct CircuitBreakerTests {
         #expect(failed == "fallback after UpstreamError(status: 500)")
         await fail(breaker, times: 3)
         let refused = try await breaker.run({ "upstream" }) { error in
-            (error as? CircuitBreakerError)?.code == .open ? "refused" : "other"
+            (error as? ServiceKitError)?.code == .circuitOpen ? "refused" : "other"
         }
         #expect(refused == "refused")
     }

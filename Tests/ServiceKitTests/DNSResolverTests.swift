@@ -125,7 +125,7 @@ struct DNSResolverTests {
         try await withServer { server, dig in
             #expect(await Server.dig(dig, port: server.port, ["nope.shop.local", "A"]).contains("status: NXDOMAIN"))
             let resolver = try DNSResolver(host: "127.0.0.1", port: server.port)
-            let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+            let error = await #expect(throws: ServiceKitError.self) {
                 try await resolver.addresses(of: "nope.shop.local")
             }
             #expect(error?.code == .nameNotFound)
@@ -170,7 +170,7 @@ struct DNSResolverFailureTests {
         defer { channel.close(promise: nil) }
         let resolver = try DNSResolver(
             host: "127.0.0.1", port: channel.localAddress!.port!, timeout: .milliseconds(200))
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+        let error = await #expect(throws: ServiceKitError.self) {
             try await resolver.addresses(of: "user-service")
         }
         #expect(error?.code == .timeout)
@@ -181,10 +181,10 @@ struct DNSResolverFailureTests {
         let channel = try await peer { query in Array(query[0..<2]) + [0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0] }
         defer { channel.close(promise: nil) }
         let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+        let error = await #expect(throws: ServiceKitError.self) {
             try await resolver.addresses(of: "user-service")
         }
-        #expect(error?.code == .malformedResponse)
+        #expect(error?.code == .malformedAnswer)
     }
 
     @Test func aPointerLoopIsMalformedNotAHang() async throws {
@@ -196,10 +196,10 @@ struct DNSResolverFailureTests {
         }
         defer { channel.close(promise: nil) }
         let resolver = try DNSResolver(host: "127.0.0.1", port: channel.localAddress!.port!)
-        let error = await #expect(throws: DNSResolver.ResolutionError.self) {
+        let error = await #expect(throws: ServiceKitError.self) {
             try await resolver.addresses(of: "user-service")
         }
-        #expect(error?.code == .malformedResponse)
+        #expect(error?.code == .malformedAnswer)
     }
 }
 

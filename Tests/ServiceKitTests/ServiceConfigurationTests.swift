@@ -50,7 +50,7 @@ struct ServiceConfigurationTests {
         }
         #expect(configuration.internalToken == "from-file")
         struct Unreadable: Error {}
-        #expect(throws: ConfigurationError.self) {
+        #expect(throws: ServiceKitError.self) {
             try ServiceConfiguration(environment: environment, requirements: requirements) { _ in throw Unreadable() }
         }
     }
@@ -71,7 +71,7 @@ struct ServiceConfigurationTests {
         #expect {
             try ServiceConfiguration(environment: environment, requirements: requirements)
         } throws: { error in
-            (error as? ConfigurationError)?.variable == variable && "\(error)".hasPrefix(message)
+            (error as? ServiceKitError)?.subject == variable && "\(error)".hasPrefix(message)
         }
     }
 

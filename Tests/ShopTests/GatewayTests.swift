@@ -137,7 +137,7 @@ struct RouteTableTests {
         let table = try RouteTable(json: data, source: "gateway/routes.json")
         #expect(table.routes.map(\.prefix).contains("/api/orders"))
         #expect(table.jwt?.issuer == "shop")
-        #expect(throws: RouteTable.LoadError.self) { try RouteTable(json: Data("{}".utf8), source: "x") }
+        #expect(throws: GatewayError.self) { try RouteTable(json: Data("{}".utf8), source: "x") }
     }
 
     @Test func tokenBucketRefillsAndSaysWhenToRetry() {
@@ -367,8 +367,9 @@ final class ClockBox: @unchecked Sendable {
             _ = try await ServiceMain.makeRouter(
                 runtime: runtime, context: GatewayRequestContext.self, routes: APIGateway.routes)
             Issue.record("started without JWT_SECRET")
-        } catch let error as ConfigurationError {
-            #expect(error.variable == "JWT_SECRET")
+        } catch let error as ServiceKitError {
+            #expect(error.code == .configuration)
+            #expect(error.subject == "JWT_SECRET")
         }
     }
 }

@@ -131,12 +131,12 @@ import Testing
     }
 
     @Test func badConfigurationNamesTheVariable() throws {
-        #expect(throws: ConfigurationError.self) { try SimulatedProcessor(environment: ["PAYMENT_SIMULATE": "maybe"]) }
+        #expect(throws: ServiceKitError.self) { try SimulatedProcessor(environment: ["PAYMENT_SIMULATE": "maybe"]) }
         do {
             _ = try SimulatedProcessor(environment: ["PAYMENT_SIMULATE_DELAY": "soon"])
             Issue.record("accepted a bad delay")
         } catch {
-            #expect(error.variable == "PAYMENT_SIMULATE_DELAY")
+            #expect(error.subject == "PAYMENT_SIMULATE_DELAY")
         }
     }
 }
