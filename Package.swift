@@ -15,7 +15,8 @@ func shopService(_ name: String, events: Bool = false) -> [Target] {
         .target(
             name: name + "Core",
             dependencies: (events ? ["ServiceEvents"] : []) + [
-                "ServiceKit", .product(name: "FluentKit", package: "fluent-kit"),
+                "ServiceKit", "OrchestrateContract", .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -198,51 +199,55 @@ let package = Package(
         ),
     ] + shopService("UserService") + shopService("PaymentService", events: true)
         + shopService("OrderService", events: true) + shopService("NotificationService", events: true) + [
-        // The gateway: the same shape, with jwt-kit and AsyncHTTPClient.
-        .target(
-            name: "APIGatewayCore",
-            dependencies: [
-                "ServiceKit", "OrchestrateContract", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(name: "APIGateway", dependencies: ["APIGatewayCore"], swiftSettings: swiftSettings),
-        .testTarget(
-            name: "ShopTests",
-            dependencies: [
-                "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore", "NotificationServiceCore",
-                "ServiceKit", "ServiceEvents", "OrchestrateContract",
-                "OrchestrateTestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "FluentKit", package: "fluent-kit"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "OrchestrateTestSupport",
-            path: "Tests/OrchestrateTestSupport",
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OrchestrateSpecTests",
-            dependencies: ["OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport"],
-            exclude: ["Fixtures"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OrchestrateGenerateTests",
-            dependencies: ["OrchestrateGenerate", "OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport"],
-            exclude: ["Support"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OrchestrateCLITests",
-            dependencies: ["OrchestrateCLI", "OrchestrateSpec", "OrchestrateTestSupport"],
-            swiftSettings: swiftSettings
-        ),
-    ]
+            // The gateway: the same shape, with jwt-kit and AsyncHTTPClient.
+            .target(
+                name: "APIGatewayCore",
+                dependencies: [
+                    "ServiceKit", "OrchestrateContract", .product(name: "JWTKit", package: "jwt-kit"),
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                ],
+                swiftSettings: swiftSettings
+            ),
+            .executableTarget(name: "APIGateway", dependencies: ["APIGatewayCore"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ShopTests",
+                dependencies: [
+                    "UserServiceCore", "PaymentServiceCore", "OrderServiceCore", "APIGatewayCore",
+                    "NotificationServiceCore",
+                    "ServiceKit", "ServiceEvents", "OrchestrateContract",
+                    "OrchestrateTestSupport",
+                    .product(name: "HummingbirdTesting", package: "hummingbird"),
+                    .product(name: "JWTKit", package: "jwt-kit"),
+                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "FluentKit", package: "fluent-kit"),
+                ],
+                swiftSettings: swiftSettings
+            ),
+            .target(
+                name: "OrchestrateTestSupport",
+                path: "Tests/OrchestrateTestSupport",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "OrchestrateSpecTests",
+                dependencies: ["OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport"],
+                exclude: ["Fixtures"],
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "OrchestrateGenerateTests",
+                dependencies: [
+                    "OrchestrateGenerate", "OrchestrateSpec", "OrchestrateContract", "OrchestrateTestSupport",
+                ],
+                exclude: ["Support"],
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "OrchestrateCLITests",
+                dependencies: ["OrchestrateCLI", "OrchestrateSpec", "OrchestrateTestSupport"],
+                swiftSettings: swiftSettings
+            ),
+        ]
 )

@@ -45,6 +45,8 @@ struct GatewayProxy: RouterMiddleware {
     let keys: JWTKeyCollection?
     let issuer: String?
     let audience: String?
+    /// The claim path of the roles, split at its dots.
+    let rolesClaim: [String]
     let upstreams: [String: (scheme: String, host: String, port: Int?)]
     let resolver: UpstreamResolver
     let httpClient: HTTPClient
@@ -71,6 +73,7 @@ struct GatewayProxy: RouterMiddleware {
         let settings = self.table.jwt
         issuer = environment[ServiceVariable.jwtIssuer] ?? settings?.issuer
         audience = environment[ServiceVariable.jwtAudience] ?? settings?.audience
+        rolesClaim = (settings?.rolesClaim ?? CallerHeaders.defaultRolesClaim).split(separator: ".").map(String.init)
         let algorithm = environment[ServiceVariable.jwtAlgorithm] ?? settings?.algorithm ?? "HS256"
         if self.table.routes.contains(where: \.requiresJWT) {
             keys = try await Self.makeKeys(algorithm: algorithm, environment: environment)
@@ -166,10 +169,11 @@ struct GatewayProxy: RouterMiddleware {
             error.headers[.allow] = route.methods.joined(separator: ", ")
             throw error
         }
-        var subject: String?
+        var caller: Caller?
         if route.requiresJWT {
-            subject = try await authenticate(request)
+            caller = try await authenticate(request)
         }
+        let subject = caller?.subject
         if let limit = route.rateLimit {
             let client = subject.map { "sub:" + $0 } ?? "ip:" + (context.remoteAddress?.ipAddress ?? "?")
             let decision = limiter.take(key: route.prefix + "|" + client, rps: limit.rps, burst: limit.burst)
@@ -187,11 +191,11 @@ struct GatewayProxy: RouterMiddleware {
                 .contentTooLarge, code: "payload-too-large",
                 message: "the body is \(length) bytes; \(route.prefix) accepts at most \(route.maxBodyBytes)")
         }
-        return try await forward(request, context: context, route: route, subject: subject)
+        return try await forward(request, context: context, route: route, caller: caller)
     }
 
-    /// The token's subject, or a 401 with `WWW-Authenticate` saying what is wrong.
-    func authenticate(_ request: Request) async throws -> String {
+    /// The token's subject and roles, or a 401 with `WWW-Authenticate` saying what is wrong.
+    func authenticate(_ request: Request) async throws -> Caller {
         func refuse(_ description: String, error: String? = "invalid_token") -> ServiceError {
             var headers = HTTPFields()
             var challenge = "Bearer realm=\"api\""
@@ -206,9 +210,10 @@ struct GatewayProxy: RouterMiddleware {
             throw refuse("the Authorization header must be \"Bearer TOKEN\"", error: "invalid_request")
         }
         guard let keys else { throw refuse("no key is configured") }
+        let token = header.dropFirst(7)
         let claims: Claims
         do {
-            claims = try await keys.verify(String(header.dropFirst(7)), as: Claims.self)
+            claims = try await keys.verify(String(token), as: Claims.self)
         } catch {
             throw refuse("the token is invalid or expired")
         }
@@ -225,20 +230,50 @@ struct GatewayProxy: RouterMiddleware {
                 throw refuse("the token is not meant for \(audience)")
             }
         }
-        return claims.sub.value
+        guard CallerHeaders.isValidSubject(claims.sub.value) else {
+            throw refuse("the token's subject is empty, longer than 255 bytes or holds control characters")
+        }
+        return Caller(subject: claims.sub.value, roles: Self.roles(inVerifiedToken: token, at: rolesClaim))
+    }
+
+    /// The roles at `path` in the payload of a token whose signature was checked: a list of strings, or one string
+    /// of words separated by spaces (as `scope` is). Roles that are not plain words are left out; anything else at
+    /// the path means no roles.
+    static func roles(inVerifiedToken token: Substring, at path: [String]) -> Set<String> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return [] }
+        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+            var value = try? JSONSerialization.jsonObject(with: data) as Any
+        else { return [] }
+        for name in path {
+            guard let object = value as? [String: Any], let next = object[name] else { return [] }
+            value = next
+        }
+        let words: [String] =
+            if let list = value as? [Any] {
+                list.compactMap { $0 as? String }
+            } else if let text = value as? String {
+                text.split(separator: " ").map(String.init)
+            } else {
+                []
+            }
+        return Set(words.filter(CallerHeaders.isValidRole))
     }
 
     /// Hop-by-hop headers (RFC 9110 §7.6.1), and what only the gateway may set.
     static let droppedRequestHeaders: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding",
-        "upgrade", "host", "x-service-token", "x-authenticated-subject", "traceparent", "tracestate",
+        "upgrade", "host", "traceparent", "tracestate", InternalToken.headerName.lowercased(),
+        CallerHeaders.subject.lowercased(), CallerHeaders.roles.lowercased(),
     ]
     static let droppedResponseHeaders: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
         "server", "content-length",
     ]
 
-    func forward(_ request: Request, context: Context, route: RouteTable.Route, subject: String?) async throws
+    func forward(_ request: Request, context: Context, route: RouteTable.Route, caller: Caller?) async throws
         -> Response
     {
         guard let upstream = upstreams[route.upstream.service] else {
@@ -254,7 +289,7 @@ struct GatewayProxy: RouterMiddleware {
             headers.add(name: "X-Request-ID", value: id)
         }
         if let internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
-        if let subject { headers.add(name: "X-Authenticated-Subject", value: subject) }
+        for (name, value) in caller?.headers ?? [] { headers.add(name: name, value: value) }
         if let address = context.remoteAddress?.ipAddress {
             let previous = request.headers[HTTPField.Name("X-Forwarded-For")!]
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(address)" } ?? address)

@@ -5,13 +5,15 @@ public import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import OrchestrateContract
 public import ServiceEvents
 public import ServiceKit
 
 /// notification-service: consumes `order.created`, looks the order's user up at user-service, records the
 /// confirmation ("Order … confirmed") in its own database and delivers it through its sender
 /// (`NOTIFICATION_SENDER=log`, the default; `webhook` with `NOTIFICATION_WEBHOOK_URL`; `smtp` with `SMTP_URL`).
-/// `GET /notifications?userId=` lists a user's.
+/// `GET /notifications?userId=` lists a user's: the caller's own (an `admin`'s, anyone's). The handler acts for the
+/// order's subject when it asks user-service, so it reads that subject's profile and no one else's.
 ///
 /// Exactly once in effect: the record, the inbox entry and the event's acknowledgement follow the handler's
 /// transaction, so a redelivered event records nothing twice. Delivery through the sender is at least once (it happens
@@ -19,7 +21,7 @@ public import ServiceKit
 public enum NotificationService {
     public static let definition = ServiceDefinition(
         name: "notification-service", defaultPort: 3004, dependencies: ["user-service"], requiresInternalToken: true,
-        migrations: [CreateNotifications(), AddEventTimeToNotifications()],
+        migrations: [CreateNotifications(), AddEventTimeToNotifications(), AddSubjectToNotifications()],
         components: [Events(subscribes: ["order.created"], subscriptions: subscriptions)])
 
     /// What the service consumes: `order.created`.
@@ -29,13 +31,19 @@ public enum NotificationService {
         return [
             EventSubscription("order.created") { event, database in
                 let order = try event.decode(OrderCreated.self)
-                let user = try await runtime.client.send(.get, to: "user-service", path: "/users/\(order.userId)")
+                guard let subject = order.subject, CallerHeaders.isValidSubject(subject) else {
+                    throw NotificationError(message: "order \(order.orderId) names no subject to act for")
+                }
+                let user = try await Caller.$current.withValue(Caller(subject: subject)) {
+                    try await runtime.client.send(.get, to: "user-service", path: "/users/\(order.userId)")
+                }
                 guard user.status == 200, let recipient = try? user.decode(as: Recipient.self) else {
                     throw NotificationError(message: "user-service answered \(user.status) for user \(order.userId)")
                 }
                 let message = confirmation(order: order, recipient: recipient)
                 let notification = NotificationModel()
                 notification.userID = UUID(uuidString: order.userId) ?? UUID()
+                notification.subject = subject
                 notification.eventID = event.id
                 notification.message = message
                 notification.channel = sender.channel
@@ -67,9 +75,11 @@ public enum NotificationService {
             guard let userID = UUID(uuidString: text) else {
                 throw ServiceError.validation([.init(field: "userId", message: "must be a user id")])
             }
+            let caller = try Caller.required()
             let db = try runtime.requireDatabase().database(logger: context.logger)
-            let found = try await NotificationModel.query(on: db)
-                .filter(\.$userID == userID).sort(\.$createdAt).sort(\.$id).limit(100).all()
+            var query = NotificationModel.query(on: db).filter(\.$userID == userID)
+            if !caller.isAdmin { query = query.filter(\.$subject == caller.subject) }
+            let found = try await query.sort(\.$createdAt).sort(\.$id).limit(100).all()
             return try jsonResponse(NotificationList(items: found.map(NotificationView.init)))
         }
     }
@@ -79,6 +89,8 @@ public enum NotificationService {
 struct OrderCreated: Decodable {
     var orderId: String
     var userId: String
+    /// Who placed the order; events from before orders had owners have none.
+    var subject: String?
     var total: Int
     var currency: String
 }
@@ -202,6 +214,8 @@ final class NotificationModel: Model, @unchecked Sendable {
     @Field(key: "channel") var channel: String
     /// When the event happened (the order's commit): the benchmark's start of the clock.
     @OptionalField(key: "event_at") var eventAt: Date?
+    /// Whose it is: the order's subject.
+    @OptionalField(key: "subject") var subject: String?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -232,5 +246,15 @@ struct AddEventTimeToNotifications: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(NotificationModel.schema).deleteField("event_at").update()
+    }
+}
+
+struct AddSubjectToNotifications: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(NotificationModel.schema).field("subject", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(NotificationModel.schema).deleteField("subject").update()
     }
 }

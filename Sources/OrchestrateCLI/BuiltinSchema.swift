@@ -96,6 +96,10 @@ enum BuiltinSchema {
             },
             "audience": {
               "type": "string"
+            },
+            "rolesClaim": {
+              "type": "string",
+              "pattern": "^[^.]+(\\.[^.]+)*$"
             }
           }
         },

@@ -61,11 +61,14 @@ public struct RouteTableFile: Codable, Sendable, Equatable {
         public var algorithm: String
         public var issuer: String?
         public var audience: String?
+        /// The claim (or dotted path of claims) that holds the roles; nil means `CallerHeaders.defaultRolesClaim`.
+        public var rolesClaim: String?
 
-        public init(algorithm: String, issuer: String?, audience: String?) {
+        public init(algorithm: String, issuer: String?, audience: String?, rolesClaim: String? = nil) {
             self.algorithm = algorithm
             self.issuer = issuer
             self.audience = audience
+            self.rolesClaim = rolesClaim
         }
     }
 

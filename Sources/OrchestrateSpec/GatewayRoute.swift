@@ -52,7 +52,8 @@ extension Topology {
         guard let gateway = spec.gateway else { return nil }
         let jwt = gateway.jwt.map {
             RouteTableFile.JWTSettings(
-                algorithm: $0.algorithm.value.rawValue, issuer: $0.issuer?.value, audience: $0.audience?.value)
+                algorithm: $0.algorithm.value.rawValue, issuer: $0.issuer?.value, audience: $0.audience?.value,
+                rolesClaim: $0.rolesClaim?.value)
         }
         return RouteTableFile(gateway: gateway.service.value, jwt: jwt, routes: routes.map(\.tableEntry))
     }

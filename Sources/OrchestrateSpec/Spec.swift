@@ -94,6 +94,9 @@ public struct JWTSettings: Sendable {
     public var algorithm: Located<Algorithm>
     public var issuer: Located<String>?
     public var audience: Located<String>?
+    /// The claim that holds the token's roles (`roles` when unset); a dotted path reaches into objects
+    /// (`realm_access.roles`).
+    public var rolesClaim: Located<String>?
     public var location: SourceLocation
 }
 

@@ -152,6 +152,7 @@ struct SpecDecoder {
         var algorithm = Located(JWTSettings.Algorithm.hs256, at: location)
         var issuer: Located<String>?
         var audience: Located<String>?
+        var rolesClaim: Located<String>?
         for entry in entries {
             let key = text(entry.key)
             func fieldPath() -> String { path() + "." + key }
@@ -160,14 +161,31 @@ struct SpecDecoder {
             case "algorithm": choice(entry.value, fieldPath(), JWTSettings.Algorithm.self).map { algorithm = $0 }
             case "issuer": issuer = string(entry.value, fieldPath())
             case "audience": audience = string(entry.value, fieldPath())
-            default: unknownField(entry.key, path(), allowed: ["secret", "algorithm", "issuer", "audience"])
+            case "rolesClaim": rolesClaim = claimPath(entry.value, fieldPath())
+            default:
+                unknownField(entry.key, path(), allowed: ["secret", "algorithm", "issuer", "audience", "rolesClaim"])
             }
         }
         guard let secret = required(secret, "secret", in: entries, path(), at: location, example: "secret: jwt-secret")
         else {
             return nil
         }
-        return JWTSettings(secret: secret, algorithm: algorithm, issuer: issuer, audience: audience, location: location)
+        return JWTSettings(
+            secret: secret, algorithm: algorithm, issuer: issuer, audience: audience, rolesClaim: rolesClaim,
+            location: location)
+    }
+
+    /// A claim name, or a dotted path of names into nested objects: `roles`, `realm_access.roles`.
+    private mutating func claimPath(_ node: YAMLNode, _ path: @autoclosure () -> String) -> Located<String>? {
+        guard let value = string(node, path()) else { return nil }
+        guard !value.value.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+            error(
+                .invalidValue, path(), at: value.location,
+                "\"\(value.value)\" is not a claim name: a dotted path needs a name between every two dots",
+                hint: "write `rolesClaim: roles` or a path such as `rolesClaim: realm_access.roles`")
+            return nil
+        }
+        return value
     }
 
     private mutating func services(_ node: YAMLNode) -> [Service]? {

@@ -2,102 +2,82 @@ import FluentKit
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import SQLKit
 import ServiceEvents
 public import ServiceKit
 
-/// order-service: takes an order only for a user that exists (asked of user-service) and a payment that was
-/// authorized (by payment-service), then stores it. Money is integer minor units throughout.
+/// order-service: takes an order only for a user that exists and belongs to the caller (asked of user-service, acting
+/// for the caller) and a payment that was authorized (by payment-service), then confirms it. Money is integer minor
+/// units throughout.
+///
+/// An order is stored `pending` before any money moves, and confirmed with its `order.created` event in one
+/// transaction once the payment is authorized, so money is never taken for an order that does not exist:
+/// - `Idempotency-Key` on `POST /orders`: a retry returns the same order, or drives a pending one on; the payment's
+///   key is the order's id, so a retried order never authorizes a second payment;
+/// - a pending order older than `ORDER_PENDING_TIMEOUT` (60s) is cancelled by the reconciler (every
+///   `ORDER_RECONCILE_INTERVAL`, 10s), which voids its payment at payment-service first (or voids the key before the
+///   payment arrives, so it never will).
 ///
 /// When an upstream is down, too slow or behind an open circuit breaker, the answer is 503 with `Retry-After`
-/// within the deadline (`UPSTREAM_TIMEOUT`), and no order is stored; a user is never made up.
+/// within the deadline (`UPSTREAM_TIMEOUT`); a user is never made up. A caller sees only its own orders (another's is a
+/// 404); an `admin` sees all.
 public enum OrderService {
     /// Where its routes publish `order.created`.
     static let outbox = Outbox(types: ["order.created"])
 
     public static let definition = ServiceDefinition(
         name: "order-service", defaultPort: 3002, dependencies: ["user-service", "payment-service"],
-        requiresInternalToken: true, migrations: [CreateOrders()], components: [Events(outbox: outbox)])
+        requiresInternalToken: true, migrations: [CreateOrders(), AddOwnerToOrders()],
+        components: [
+            Events(outbox: outbox),
+            Periodic(
+                "pending-order reconciler", intervalVariable: "ORDER_RECONCILE_INTERVAL",
+                defaultInterval: .seconds(10)
+            ) { runtime in try await OrderPlacement.reconcile(runtime: runtime) },
+        ])
 
-    public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) {
+    public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) throws {
+        let pendingTimeout = try OrderPlacement.pendingTimeout(runtime.environment)
         let orders = router.group("orders")
         if let token = runtime.internalToken { orders.add(middleware: InternalAuthMiddleware(token: token)) }
         orders.post { request, context in
+            let caller = try Caller.required()
             let input = try await request.decodeJSON(as: NewOrder.self, context: context)
             let (userID, items, total) = try input.validated()
-            let client = runtime.client
-
-            let user = try await call { try await client.send(.get, to: "user-service", path: "/users/\(userID)") }
-            switch user.status {
-            case 200: break
-            case 404:
-                throw ServiceError(
-                    .unprocessableContent, code: "unknown-user", message: "there is no user \(userID)",
-                    fields: [.init(field: "userId", message: "does not name a user")])
-            default:
-                throw ServiceError.unavailable("user-service answered \(user.status)", retryAfterSeconds: 1)
+            let key = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
+                guard (1...255).contains(key.utf8.count) else {
+                    throw ServiceError.validation([
+                        .init(field: "Idempotency-Key", message: "must be 1 to 255 characters")
+                    ])
+                }
+                return key
             }
-
-            let orderID = UUID()
-            let payment = try await call {
-                try await client.send(
-                    .post, to: "payment-service", path: "/payments",
-                    json: PaymentRequest(orderId: orderID.uuidString.lowercased(), amount: total, currency: "USD"),
-                    // The order id is the key: a retry of this call can never charge twice.
-                    headers: [("Idempotency-Key", "order-\(orderID.uuidString.lowercased())")])
-            }
-            guard payment.status == 201, let authorization = try? payment.decode(as: PaymentAnswer.self) else {
-                throw ServiceError.unavailable("payment-service answered \(payment.status)", retryAfterSeconds: 1)
-            }
-            guard authorization.status == "authorized" else {
-                throw ServiceError(
-                    .init(code: 402, reasonPhrase: "Payment Required"), code: "payment-declined",
-                    message: "the payment was declined: \(authorization.declineReason ?? "no reason given")")
-            }
-
-            let order = OrderModel(
-                id: orderID, userID: userID, items: items, total: total, currency: "USD", paymentID: authorization.id)
-            // The order and its `order.created` event commit together (the outbox); the relay publishes the event.
-            try await outbox.transaction(on: try runtime.requireDatabase().database(logger: context.logger)) {
-                transaction, events in
-                try await order.create(on: transaction)
-                try await events.publish("order.created", OrderCreated(order), id: orderID)
-            }
-            context.logger.info("order created", metadata: ["order_id": "\(orderID)", "total": "\(total)"])
-            return try jsonResponse(
-                OrderView(order), status: .created, headers: [.location: "/orders/\(orderID.uuidString.lowercased())"])
+            let placement = OrderPlacement(
+                runtime: runtime, caller: caller, logger: context.logger, pendingTimeout: pendingTimeout)
+            return try await placement.place(userID: userID, items: items, total: total, key: key)
         }
         orders.get(":id") { _, context in
+            let caller = try Caller.required()
             let db = try runtime.requireDatabase().database(logger: context.logger)
             let order = try await OrderModel.find(parameter: context.parameters.get("id"), on: db, what: "order")
+            guard caller.mayAccess(ownedBy: order.subject) else {
+                throw ServiceError.notFound("no order \(context.parameters.get("id") ?? "")")
+            }
             return try jsonResponse(OrderView(order))
         }
         orders.get { request, context in
+            let caller = try Caller.required()
             guard let text = request.uri.queryParameters.get("userId") else {
                 throw ServiceError.validation([.init(field: "userId", message: "is required (GET /orders?userId=…)")])
             }
             guard let userID = UUID(uuidString: text) else {
                 throw ServiceError.validation([.init(field: "userId", message: "must be a user id")])
             }
-            let found = try await OrderModel.query(on: try runtime.requireDatabase().database(logger: context.logger))
-                .filter(\.$userID == userID).sort(\.$createdAt, .descending).limit(100).all()
+            var query = OrderModel.query(on: try runtime.requireDatabase().database(logger: context.logger))
+                .filter(\.$userID == userID)
+            if !caller.isAdmin { query = query.filter(\.$subject == caller.subject) }
+            let found = try await query.sort(\.$createdAt, .descending).limit(100).all()
             return try jsonResponse(OrderList(items: found.map(OrderView.init)))
-        }
-    }
-
-    /// Runs an upstream call; what makes the order impossible now becomes 503 with `Retry-After`.
-    static func call(_ operation: () async throws -> ServiceClient.Response) async throws -> ServiceClient.Response {
-        do {
-            return try await operation()
-        } catch let error as ServiceKitError {
-            let message =
-                switch error.code {
-                case .circuitOpen, .trialsBusy: "\(error.subject) is failing; its circuit breaker is open"
-                case .timeout: "\(error.subject) did not answer in time"
-                case .serverError: "\(error.subject) failed"
-                default: "\(error.subject) is unreachable"
-                }
-            throw ServiceError.unavailable(
-                message + "; no order was stored", retryAfterSeconds: error.retryAfterSeconds)
         }
     }
 }
@@ -179,10 +159,12 @@ struct OrderLines: Codable, Sendable {
     var items: [OrderItem]
 }
 
-/// The `order.created` event's payload: what a consumer needs without calling back.
+/// The `order.created` event's payload: what a consumer needs without calling back. `subject` is who placed it, so
+/// a consumer acts for them (and no one else) when it calls back.
 public struct OrderCreated: Codable, Sendable {
     public var orderId: String
     public var userId: String
+    public var subject: String?
     public var items: [OrderItem]
     public var total: Int
     public var currency: String
@@ -190,6 +172,7 @@ public struct OrderCreated: Codable, Sendable {
     init(_ order: OrderModel) {
         orderId = order.id!.uuidString.lowercased()
         userId = order.userID.uuidString.lowercased()
+        subject = order.subject
         items = order.items
         total = order.total
         currency = order.currency
@@ -234,20 +217,44 @@ final class OrderModel: Model, @unchecked Sendable {
     @Field(key: "total") var total: Int
     @Field(key: "currency") var currency: String
     @Field(key: "status") var status: String
+    /// Empty while the order is pending.
     @Field(key: "payment_id") var paymentID: String
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    /// Who placed it; nil only for orders placed before orders had owners (admins see those).
+    @OptionalField(key: "subject") var subject: String?
+    /// The caller's subject and `Idempotency-Key` (unique), and what the request asked, to refuse a key reused.
+    @OptionalField(key: "idempotency_key") var idempotencyKey: String?
+    @OptionalField(key: "fingerprint") var fingerprint: String?
+    /// Which step moved it out of `pending` (a placement confirming it, the reconciler cancelling it): the one whose
+    /// conditional update took effect.
+    @OptionalField(key: "claim") var claim: String?
+
+    static let pending = "pending"
+    static let confirmed = "confirmed"
+    static let cancelling = "cancelling"
+    static let cancelled = "cancelled"
 
     init() {}
 
-    init(id: UUID, userID: UUID, items: [OrderItem], total: Int, currency: String, paymentID: String) {
+    init(
+        id: UUID, subject: String, userID: UUID, items: [OrderItem], total: Int, currency: String,
+        idempotencyKey: String?, fingerprint: String
+    ) {
         self.id = id
+        self.subject = subject
         self.userID = userID
         self.lines = OrderLines(items: items)
         self.total = total
         self.currency = currency
-        self.status = "confirmed"
-        self.paymentID = paymentID
+        self.status = Self.pending
+        self.paymentID = ""
+        self.idempotencyKey = idempotencyKey
+        self.fingerprint = fingerprint
     }
+
+    /// The key a placement sends payment-service: the order's id, so every retry of the order asks for the same
+    /// payment.
+    var paymentKey: String { "order-\(id!.uuidString.lowercased())" }
 }
 
 struct CreateOrders: AsyncMigration {
@@ -266,5 +273,28 @@ struct CreateOrders: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(OrderModel.schema).delete()
+    }
+}
+
+/// Orders get owners, idempotency keys and claims.
+struct AddOwnerToOrders: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        for field in ["subject", "idempotency_key", "fingerprint", "claim"] {
+            try await database.schema(OrderModel.schema).field(.string(field), .string).update()
+        }
+        if let sql = database as? any SQLDatabase {
+            try await sql.raw("CREATE UNIQUE INDEX orders_idempotency_key ON orders (idempotency_key)").run()
+            try await sql.raw("CREATE INDEX orders_pending ON orders (status, created_at)").run()
+        }
+    }
+
+    func revert(on database: any Database) async throws {
+        if let sql = database as? any SQLDatabase {
+            try await sql.raw("DROP INDEX orders_pending").run()
+            try await sql.raw("DROP INDEX orders_idempotency_key").run()
+        }
+        for field in ["claim", "fingerprint", "idempotency_key", "subject"] {
+            try await database.schema(OrderModel.schema).deleteField(.string(field)).update()
+        }
     }
 }

@@ -28,7 +28,8 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires the shared service token in `X-Service-Token` on the routes it guards; without it, 401.
+/// Requires the shared service token in `X-Service-Token` on the routes it guards (without it, 401), then believes the
+/// caller headers (`CallerHeaders`) and sets `Caller.current` for the handler.
 public struct InternalAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: InternalToken
 
@@ -44,7 +45,10 @@ public struct InternalAuthMiddleware<Context: RequestContext>: RouterMiddleware 
                 .unauthorized, code: "unauthorized",
                 message: "this endpoint is internal: send the service token in \(InternalToken.headerName)")
         }
-        return try await next(request, context)
+        // Only now, with the token right, are the caller headers believed.
+        return try await Caller.$current.withValue(Caller(headers: request.headers)) {
+            try await next(request, context)
+        }
     }
 }
 

@@ -140,6 +140,7 @@ public final class ServiceClient: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         if let internalToken { request.headers.add(name: InternalToken.headerName, value: internalToken) }
         if let id = RequestID.current { request.headers.add(name: "X-Request-ID", value: id) }
+        for (name, value) in Caller.current?.headers ?? [] { request.headers.add(name: name, value: value) }
         for (name, value) in extraHeaders { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

@@ -63,13 +63,18 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let all = [notifications, orders, payments, users]
         defer { for service in all { service.process.signal(SIGKILL) } }
         let serviceToken = [("X-Service-Token", "events-token")]
+        /// Each buyer is its own subject (a subject has one profile); the checks read as an admin.
+        func buyer(_ number: Int) -> [(String, String)] {
+            serviceToken + [("X-Authenticated-Subject", "buyer-\(number)")]
+        }
+        let admin = serviceToken + [("X-Authenticated-Subject", "auditor"), ("X-Authenticated-Roles", "admin")]
 
         var buyers: [String] = []
         for number in 0..<20 {
             let user = try await call(
                 .POST, users.url + "/users",
                 json: #"{"name":"Buyer \#(number)","email":"buyer\#(number)@example.com"}"#,
-                headers: serviceToken)
+                headers: buyer(number))
             buyers.append(try #require(user.json["id"] as? String))
         }
         let userIDs = buyers
@@ -86,7 +91,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
                             let body =
                                 #"{"userId":"\#(userID)","items":[{"sku":"sku-\#(index)","quantity":1,"unitPrice":\#(100 + index)}]}"#
                             let answer = try await call(
-                                .POST, orders.url + "/orders", json: body, headers: serviceToken)
+                                .POST, orders.url + "/orders", json: body, headers: buyer(index % userIDs.count))
                             #expect(answer.status == 201, "order \(index): \(answer.status) \(answer.json)")
                             if let id = answer.json["id"] as? String { placed.add(id) }
                         }
@@ -134,7 +139,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             notified = [:]
             for userID in userIDs {
                 let listed = try await call(
-                    .GET, notifications.url + "/notifications?userId=\(userID)", headers: serviceToken)
+                    .GET, notifications.url + "/notifications?userId=\(userID)", headers: admin)
                 for item in listed.json["items"] as? [[String: Any]] ?? [] {
                     notified[item["eventId"] as? String ?? "", default: 0] += 1
                 }
@@ -183,11 +188,13 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 ])
             defer { rig.stop() }
             let userID = try await rig.createUser(name: "Hook", email: "hook@example.com")
-            let eventID = try await rig.publishOrder(userID: userID, total: 1999)
-            let items = try await rig.notifications(of: userID)
+            let eventID = try await rig.publishOrder(userID: userID, subject: "hook@example.com", total: 1999)
+            let items = try await rig.notifications(of: userID, as: "hook@example.com")
             #expect(items.count == 1)
             #expect(items.first?["channel"] as? String == "webhook")
             #expect(items.first?["message"] as? String == "Order \(eventID) confirmed: 19.99 EUR. Thank you, Hook.")
+            // Another subject sees none of hook's notifications, even naming the user id.
+            #expect(try await rig.notifications(of: userID, as: "stranger@example.com", polls: 1).isEmpty)
             let received = hooks.all
             // At least the failed send and one redelivery; a slow ack may bring one more, with the same key, which
             // the receiver can recognise (the notification above is recorded once whatever the count).
@@ -229,7 +236,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             ])
         defer { rig.stop() }
         let userID = try await rig.createUser(name: "Zoë", email: "zoe@example.com")
-        let eventID = try await rig.publishOrder(userID: userID, total: 500)
+        let eventID = try await rig.publishOrder(userID: userID, subject: "zoe@example.com", total: 500)
         // No server yet: the send fails and the event waits for its redelivery.
         for _ in 0..<100 where !rig.notifications.process.log.contains("event handler failed") {  // bounded: 10 s
             try await Task.sleep(for: .milliseconds(100))
@@ -241,7 +248,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
             aiosmtpd.path, ["-n", "-l", "127.0.0.1:\(mailPort)", "-c", "aiosmtpd.handlers.Mailbox", maildir.path],
             environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("aiosmtpd.log").path)
         defer { server.signal(SIGKILL) }
-        let items = try await rig.notifications(of: userID, polls: 150)
+        let items = try await rig.notifications(of: userID, as: "zoe@example.com", polls: 150)
         #expect(items.count == 1)
         #expect(items.first?["channel"] as? String == "smtp")
         let newMail = maildir.appendingPathComponent("new")
@@ -330,16 +337,17 @@ struct NotificationRig {
     func createUser(name: String, email: String) async throws -> String {
         let user = try await call(
             .POST, users.url + "/users", json: #"{"name":"\#(name)","email":"\#(email)"}"#,
-            headers: [("X-Service-Token", "t")])
+            headers: [("X-Service-Token", "t"), ("X-Authenticated-Subject", email)])
         return try #require(user.json["id"] as? String)
     }
 
     /// Appends an `order.created` for the user (its order id is the event id, returned), in EUR.
-    func publishOrder(userID: String, total: Int) async throws -> String {
+    func publishOrder(userID: String, subject: String, total: Int) async throws -> String {
         let eventID = UUID().uuidString.lowercased()
         let event = EventEnvelope(
             id: eventID, type: "order.created", occurredAt: Date(),
-            payload: #"{"orderId":"\#(eventID)","userId":"\#(userID)","items":[],"total":\#(total),"currency":"EUR"}"#,
+            payload:
+                #"{"orderId":"\#(eventID)","userId":"\#(userID)","subject":"\#(subject)","items":[],"total":\#(total),"currency":"EUR"}"#,
             traceparent: nil)
         let producer = try await BrokerLocation(url: brokerURL).connect()
         _ = try await producer.append(stream: EventEnvelope.stream(for: "order.created"), messages: [event.fields])
@@ -348,11 +356,12 @@ struct NotificationRig {
     }
 
     /// The user's notifications once there is at least one, polling every 100 ms at most `polls` times.
-    func notifications(of userID: String, polls: Int = 100) async throws -> [[String: Any]] {
+    func notifications(of userID: String, as subject: String, polls: Int = 100) async throws -> [[String: Any]] {
         var items: [[String: Any]] = []
         for _ in 0..<polls {
             let listed = try await call(
-                .GET, notifications.url + "/notifications?userId=\(userID)", headers: [("X-Service-Token", "t")])
+                .GET, notifications.url + "/notifications?userId=\(userID)",
+                headers: [("X-Service-Token", "t"), ("X-Authenticated-Subject", subject)])
             items = listed.json["items"] as? [[String: Any]] ?? []
             if !items.isEmpty { break }
             try await Task.sleep(for: .milliseconds(100))

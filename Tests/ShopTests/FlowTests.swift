@@ -208,10 +208,11 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
             ],
             directory: directory)
         defer { payments.process.signal(SIGKILL) }
-        let headers = [("X-Service-Token", "t"), ("Idempotency-Key", "in-flight")]
+        let headers = [("X-Service-Token", "t"), ("X-Authenticated-Subject", "ada"), ("Idempotency-Key", "in-flight")]
         async let inFlight = call(
             .POST, payments.url + "/payments", json: #"{"orderId":"o","amount":100}"#, headers: headers)
-        // In flight once its key is claimed: the payment's row exists, pending, while the processor takes 1.5 s.
+        // In flight once its key is claimed: the payment's row exists, pending, while the processor takes 1.5 s. The
+        // stored key is the caller's subject and its key.
         // Read from the service's own SQLite file, so the test waits on that event rather than a guess.
         let database = try ServiceDatabase(
             url: "sqlite://" + directory.appendingPathComponent("p.sqlite").path, password: nil, defaultFile: "",
@@ -219,7 +220,7 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         var claimed = false
         for _ in 0..<500 where !claimed {
             let db = database.database(logger: Logger(label: "flow-tests"))
-            claimed = (try? await ClaimedKey.query(on: db).filter(\.$key == "in-flight").count()) == 1
+            claimed = (try? await ClaimedKey.query(on: db).filter(\.$key == "ada\nin-flight").count()) == 1
             if !claimed { try await Task.sleep(for: .milliseconds(10)) }
         }
         await database.shutdown()

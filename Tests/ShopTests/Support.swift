@@ -82,8 +82,18 @@ func withService<Context: RequestContext & InitializableFromSource<ApplicationRe
 
 let testToken = "test-internal-token"
 
-/// Headers of an internal call.
-var internalHeaders: HTTPFields { [HTTPField.Name("X-Service-Token")!: testToken, .contentType: "application/json"] }
+/// Headers of an internal call acting for `subject` (as the gateway forwards one), with `roles` when given.
+func callerHeaders(_ subject: String, roles: String? = nil) -> HTTPFields {
+    var headers: HTTPFields = [
+        HTTPField.Name("X-Service-Token")!: testToken, .contentType: "application/json",
+        HTTPField.Name("X-Authenticated-Subject")!: subject,
+    ]
+    if let roles { headers[HTTPField.Name("X-Authenticated-Roles")!] = roles }
+    return headers
+}
+
+/// Headers of an internal call acting for the subject `tester`.
+var internalHeaders: HTTPFields { callerHeaders("tester") }
 
 extension TestResponse {
     /// The body as JSON.
