@@ -14,6 +14,8 @@ public enum ServiceVariable {
     public static let databasePassword = "DATABASE_PASSWORD"
     /// `redis://HOST:PORT` or `sqlite://PATH` (the embedded event log under `up`), when the spec has a broker.
     public static let brokerURL = "BROKER_URL"
+    /// The broker's password (Redis `requirepass`), or `BROKER_PASSWORD_FILE`; a password in `BROKER_URL` wins.
+    public static let brokerPassword = "BROKER_PASSWORD"
     /// The gateway's route table (a `RouteTableFile` as JSON).
     public static let routesFile = "ROUTES_FILE"
     /// The gateway's key for HS256 tokens (a secret).

@@ -471,7 +471,20 @@ spec:
       containers:
         - name: redis
           image: {{{image}}}
-          args: ["redis-server", "--appendonly", "yes", "--dir", "/data"]
+          # The password is the Secret {{{passwordSecret}}} (key "value"), created outside this directory; the services
+          # that publish or subscribe get it as BROKER_PASSWORD.
+          command: ["sh", "-c", "exec redis-server --appendonly yes --dir /data --requirepass \"$REDIS_PASSWORD\""]
+          env:
+            - name: REDIS_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{{passwordSecret}}}
+                  key: "value"
+            - name: REDISCLI_AUTH
+              valueFrom:
+                secretKeyRef:
+                  name: {{{passwordSecret}}}
+                  key: "value"
           ports:
             - name: redis
               containerPort: 6379

@@ -56,6 +56,7 @@ struct ComposeGenerator {
         if let broker = spec.broker, broker.external == nil {
             services.append(block(redis()))
             volumes.append("redis-data")
+            secrets.insert(ServiceEnvironment.brokerPasswordSecret)
         }
         var context: [String: Any] = [
             "projectName": spec.name.value,  // a DNS label, safe in a comment
@@ -190,17 +191,26 @@ struct ComposeGenerator {
         ]
     }
 
+    /// Redis with a password (`requirepass`) from the `redis-password` secret, which the services that publish or
+    /// subscribe read as `BROKER_PASSWORD_FILE`: another container on the network cannot read or forge events.
     private func redis() -> [String: Any] {
-        [
+        let password = "$(cat /run/secrets/\(ServiceEnvironment.brokerPasswordSecret))"
+        return [
             "name": Y.yaml("redis"),
             "image": Y.yaml(Images.redis),
             "restart": Y.yaml("always"),
             "stopGracePeriod": Y.yaml("10s"),
             "replicas": "1",
-            "command": Self.flow(["redis-server", "--appendonly", "yes"]),
+            "command": Self.flow(
+                [
+                    "sh", "-c", "exec redis-server --appendonly yes --requirepass \"\(password)\"",
+                ].map(Self.escapeInterpolation)),
+            "secrets": Self.items([Y.yaml(ServiceEnvironment.brokerPasswordSecret)]),
             "volumes": Self.items([Y.yaml("redis-data:/data")]),
             "healthcheck": [
-                "test": Self.flow(["CMD", "redis-cli", "ping"]),
+                "test": Self.flow(
+                    ["CMD-SHELL", "REDISCLI_AUTH=\"\(password)\" redis-cli ping | grep -q PONG"].map(
+                        Self.escapeInterpolation)),
                 "interval": Y.yaml("5s"), "timeout": Y.yaml("3s"), "retries": "10", "startPeriod": Y.yaml("5s"),
             ],
         ]

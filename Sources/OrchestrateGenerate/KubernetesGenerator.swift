@@ -214,6 +214,7 @@ struct KubernetesGenerator {
         context["labels"] = labels(for: "redis")
         context["selector"] = selector(for: "redis")
         context["image"] = Y.yaml(Images.redis)
+        context["passwordSecret"] = Y.yaml(ServiceEnvironment.brokerPasswordSecret)
         context["clients"] = spec.services.filter { !$0.publishes.isEmpty || !$0.subscribes.isEmpty }.map { service in
             ["selector": selector(for: service.name.value)]
         }

@@ -37,6 +37,7 @@ struct ServiceEnvironment {
         case .databasePassword(let name):
             return .secret(name: databasePasswordSecret(name), key: SecretReference.defaultKey)
         case .brokerURL: return .value("redis://redis:6379")
+        case .brokerPassword: return .secret(name: brokerPasswordSecret, key: SecretReference.defaultKey)
         case .routesFile: return .value(RouteTableFile.containerPath)
         case .dependencyURL(let endpoint): return .value(endpoint.url)
         }
@@ -61,6 +62,9 @@ struct ServiceEnvironment {
 
     /// The secret holding a database's password, shared by its server and its owner.
     static func databasePasswordSecret(_ database: String) -> String { database + "-db-password" }
+
+    /// The secret holding the broker's password, shared by Redis and the services that publish or subscribe.
+    static let brokerPasswordSecret = "redis-password"
 
     /// The compose secret that carries one key of a secret: the secret's name for the default key.
     static func composeSecretName(secret: String, key: String) -> String {

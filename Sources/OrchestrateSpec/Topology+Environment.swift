@@ -23,7 +23,8 @@ extension Topology {
         public var mayArriveAsFile: Bool {
             switch source {
             case .secret: return true
-            case .derived(.databaseURL), .derived(.databasePassword), .derived(.brokerURL): return true
+            case .derived(.databaseURL), .derived(.databasePassword), .derived(.brokerURL), .derived(.brokerPassword):
+                return true
             case .value, .derived: return false
             }
         }
@@ -39,6 +40,8 @@ extension Topology {
         case databasePassword(database: String)
         /// The URL of the broker the spec deploys.
         case brokerURL
+        /// Its password (a generated secret in compose and Kubernetes and under `--infra native`).
+        case brokerPassword
         /// Where the gateway's route table is.
         case routesFile
         /// A dependency's base URL.
@@ -63,7 +66,8 @@ extension Topology {
 
     private static let fixedNames: Set<String> = Set(
         runtimeVariables + [
-            ServiceVariable.port, ServiceVariable.databasePassword, ServiceVariable.jwtSecret,
+            ServiceVariable.port, ServiceVariable.databasePassword, ServiceVariable.brokerPassword,
+            ServiceVariable.jwtSecret,
             ServiceVariable.jwtAlgorithm, ServiceVariable.jwtIssuer, ServiceVariable.jwtAudience,
         ])
 
@@ -97,6 +101,10 @@ extension Topology {
         if let broker = spec.broker {
             entries.append(
                 .init(name: V.brokerURL, source: broker.external.map(secret) ?? .derived(.brokerURL), origin: "broker"))
+            // Only services that use events get the password: the others have no business on the broker.
+            if broker.external == nil, !service.publishes.isEmpty || !service.subscribes.isEmpty {
+                entries.append(.init(name: V.brokerPassword, source: .derived(.brokerPassword), origin: "broker"))
+            }
         }
         if let gateway = spec.gateway, gateway.service.value == service.name.value {
             entries.append(.init(name: V.routesFile, source: .derived(.routesFile), origin: "gateway"))

@@ -150,7 +150,8 @@ public struct LocalPlan: Sendable {
     /// database password (SQLite has none); the bind address is set per replica.
     private static func localValue(_ derivation: Topology.Derivation, stateDirectory: String) -> String? {
         switch derivation {
-        case .bindAddress, .databasePassword: return nil
+        // The embedded event log has no password; `--infra native` sets one for its Redis.
+        case .bindAddress, .databasePassword, .brokerPassword: return nil
         case .databaseURL(let database): return "sqlite://\(stateDirectory)/data/\(database).sqlite"
         case .brokerURL: return "sqlite://\(stateDirectory)/data/events.sqlite"
         case .routesFile: return "\(stateDirectory)/routes.json"

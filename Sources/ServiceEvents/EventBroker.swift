@@ -42,6 +42,10 @@ public protocol EventBroker: Sendable {
     func acknowledge(stream: String, group: String, ids: [String]) async throws
     /// Messages the group has not finished: not read yet plus pending.
     func backlog(stream: String, group: String) async throws -> Int
+    /// Deletes the messages every group of the stream has read and acknowledged, so the broker's memory stays
+    /// bounded; returns how many went. A stream without groups is left whole (nobody has read it). A group created
+    /// later reads from what is left.
+    func trim(stream: String) async throws -> Int
     /// The messages of a stream from its start (tests and tools; bounded by `limit`).
     func messages(stream: String, limit: Int) async throws -> [StreamDelivery]
     func close() async
@@ -56,14 +60,17 @@ public struct BrokerLocation: Sendable, Equatable {
     }
 
     public var kind: Kind
+    /// Redis's password from `BROKER_PASSWORD` (never printed); one in the URL wins.
+    var password: String?
 
-    public init(url: String?) throws(ServiceKitError) {
+    public init(url: String?, password: String? = nil) throws(ServiceKitError) {
+        self.password = password
         guard let url, !url.isEmpty else {
             kind = .sqlite(path: ".orchestrate/data/events.sqlite")
             return
         }
         if url.hasPrefix("redis://") {
-            _ = try RedisClient(url: url)  // checks the URL now, at start
+            _ = try RedisClient(url: url, password: password)  // checks the URL now, at start
             kind = .redis(url: url)
         } else if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
@@ -81,7 +88,7 @@ public struct BrokerLocation: Sendable, Equatable {
     /// A new broker connection for one user.
     public func connect() async throws -> any EventBroker {
         switch kind {
-        case .redis(let url): try RedisStreamsBroker(client: RedisClient(url: url))
+        case .redis(let url): try RedisStreamsBroker(client: RedisClient(url: url, password: password))
         case .sqlite(let path): try await SQLiteEventLog.open(path: path)
         }
     }

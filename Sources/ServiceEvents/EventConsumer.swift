@@ -84,7 +84,7 @@ public struct EventConsumer: Service {
     }
 
     struct Meters {
-        let consumed, redeliveries, duplicates, failures, deadLetters: Counter
+        let consumed, redeliveries, duplicates, failures, deadLetters, trimmed: Counter
         let lag: Gauge
 
         init(type: String, group: String) {
@@ -95,6 +95,7 @@ public struct EventConsumer: Service {
             failures = Counter(label: "events_handler_failures_total", dimensions: dimensions)
             deadLetters = Counter(label: "events_dead_letters_total", dimensions: dimensions)
             lag = Gauge(label: "events_consumer_lag", dimensions: dimensions)
+            trimmed = Counter(label: "events_trimmed_total", dimensions: dimensions)
         }
     }
 
@@ -130,8 +131,14 @@ public struct EventConsumer: Service {
                     if claimed.count < settings.batchSize { nextClaim = .now + claimEvery }
                 }
                 if ContinuousClock.now >= nextLag {
-                    meters.lag.record(try await broker.backlog(stream: stream, group: group))
+                    // Housekeeping never stops consumption: a failure here is logged, and reading goes on.
                     nextLag = .now + .seconds(2)
+                    do {
+                        meters.lag.record(try await broker.backlog(stream: stream, group: group))
+                        meters.trimmed.increment(by: try await broker.trim(stream: stream))
+                    } catch {
+                        logger.debug("cannot measure or trim the stream", metadata: ["error": "\(error)"])
+                    }
                 }
                 // A shutdown ends the wait for new messages at once (none is taken while waiting).
                 let batch = try await cancelWhenGracefulShutdown {

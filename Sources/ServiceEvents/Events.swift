@@ -47,7 +47,8 @@ public struct Events: ServiceComponent {
                 "the service subscribes to \(subscribes.sorted()) but handles \(subscribed.sorted())")
         }
         guard outbox != nil || !subscriptions.isEmpty else { return [] }
-        let broker = try BrokerLocation(url: runtime.configuration.brokerURL)
+        let broker = try BrokerLocation(
+            url: runtime.configuration.brokerURL, password: runtime.configuration.brokerPassword)
         let settings = try EventConsumerSettings(environment: runtime.environment)
         let database = try runtime.requireDatabase()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

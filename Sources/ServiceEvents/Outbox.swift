@@ -113,6 +113,10 @@ public final class Outbox: Sendable {
 /// broker is unreachable the rows wait (the service keeps working) and the relay retries with backoff; it catches up
 /// when the broker returns. A crash between publishing and marking publishes those rows again: consumers deduplicate
 /// by event id (the inbox). Sent rows are deleted after an hour.
+///
+/// A stream the broker refuses (an error reply, such as WRONGTYPE when something else wrote a plain key of that name)
+/// holds back only its own type: its rows wait, in order, and are retried with backoff up to 30 s, while every other
+/// type is published as usual.
 struct OutboxRelay: Service {
     let outbox: Outbox
     let database: ServiceDatabase
@@ -128,6 +132,8 @@ struct OutboxRelay: Service {
         var delay = Duration.milliseconds(100)
         var failing = false
         var lastPrune = ContinuousClock.now
+        /// Types whose stream refused the last append: not before `until`, then with the next backoff.
+        var refused: [String: (until: ContinuousClock.Instant, backoff: Duration)] = [:]
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
@@ -136,9 +142,11 @@ struct OutboxRelay: Service {
                         continue
                     }
                     let db = database.database(logger: logger)
-                    let rows = try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).sort(\.$id).limit(
-                        batchSize
-                    ).all()
+                    let now = ContinuousClock.now
+                    let waiting = refused.filter { $0.value.until > now }.map(\.key)
+                    var query = OutboxRow.query(on: db).filter(\.$publishedAt == nil)
+                    if !waiting.isEmpty { query = query.filter(\.$type !~ waiting) }
+                    let rows = try await query.sort(\.$id).limit(batchSize).all()
                     pendingGauge.record(
                         rows.count < batchSize
                             ? rows.count : try await OutboxRow.query(on: db).filter(\.$publishedAt == nil).count())
@@ -153,19 +161,43 @@ struct OutboxRelay: Service {
                     }
                     let broker = try await connection.open().broker
                     // Consecutive rows of one type go in one pipelined append; the order is kept across types too.
+                    // A type refused in this batch keeps its later rows back, so its order holds.
+                    var sent: [Int] = []
+                    var held: Set<String> = []
                     var start = 0
                     while start < rows.count {
                         var end = start + 1
                         while end < rows.count, rows[end].type == rows[start].type { end += 1 }
                         let segment = rows[start..<end]
-                        _ = try await broker.append(
-                            stream: EventEnvelope.stream(for: rows[start].type),
-                            messages: segment.map { $0.envelope.fields })
+                        let type = rows[start].type
                         start = end
+                        guard !held.contains(type) else { continue }
+                        do {
+                            _ = try await broker.append(
+                                stream: EventEnvelope.stream(for: type), messages: segment.map { $0.envelope.fields })
+                            sent += segment.compactMap(\.id)
+                            if refused.removeValue(forKey: type) != nil {
+                                logger.info("publishing \(type) events again", metadata: ["type": "\(type)"])
+                            }
+                        } catch let error as EventsError where error.code == .redisReply {
+                            held.insert(type)
+                            failures.increment()
+                            let backoff = min((refused[type]?.backoff ?? .milliseconds(50)) * 2, .seconds(30))
+                            if refused[type] == nil {
+                                logger.error(
+                                    "the broker refuses \(type) events; they wait in the outbox, other types go on",
+                                    metadata: [
+                                        "type": "\(type)", "stream": "\(EventEnvelope.stream(for: type))",
+                                        "error": "\(error)",
+                                    ])
+                            }
+                            refused[type] = (.now + backoff, backoff)
+                        }
                     }
-                    try await OutboxRow.query(on: db).filter(\.$id ~~ rows.compactMap(\.id))
-                        .set(\.$publishedAt, to: Date()).update()
-                    published.increment(by: rows.count)
+                    if !sent.isEmpty {
+                        try await OutboxRow.query(on: db).filter(\.$id ~~ sent).set(\.$publishedAt, to: Date()).update()
+                    }
+                    published.increment(by: sent.count)
                     if failing {
                         logger.info("publishing events again", metadata: ["broker": "\(broker.address)"])
                         failing = false

@@ -53,64 +53,92 @@ public enum RESPValue: Sendable, Equatable {
     }
 }
 
-/// Decodes RESP2 replies. A reply that has not fully arrived is left in the buffer until it has; nothing the server
-/// sends can make it allocate beyond the limits (512 MiB bulk strings as Redis itself, 64 KiB lines, depth 32).
+/// Decodes RESP2 replies, in time linear in the reply's size however it arrives: the arrays still being filled are
+/// kept between calls, so bytes already turned into values are never read again (a 100,000-entry reply that arrives
+/// in a thousand reads is read once, not a thousand times). A value that has not fully arrived is left in the buffer
+/// until it has; nothing the server sends can make it allocate beyond the limits (512 MiB bulk strings as Redis
+/// itself, 64 KiB lines, depth 32, 16 Mi elements an array).
 struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     typealias InboundOut = RESPValue
 
     static let maximumLine = 64 * 1024
     static let maximumBulk = 512 * 1024 * 1024
     static let maximumDepth = 32
+    static let maximumElements = 1 << 24
+
+    /// The arrays begun and not yet complete, outermost first: the elements so far and how many there will be.
+    private var open: [(elements: [RESPValue], count: Int)] = []
+
+    /// A whole scalar, or the header of an array whose elements follow.
+    enum Item {
+        case value(RESPValue)
+        case arrayHeader(count: Int)
+    }
 
     mutating func decode(buffer: inout ByteBuffer) throws -> RESPValue? {
-        var attempt = buffer
-        guard let value = try Self.parse(&attempt, depth: 0) else { return nil }
-        buffer.moveReaderIndex(to: attempt.readerIndex)
-        return value
+        while true {
+            var attempt = buffer
+            guard let item = try Self.item(&attempt, depth: open.count) else { return nil }
+            buffer.moveReaderIndex(to: attempt.readerIndex)
+            var value: RESPValue
+            switch item {
+            case .value(let scalar): value = scalar
+            case .arrayHeader(let count) where count > 0:
+                var elements: [RESPValue] = []
+                elements.reserveCapacity(min(count, 1024))
+                open.append((elements, count))
+                continue
+            case .arrayHeader(let count): value = .array(count == 0 ? [] : nil)
+            }
+            // The value completes arrays from the innermost out, for as long as it is the last element of each.
+            while !open.isEmpty {
+                open[open.count - 1].elements.append(value)
+                guard open[open.count - 1].elements.count == open[open.count - 1].count else { break }
+                value = .array(open.removeLast().elements)
+            }
+            if open.isEmpty { return value }
+        }
     }
 
     mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> RESPValue? {
         try decode(buffer: &buffer)
     }
 
-    /// One value from the buffer, or nil when it is incomplete (the buffer's reader index is then meaningless).
-    static func parse(_ buffer: inout ByteBuffer, depth: Int) throws -> RESPValue? {
-        guard depth <= maximumDepth else {
-            throw EventsError(.malformedReply, "RESP nesting deeper than \(maximumDepth)")
-        }
+    /// One whole value, in full for a scalar and as its header for an array; nil when it has not fully arrived (the
+    /// buffer's reader index is then meaningless).
+    static func item(_ buffer: inout ByteBuffer, depth: Int) throws -> Item? {
         guard let marker = buffer.readInteger(as: UInt8.self) else { return nil }
         guard let line = try readLine(&buffer) else { return nil }
         switch marker {
-        case UInt8(ascii: "+"): return .simpleString(line)
-        case UInt8(ascii: "-"): return .error(line)
+        case UInt8(ascii: "+"): return .value(.simpleString(line))
+        case UInt8(ascii: "-"): return .value(.error(line))
         case UInt8(ascii: ":"):
             guard let value = Int(line) else {
                 throw EventsError(.malformedReply, "RESP integer \"\(line.prefix(40))\"")
             }
-            return .integer(value)
+            return .value(.integer(value))
         case UInt8(ascii: "$"):
             guard let length = Int(line), length >= -1, length <= maximumBulk else {
                 throw EventsError(.malformedReply, "RESP bulk length \"\(line.prefix(40))\"")
             }
-            if length == -1 { return .bulkString(nil) }
+            if length == -1 { return .value(.bulkString(nil)) }
             guard buffer.readableBytes >= length + 2 else { return nil }
-            let bytes = buffer.readSlice(length: length)!
+            // A copy, not a slice: a slice would keep the whole receive buffer alive, and every read appended to it
+            // would then copy it all again (copy on write), which is quadratic in a long reply.
+            let bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(length))
+            buffer.moveReaderIndex(forwardBy: length)
             guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
                 throw EventsError(.malformedReply, "RESP bulk string not followed by CRLF")
             }
-            return .bulkString(bytes)
+            return .value(.bulkString(bytes))
         case UInt8(ascii: "*"):
-            guard let count = Int(line), count >= -1, count <= 1 << 24 else {
+            guard let count = Int(line), count >= -1, count <= maximumElements else {
                 throw EventsError(.malformedReply, "RESP array length \"\(line.prefix(40))\"")
             }
-            if count == -1 { return .array(nil) }
-            var elements: [RESPValue] = []
-            elements.reserveCapacity(min(count, 1024))
-            for _ in 0..<count {
-                guard let element = try parse(&buffer, depth: depth + 1) else { return nil }
-                elements.append(element)
+            guard count <= 0 || depth < maximumDepth else {
+                throw EventsError(.malformedReply, "RESP nesting deeper than \(maximumDepth)")
             }
-            return .array(elements)
+            return .arrayHeader(count: count)
         default:
             throw EventsError(.malformedReply, "unknown RESP type byte \(marker)")
         }
@@ -118,7 +146,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// The text up to CRLF, consumed with it; nil when no CRLF has arrived yet.
     private static func readLine(_ buffer: inout ByteBuffer) throws -> String? {
-        let view = buffer.readableBytesView
+        let view = buffer.readableBytesView.prefix(maximumLine + 2)
         guard let cr = view.firstIndex(of: 0x0D) else {
             if view.count > maximumLine {
                 throw EventsError(.malformedReply, "RESP line longer than \(maximumLine) bytes")

@@ -125,7 +125,8 @@ public actor RedisClient {
     /// How long a command may wait for its reply beyond its own blocking time.
     private let replyTimeout: Duration
 
-    public init(url: String, replyTimeout: Duration = .seconds(5)) throws(ServiceKitError) {
+    /// - Parameter password: Used when the URL holds none (`BROKER_PASSWORD`).
+    public init(url: String, password: String? = nil, replyTimeout: Duration = .seconds(5)) throws(ServiceKitError) {
         guard url.hasPrefix("redis://"), let components = URLComponents(string: url), let host = components.host,
             !host.isEmpty
         else {
@@ -134,7 +135,7 @@ public actor RedisClient {
         }
         self.host = host
         port = components.port ?? 6379
-        password = components.password.flatMap { $0.removingPercentEncoding ?? $0 }
+        self.password = components.password.flatMap { $0.removingPercentEncoding ?? $0 } ?? password
         let path = components.path.drop { $0 == "/" }
         if path.isEmpty {
             database = nil

@@ -89,14 +89,58 @@ public struct RedisStreamsBroker: EventBroker {
             }
             guard info["name"]?.string == group else { continue }
             let pending = info["pending"]?.integer ?? 0
-            // `lag` is null when Redis cannot tell (after deletions): then count what the group has not read.
+            // `lag` is null when Redis cannot tell (after deletions): then count what the group has not read, up to
+            // a cap, so a metric never pulls a whole stream (it reads as "at least" beyond).
             if let lag = info["lag"]?.integer { return pending + lag }
             let last = info["last-delivered-id"]?.string ?? "0-0"
             let unread =
-                try await client.command("XRANGE", stream, "(" + last, "+", "COUNT", "100000").array?.count ?? 0
+                try await client.command("XRANGE", stream, "(" + last, "+", "COUNT", String(Self.backlogCountCap))
+                .array?.count ?? 0
             return pending + unread
         }
         return 0
+    }
+
+    static let backlogCountCap = 1000
+
+    /// `XTRIM MINID` at the oldest id some group still needs: its oldest pending message (`XPENDING`), or the one
+    /// after the last it was delivered.
+    public func trim(stream: String) async throws -> Int {
+        let groups: RESPValue
+        do {
+            groups = try await client.command("XINFO", "GROUPS", stream)
+        } catch let error as EventsError where error.code == .redisReply && error.context.contains("no such key") {
+            return 0
+        }
+        var floor: (Int, Int)?
+        for entry in groups.array ?? [] {
+            let pairs = entry.array ?? []
+            var info: [String: RESPValue] = [:]
+            for index in stride(from: 0, to: pairs.count - 1, by: 2) {
+                if let key = pairs[index].string { info[key] = pairs[index + 1] }
+            }
+            guard let name = info["name"]?.string, var keep = Self.streamID(info["last-delivered-id"]?.string)
+            else { return 0 }
+            keep.1 += 1  // the first message after the last delivered
+            if info["pending"]?.integer ?? 0 > 0 {
+                let summary = try await client.command("XPENDING", stream, name)
+                guard let oldest = Self.streamID(summary.array?.count == 4 ? summary.array?[1].string : nil) else {
+                    return 0
+                }
+                if oldest < keep { keep = oldest }
+            }
+            if floor.map({ keep < $0 }) ?? true { floor = keep }
+        }
+        guard let floor, floor > (0, 1) else { return 0 }
+        return try await client.command("XTRIM", stream, "MINID", "\(floor.0)-\(floor.1)").integer ?? 0
+    }
+
+    /// `1700000000000-3` as a pair that compares in stream order.
+    static func streamID(_ text: String?) -> (Int, Int)? {
+        guard let text, let dash = text.firstIndex(of: "-"), let milliseconds = Int(text[..<dash]),
+            let sequence = Int(text[text.index(after: dash)...])
+        else { return nil }
+        return (milliseconds, sequence)
     }
 
     public func messages(stream: String, limit: Int) async throws -> [StreamDelivery] {

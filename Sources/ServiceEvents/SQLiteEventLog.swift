@@ -199,6 +199,20 @@ public actor SQLiteEventLog: EventBroker {
         return rows.first?.column("backlog")?.integer ?? 0
     }
 
+    /// Deletes what lies before the oldest message some group still needs (its oldest pending one, or the one after
+    /// the last it read).
+    public func trim(stream: String) async throws -> Int {
+        let rows = try await connection.query(
+            """
+            DELETE FROM event_log WHERE stream = ?1 AND seq < (
+              SELECT min(coalesce(
+                (SELECT min(p.seq) FROM event_pending p WHERE p.stream = g.stream AND p.grp = g.grp), g.last_seq + 1))
+              FROM event_groups g WHERE g.stream = ?1)
+            RETURNING seq
+            """, [.text(stream)])
+        return rows.count
+    }
+
     public func messages(stream: String, limit: Int) async throws -> [StreamDelivery] {
         let rows = try await connection.query(
             "SELECT seq, body FROM event_log WHERE stream = ?1 ORDER BY seq LIMIT ?2", [.text(stream), .integer(limit)])

@@ -15,6 +15,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// Each declared dependency's base URL, by service name (`user-service` from `USER_SERVICE_URL`).
     public var dependencies: [String: String]
     public var brokerURL: String?
+    /// `BROKER_PASSWORD` (or `_FILE`): the broker's password when `BROKER_URL` holds none.
+    public var brokerPassword: String?
     public var internalToken: String?
     public var otlpEndpoint: String?
     /// The supervisor's DNS server (`ORCHESTRATE_DNS=127.0.0.1:5353`), when names resolve through it.
@@ -99,6 +101,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         self.dependencies = dependencies
         brokerURL = try value(ServiceVariable.brokerURL)
+        brokerPassword = try value(ServiceVariable.brokerPassword)
         internalToken = try value(ServiceVariable.internalToken)
         if requirements.internalToken, internalToken == nil {
             throw ServiceKitError.configuration(

@@ -12,6 +12,8 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
     private let executable: URL
+    /// `requirepass`, when it was started with one.
+    public let password: String?
     private var process: ChildProcess?
 
     public var url: String { "redis://127.0.0.1:\(port)" }
@@ -20,22 +22,23 @@ public final class RedisServer: @unchecked Sendable {
     public static var isInstalled: Bool { ExternalTool.find("redis-server") != nil }
 
     /// - Throws: When `redis-server` is not installed, or does not start.
-    public static func start(_ name: String) async throws -> RedisServer {
+    public static func start(_ name: String, password: String? = nil) async throws -> RedisServer {
         guard let executable = ExternalTool.find("redis-server") else {
             throw ChildProcess.SpawnError(
                 description: "redis-server is not installed (scripts/test installs redis-server)")
         }
         let server = RedisServer(
             executable: executable, port: try ChildProcess.freePort(),
-            directory: try ExternalTool.temporaryDirectory(name))
+            directory: try ExternalTool.temporaryDirectory(name), password: password)
         try await server.start()
         return server
     }
 
-    private init(executable: URL, port: Int, directory: URL) {
+    private init(executable: URL, port: Int, directory: URL, password: String?) {
         self.executable = executable
         self.port = port
         self.directory = directory
+        self.password = password
     }
 
     /// Starts it (again) on the same port and directory; returns once it answers PING. Bounded: 10 s.
@@ -46,7 +49,7 @@ public final class RedisServer: @unchecked Sendable {
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "", "--appendonly",
                 "yes",
                 "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no",
-            ],
+            ] + (password.map { ["--requirepass", $0] } ?? []),
             environment: [:], logPath: directory.appendingPathComponent("redis.log").path)
         self.process = process
         for _ in 0..<200 {
@@ -90,10 +93,17 @@ public final class RedisServer: @unchecked Sendable {
         guard connected else { return false }
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let command = "PING\r\n"
+        // AUTH as a RESP array, so a password with spaces stays one argument.
+        let auth = password.map { "*2\r\n$4\r\nAUTH\r\n$\($0.utf8.count)\r\n\($0)\r\n" } ?? ""
+        let command = auth + "PING\r\n"
         guard command.withCString({ send(descriptor, $0, strlen($0), 0) }) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 64)
         let count = recv(descriptor, &buffer, buffer.count, 0)
-        return count > 0 && String(decoding: buffer[0..<count], as: UTF8.self).hasPrefix("+PONG")
+        var reply = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+        if password != nil, reply == "+OK\r\n" {
+            let more = recv(descriptor, &buffer, buffer.count, 0)
+            reply += more > 0 ? String(decoding: buffer[0..<more], as: UTF8.self) : ""
+        }
+        return reply.hasSuffix("+PONG\r\n")
     }
 }
