@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import DNSWire
 import Foundation
+import OrchestrateContract
 import OrchestrateSpec
 import OrchestrateSupervisor
 
@@ -16,10 +17,15 @@ struct Token: ParsableCommand {
 
             Example:
               curl -H "Authorization: Bearer $(orchestrate token --sub 42)" localhost:3000/api/users
+              curl -H "Authorization: Bearer $(orchestrate token --sub ops --role admin)" localhost:3000/api/users
             """)
 
     @Option(help: "The token's subject (`sub`).") var sub = "developer"
     @Option(help: "How long the token is valid (e.g. 30m, 1h, 24h).") var expiresIn = "1h"
+    @Option(
+        name: .customLong("role"),
+        help: "A role for the token (repeat for more), in the claim gateway.jwt.rolesClaim names (default roles).")
+    var roles: [String] = []
     @Option(name: [.customShort("f"), .long], help: "The spec file.", completion: .file(extensions: ["yaml", "yml"]))
     var file = "services.yaml"
 
@@ -34,6 +40,9 @@ struct Token: ParsableCommand {
                 "orchestrate: the gateway verifies \(jwt.algorithm.value.rawValue) tokens; sign one with your private key"
             )
             throw ExitCode.failure
+        }
+        for role in roles where !CallerHeaders.isValidRole(role) {
+            throw ValidationError("--role \(role): a role is a plain word of letters, digits and . _ : - (1 to 64)")
         }
         guard let lifetime = SpecDuration(parsing: expiresIn), lifetime.milliseconds >= 1000 else {
             throw ValidationError("--expires-in must be a duration of at least 1s, like 30m or 1h")
@@ -50,6 +59,13 @@ struct Token: ParsableCommand {
         var claims: [String: Any] = ["sub": sub, "iat": now, "exp": now + lifetime.milliseconds / 1000]
         claims["iss"] = jwt.issuer?.value
         claims["aud"] = jwt.audience?.value
+        if !roles.isEmpty {
+            // The claim path `a.b.c` as nested objects: {"a": {"b": {"c": [roles]}}}.
+            var value: Any = roles
+            let path = (jwt.rolesClaim?.value ?? "roles").split(separator: ".").map(String.init)
+            for name in path.dropFirst().reversed() { value = [name: value] }
+            claims[path.first ?? "roles"] = value
+        }
         print(Self.sign(claims: claims, secret: secret))
     }
 

@@ -174,7 +174,9 @@ extension UpSession {
             )
             return try NativeInfrastructure.plan(
                 for: configuration.spec, stateDirectory: configuration.stateDirectory,
-                environment: configuration.environment, addresses: addresses, dnsPort: dnsPort)
+                environment: configuration.environment, addresses: addresses, dnsPort: dnsPort,
+                secrets: SecretStore(
+                    directory: configuration.stateDirectory + "/secrets", environment: configuration.environment))
         } catch {
             throw SupervisorError(.start, "\(error); nothing was started")
         }

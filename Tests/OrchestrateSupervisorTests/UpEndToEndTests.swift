@@ -182,18 +182,60 @@ let productsDirectory: URL = {
         #expect(rows.first { $0.service == "redis" }?.ready == true && postgres.ready)
         let port = try #require(postgres.port)
 
-        // Each service's role reaches its own database and no other.
-        func psqlStatus(user: String, database: String) async throws -> (Int32?, String) {
+        // Each service's role reaches its own database, with its password, and no other.
+        let secrets = directory.appendingPathComponent(".orchestrate/secrets")
+        let usersPassword = try String(
+            contentsOf: secrets.appendingPathComponent("users-db-password"), encoding: .utf8)
+        func psqlStatus(user: String, database: String, password: String?, as other: Bool = false) async throws
+            -> (Int32?, String)
+        {
+            var words = [
+                psql.path, "-X", "-w", "-h", postgres.address, "-p", String(port), "-U", user, "-d", database, "-Atc",
+                "SELECT 1",
+            ]
+            // Another user of this machine: nobody, with no groups.
+            if other { words = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + words }
+            var environment = ["PATH": "/usr/bin:/bin"]
+            environment["PGPASSWORD"] = password
             let run = try ChildProcess(
-                psql.path,
-                ["-X", "-h", postgres.address, "-p", String(port), "-U", user, "-d", database, "-Atc", "SELECT 1"],
-                environment: ["PATH": "/usr/bin:/bin"],
+                words[0], Array(words.dropFirst()), environment: environment,
                 logPath: directory.appendingPathComponent("psql-\(UUID().uuidString).log").path)
             return (await run.wait(timeout: .seconds(30)), run.log)
         }
-        #expect(try await psqlStatus(user: "users", database: "users").0 == 0)
-        let (crossStatus, crossOutput) = try await psqlStatus(user: "users", database: "orders")
+        #expect(try await psqlStatus(user: "users", database: "users", password: usersPassword).0 == 0)
+        let (crossStatus, crossOutput) = try await psqlStatus(
+            user: "users", database: "orders", password: usersPassword)
         #expect(crossStatus != 0 && crossOutput.contains("CONNECT privilege"), "\(crossOutput)")
+        // Without the password no role gets in, the superuser neither.
+        for user in ["users", "orchestrate"] {
+            let (status, output) = try await psqlStatus(user: user, database: "postgres", password: nil)
+            #expect(status != 0 && output.contains("password"), "\(user): \(output)")
+        }
+        // Another uid can read no password and reach nothing: not the secrets, not PostgreSQL, not Redis.
+        let redis = try #require(rows.first { $0.service == "redis" })
+        if geteuid() == 0 {
+            let (status, output) = try await psqlStatus(
+                user: "orchestrate", database: "postgres", password: nil, as: true)
+            #expect(status != 0 && output.contains("password"), "\(output)")
+            let peek = try ChildProcess(
+                "/usr/bin/setpriv",
+                ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/cat", secrets.path + "/users-db-password"],
+                environment: ["PATH": "/usr/bin:/bin"],
+                logPath: directory.appendingPathComponent("peek.log").path)
+            #expect(await peek.wait(timeout: .seconds(10)) != 0)
+            #expect(peek.log.contains("Permission denied"), "\(peek.log)")
+            let cli = try #require(ExternalTool.find("redis-cli"))
+            let redisPeek = try ChildProcess(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", cli.path, "-h", redis.address, "-p",
+                    String(try #require(redis.port)), "XLEN", "events:order.created",
+                ],
+                environment: ["PATH": "/usr/bin:/bin"],
+                logPath: directory.appendingPathComponent("redis-peek.log").path)
+            _ = await redisPeek.wait(timeout: .seconds(10))
+            #expect(redisPeek.log.contains("NOAUTH"), "\(redisPeek.log)")
+        }
 
         // A user and an order through the gateway; the order's event travels on Redis Streams.
         let (_, tokenOutput) = try await command(["token", "--sub", "native", "-f", spec.path], in: directory)
