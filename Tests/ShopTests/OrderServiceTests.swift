@@ -36,7 +36,7 @@ import UserServiceCore
 
     func newUser(_ users: any TestClientProtocol) async throws -> String {
         let response = try await users.execute(
-            uri: "/users", method: .post, headers: internalHeaders,
+            uri: "/users", method: .post, headers: newSubjectHeaders,
             body: body(#"{"name":"Buyer","email":"buyer-\#(unique())@example.com"}"#))
         return try #require(response.json["id"] as? String)
     }

@@ -92,8 +92,12 @@ func callerHeaders(_ subject: String, roles: String? = nil) -> HTTPFields {
     return headers
 }
 
-/// Headers of an internal call acting for the subject `tester`.
-var internalHeaders: HTTPFields { callerHeaders("tester") }
+/// Headers of an internal call acting for the subject `tester`, an admin (so router tests of one feature can read
+/// what others made; AuthorizationTests is where subjects are kept apart).
+var internalHeaders: HTTPFields { callerHeaders("tester", roles: "admin") }
+
+/// Headers acting for a subject of its own (an admin too): for creating a profile, since a subject has one.
+var newSubjectHeaders: HTTPFields { callerHeaders("tester-\(unique())", roles: "admin") }
 
 extension TestResponse {
     /// The body as JSON.

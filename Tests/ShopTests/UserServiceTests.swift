@@ -25,7 +25,7 @@ import Testing
         try await withUsers(database) { client in
             let email = "ada-\(unique())@example.com"
             let created = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders,
+                uri: "/users", method: .post, headers: newSubjectHeaders,
                 body: body(#"{"name":"  Ada Lovelace ","email":"\#(email.uppercased())"}"#))
             #expect(created.status == .created)
             let id = try #require(created.json["id"] as? String)
@@ -45,12 +45,12 @@ import Testing
         try await withUsers(database) { client in
             let email = "bob-\(unique())@example.com"
             let first = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders,
+                uri: "/users", method: .post, headers: newSubjectHeaders,
                 body: body(#"{"name":"Bob","email":"\#(email)"}"#))
             #expect(first.status == .created)
             // Same address, other case: still the same person.
             let second = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders,
+                uri: "/users", method: .post, headers: newSubjectHeaders,
                 body: body(#"{"name":"Bobby","email":"\#(email.uppercased())"}"#))
             #expect(second.status == .conflict)
             #expect(second.errorCode == "email-taken")
@@ -60,7 +60,7 @@ import Testing
     @Test func validationListsEveryField() async throws {
         try await withUsers(.sqlite) { client in
             let response = try await client.execute(
-                uri: "/users", method: .post, headers: internalHeaders,
+                uri: "/users", method: .post, headers: newSubjectHeaders,
                 body: body(#"{"name":" ","email":"not-an-email"}"#))
             #expect(response.status == .badRequest)
             #expect(response.errorCode == "validation-failed")
@@ -110,7 +110,7 @@ import Testing
             var created: Set<String> = []
             for index in 0..<7 {
                 let response = try await client.execute(
-                    uri: "/users", method: .post, headers: internalHeaders,
+                    uri: "/users", method: .post, headers: newSubjectHeaders,
                     body: body(#"{"name":"P\#(index)","email":"p\#(index)-\#(tag)@example.com"}"#))
                 created.insert(try #require(response.json["id"] as? String))
             }
