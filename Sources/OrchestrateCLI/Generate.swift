@@ -69,6 +69,17 @@ struct Generate: ParsableCommand {
         }
         let files = Generator(templates: templateSet).generate(spec, target: target.generatorTarget)
         let directory = OutputDirectory(path: output)
+        // Before anything is read or written, with --check and --force too.
+        let unsafe = directory.unsafePaths(files)
+        guard unsafe.isEmpty else {
+            for (path, why) in unsafe {
+                POSIX.printError(
+                    "orchestrate: \(path) \(why); orchestrate does not follow links or write over anything but regular files in its output; remove it"
+                )
+            }
+            POSIX.printError("orchestrate: nothing was read or written")
+            throw ExitCode(2)
+        }
         if check {
             let drift = files.compactMap { directory.diff(for: $0) }
             print(drift.joined(), terminator: "")

@@ -25,7 +25,33 @@ struct OutputDirectory {
         let target = display(relative)
         let (parent, name) = Self.split(target)
         guard listings.names(in: parent)?.contains(name) ?? true else { return nil }
-        return FileManager.default.contents(atPath: target).map { String(decoding: $0, as: UTF8.self) }
+        // Never through a link: `unsafePaths` refuses those before anything is read.
+        return POSIX.readRegularFile(target).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The outputs generate must not touch, with why: a file or a directory on the way to one (below the output
+    /// directory) that is a symbolic link, or not a regular file or directory. Reading one could print another
+    /// file (an SSH key) into a CI log; writing one could replace it.
+    func unsafePaths(_ files: [GeneratedFile]) -> [(path: String, why: String)] {
+        var found: [(String, String)] = []
+        var checked: Set<String> = []
+        for file in files {
+            let components = file.path.split(separator: "/").map(String.init)
+            for depth in components.indices {
+                let relative = components[...depth].joined(separator: "/")
+                guard checked.insert(relative).inserted else { continue }
+                let isFile = depth == components.count - 1
+                switch POSIX.entry(display(relative)) {
+                case .missing,
+                    .regularFile where isFile, .directory where !isFile:
+                    continue
+                case .regularFile: found.append((display(relative), "is a file where a directory goes"))
+                case .directory: found.append((display(relative), "is a directory"))
+                case .other(let what): found.append((display(relative), "is \(what)"))
+                }
+            }
+        }
+        return found
     }
 
     /// Writes the file unless it already has these bytes; returns whether it wrote.
@@ -47,8 +73,10 @@ struct OutputDirectory {
         // generated file can always be generated again, and an fsync per file made writing 2,000 files take seconds.
         let bytes = Array(file.contents.utf8)
         if old == nil, POSIX.writeFile(target, bytes, exclusive: true) { return true }
-        let temporary = target + ".orchestrate-tmp"
-        guard POSIX.writeFile(temporary, bytes), POSIX.rename(temporary, to: target) else {
+        // A name nobody could have committed in advance, created exclusively: a link planted at a predictable name
+        // cannot redirect the write.
+        let temporary = target + ".orchestrate-tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        guard POSIX.writeFile(temporary, bytes, exclusive: true), POSIX.rename(temporary, to: target) else {
             let reason = POSIX.lastError()
             POSIX.remove(temporary)
             throw CLIError(.write, "cannot write \(target): \(reason)")
