@@ -96,7 +96,9 @@ struct ComposeGenerator {
         if let policy = spec.images.pullPolicy {
             context["pullPolicy"] = Y.yaml(Self.pullPolicy(policy.value, built: service.product != nil))
         }
-        if !service.args.isEmpty { context["command"] = Self.flow(service.args.map(\.value)) }
+        if !service.args.isEmpty {
+            context["command"] = Self.flow(service.args.map(\.value).map(Self.escapeInterpolation))
+        }
         if service.isPublished, let port = service.port?.value {
             let replicas = max(1, service.effectiveReplicas)
             let hostPorts = replicas > 1 ? "\(port)-\(min(65_535, port + replicas - 1))" : String(port)

@@ -120,6 +120,11 @@ struct KubernetesGenerator {
         labelsByName[name]?.selector ?? ""
     }
 
+    /// A container `command`/`args` value the kubelet leaves as written: `$` doubled (`$$` is its escape for `$`).
+    static func escapeExpansion(_ value: String) -> String {
+        value.replacing("$", with: "$$")
+    }
+
     static func flowMapping(_ pairs: [(String, String)]) -> String {
         "{" + pairs.map { "\(Y.yaml($0.0)): \(Y.yaml($0.1))" }.joined(separator: ", ") + "}"
     }
@@ -142,7 +147,9 @@ struct KubernetesGenerator {
         context["selector"] = selector(for: name)
         context["image"] = Y.yaml(KubernetesNames.image(for: service, in: spec))
         if let policy = spec.images.pullPolicy { context["pullPolicy"] = Y.yaml(policy.value.rawValue) }
-        ContextList.set(&context, "args", service.args.map { Y.yaml($0.value) })
+        // The kubelet expands `$(VAR)` in args (a secret variable's value could land in argv) and reads `$$` as `$`:
+        // every `$` doubled keeps an argument as written.
+        ContextList.set(&context, "args", service.args.map { Y.yaml(Self.escapeExpansion($0.value)) })
         context["configMap"] = Y.yaml(name + "-env")
         context["config"] = environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
         let secrets = environment.secrets.map {
