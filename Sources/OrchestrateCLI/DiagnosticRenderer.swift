@@ -45,8 +45,8 @@ struct DiagnosticRenderer {
         let severityColor = diagnostic.severity == .error ? ANSI.red : ANSI.yellow
         var line = paint("\(file):\(location.line):\(location.column): ", ANSI.bold)
         line += paint("\(severity)[\(diagnostic.code)]", ANSI.bold + severityColor) + ": "
-        if !diagnostic.path.isEmpty { line += paint(diagnostic.path, ANSI.bold) + ": " }
-        line += diagnostic.message + "\n"
+        if !diagnostic.path.isEmpty { line += paint(Self.visible(diagnostic.path), ANSI.bold) + ": " }
+        line += Self.visible(diagnostic.message) + "\n"
         if let sourceLine = source.line(location.line) {
             let number = String(location.line)
             let gutter = String(repeating: " ", count: number.count)
@@ -56,7 +56,7 @@ struct DiagnosticRenderer {
             line += paint(" \(number) | ", ANSI.blue) + shown + "\n"
             line += paint(" \(gutter) | ", ANSI.blue) + prefix + paint(underline, ANSI.bold + severityColor) + "\n"
         }
-        if let hint = diagnostic.hint { line += paint("  = hint: ", ANSI.cyan) + hint + "\n" }
+        if let hint = diagnostic.hint { line += paint("  = hint: ", ANSI.cyan) + Self.visible(hint) + "\n" }
         return line
     }
 
@@ -66,7 +66,11 @@ struct DiagnosticRenderer {
 
     /// The source line as shown (tabs as spaces, cut to `shownWidth` around `column`) and the column in it.
     static func window(of line: String, around column: Int) -> (text: String, column: Int) {
-        let expanded = { (text: Substring) in String(text.map { $0 == "\t" ? " " : $0 }) }
+        // Tabs as spaces; any other control character as its one-column picture (ESC as ␛), so the underline
+        // still lines up and the spec cannot drive the terminal.
+        let expanded = { (text: Substring) in
+            String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\t" ? " " : Self.picture(of: $0) }))
+        }
         // A line of at most shownWidth bytes has at most that many characters: no need to count them.
         guard line.utf8.count > shownWidth, line.count > shownWidth else { return (expanded(line[...]), column) }
         let start = max(0, min(column - 1 - shownWidth / 3, line.count - shownWidth))
@@ -74,6 +78,35 @@ struct DiagnosticRenderer {
         let head = start > 0 ? "…" : ""
         let tail = start + shownWidth < line.count ? "…" : ""
         return (head + expanded(part) + tail, column - start + head.count)
+    }
+
+    /// Text from the spec (messages quote it), safe for a terminal: a control character (C0, DEL, C1) becomes
+    /// `\u{1B}`, so a spec cannot set the terminal's title, write to its clipboard (OSC 52) or move the cursor.
+    static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var shown = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) {
+                shown += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            } else {
+                shown.unicodeScalars.append(scalar)
+            }
+        }
+        return shown
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    /// A control character as one visible character: C0 as its Control Picture (␛), DEL as ␡, C1 as �.
+    static func picture(of scalar: Unicode.Scalar) -> Unicode.Scalar {
+        switch scalar.value {
+        case 0..<0x20: Unicode.Scalar(0x2400 + scalar.value) ?? "?"
+        case 0x7F: "\u{2421}"
+        case 0x80...0x9F: "\u{FFFD}"
+        default: scalar
+        }
     }
 
     /// How many characters of the token starting at `column` to underline: a quoted string whole, otherwise up
@@ -112,8 +145,10 @@ struct DiagnosticRenderer {
 
     private func github(_ diagnostic: Diagnostic, file: String) -> String {
         let command = diagnostic.severity == .error ? "error" : "warning"
-        var message = diagnostic.path.isEmpty ? diagnostic.message : "\(diagnostic.path): \(diagnostic.message)"
-        if let hint = diagnostic.hint { message += "\nhint: " + hint }
+        // The log that shows these is a terminal too: the spec's text with its control characters escaped.
+        let text = Self.visible(diagnostic.message)
+        var message = diagnostic.path.isEmpty ? text : "\(Self.visible(diagnostic.path)): \(text)"
+        if let hint = diagnostic.hint { message += "\nhint: " + Self.visible(hint) }
         let properties = [
             "file=" + Self.escapeProperty(file), "line=\(diagnostic.location.line)",
             "col=\(diagnostic.location.column)", "title=" + Self.escapeProperty("\(command)[\(diagnostic.code)]"),
