@@ -40,16 +40,23 @@ public final class ControlServer: Sendable {
     /// Listens at `path` (a stale socket file from a dead supervisor is replaced; the caller has checked that no
     /// supervisor is running).
     public static func start(
-        path: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, handler: @escaping Handler
+        path: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        requestTimeout: TimeAmount = .seconds(10), handler: @escaping Handler
     ) async throws -> ControlServer {
         unlink(path)
+        // The socket is created 0600 (umask 0177 while it is bound), never looser for a moment; other threads'
+        // files created meanwhile only come out stricter.
+        let previous = umask(0o177)
+        defer { umask(previous) }
         let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(handler: handler))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestHandler(handler: handler, requestTimeout: requestTimeout))
                 }
             }
             .bind(unixDomainSocketPath: path).get()
+        umask(previous)
         chmod(path, 0o600)
         return ControlServer(channel: channel, path: path)
     }
@@ -71,9 +78,25 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     let handler: ControlServer.Handler
     // Touched on the channel's event loop only.
     private var received: [UInt8] = []
+    private var deadline: Scheduled<Void>?
+    /// How long a client has to send its one-line request; the answer may then take as long as the request needs
+    /// (a restart waits for readiness).
+    let requestTimeout: TimeAmount
 
-    init(handler: @escaping ControlServer.Handler) {
+    init(handler: @escaping ControlServer.Handler, requestTimeout: TimeAmount) {
         self.handler = handler
+        self.requestTimeout = requestTimeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -85,6 +108,7 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let line = Data(received[..<newline])
         received = []
+        deadline?.cancel()
         let channel = context.channel
         let handler = self.handler
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)

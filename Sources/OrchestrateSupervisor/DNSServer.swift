@@ -14,7 +14,8 @@ public final class DNSServer: Sendable {
     /// Binds UDP and TCP on `host:port` (port 0: a free one, the same for both).
     public static func start(
         directory: ServiceDirectory, host: String = "127.0.0.1", port: Int = 0,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "dns")
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "dns"),
+        tcpIdleTimeout: TimeAmount = .seconds(10)
     ) async throws -> DNSServer {
         // With port 0 the UDP port is chosen first and TCP must get the same: a few tries if it is taken.
         var lastError: (any Error)?
@@ -33,6 +34,7 @@ public final class DNSServer: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandlers(IdleTimeout.handlers(after: tcpIdleTimeout))
                             try channel.pipeline.syncOperations.addHandler(
                                 ByteToMessageHandler(LengthPrefixedDecoder()))
                             try channel.pipeline.syncOperations.addHandler(TCPHandler(directory: directory))
