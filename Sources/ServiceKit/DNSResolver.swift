@@ -68,7 +68,9 @@ public struct DNSResolver: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ResponseHandler(id: id, promise: promise))
                 }
             }
-            .bind(host: server.protocol == .inet6 ? "::" : "0.0.0.0", port: 0).get()
+            // Connected to the server: the kernel delivers only its datagrams, so an answer with a guessed id from
+            // anywhere else never reaches the handler (a bound, unconnected socket took it from any source).
+            .connect(to: server).get()
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(
                 ServiceKitError(.timeout, subject: name, "no answer within \(timeout.nanoseconds / 1_000_000) ms"))

@@ -165,6 +165,44 @@ struct DNSResolverFailureTests {
         }
     }
 
+    /// The server stays silent while another socket on the machine sends a forged answer with the right id to the
+    /// resolver's port: the resolver's socket is connected to the server, so the forgery never arrives.
+    @Test func anAnswerFromAnotherSourceIsNotBelieved() async throws {
+        let attacker = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { attacker.close(promise: nil) }
+        let channel = try await peer { _ in nil }
+        defer { channel.close(promise: nil) }
+        try await channel.pipeline.addHandler(Forger(attacker: attacker), position: .first).get()
+        let resolver = try DNSResolver(
+            host: "127.0.0.1", port: channel.localAddress!.port!, timeout: .milliseconds(300))
+        let error = await #expect(throws: ServiceKitError.self) {
+            try await resolver.addresses(of: "user-service")
+        }
+        #expect(error?.code == .timeout)
+    }
+
+    /// Sees each query at the real server and has the attacker answer it: the query's id, A 6.6.6.6.
+    final class Forger: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let attacker: any Channel
+        init(attacker: any Channel) { self.attacker = attacker }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = Self.unwrapInboundIn(data)
+            let query = Array(envelope.data.readableBytesView)
+            let question = Array(query[12...])
+            let forged =
+                Array(query[0..<2]) + [0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0] + question + [
+                    0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 6, 6, 6, 6,
+                ]
+            var buffer = attacker.allocator.buffer(capacity: forged.count)
+            buffer.writeBytes(forged)
+            attacker.writeAndFlush(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer), promise: nil)
+            context.fireChannelRead(data)
+        }
+    }
+
     @Test func silenceIsATimeout() async throws {
         let channel = try await peer { _ in nil }
         defer { channel.close(promise: nil) }
