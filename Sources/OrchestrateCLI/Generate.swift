@@ -68,6 +68,13 @@ struct Generate: ParsableCommand {
             throw ExitCode.usage
         }
         let files = Generator(templates: templateSet).generate(spec, target: target.generatorTarget)
+        // Two outputs of one path would silently overwrite one another: the spec rules prevent it, and this holds
+        // any future generator to it.
+        var paths = Set<String>()
+        for file in files where !paths.insert(file.path).inserted {
+            POSIX.printError("orchestrate: two generated files would both be \(file.path); nothing was written")
+            throw ExitCode(2)
+        }
         let directory = OutputDirectory(path: output)
         // Before anything is read or written, with --check and --force too.
         let unsafe = directory.unsafePaths(files)

@@ -56,10 +56,20 @@ enum SpecRules {
         }
     }
 
-    /// The names generated deployments give to infrastructure: a service may not take one, or compose and
-    /// Kubernetes would have two things of one name.
+    /// The names generated deployments give to infrastructure and to their own files: a service may not take one,
+    /// or compose and Kubernetes would have two things of one name, or one file (`k8s/NAME.yaml`) would overwrite
+    /// another (a service named `namespace` would drop the namespace and its default-deny NetworkPolicies).
     static func reservedNames(_ spec: Spec) -> [Diagnostic] {
-        let infrastructure = ["redis": "the broker", "jaeger": "tracing", "prometheus": "metrics"]
+        var infrastructure = [
+            "redis": "the broker", "jaeger": "tracing", "prometheus": "metrics",
+            "namespace": "the namespace file (k8s/namespace.yaml)",
+            "kustomization": "the kustomization (k8s/kustomization.yaml)",
+            "httproutes": "the gateway's HTTPRoutes (k8s/httproutes.yaml)",
+        ]
+        if let gateway = spec.gateway {
+            infrastructure[gateway.service.value + "-routes"] =
+                "the gateway's route table (k8s/\(gateway.service.value)-routes.yaml)"
+        }
         // Each database's container is NAME-postgres; only a service name of that shape is looked up.
         var databaseOwners: [String: String] = [:]
         for service in spec.services {
