@@ -34,6 +34,7 @@ let package = Package(
     products: [
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
+        .library(name: "OrchestrateGenerate", targets: ["OrchestrateGenerate"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .executable(name: "UserService", targets: ["UserService"]),
         .executable(name: "PaymentService", targets: ["PaymentService"]),

@@ -9,7 +9,7 @@ enum SpecRules {
         var diagnostics: [Diagnostic] = []
         let rules: [(Spec) -> [Diagnostic]] = [
             dependencies, cycles, reservedNames, ports, databases, routes, gateway, events, resources, scaling,
-            environment, images,
+            environment, images, probeBudgets,
         ]
         for rule in rules { diagnostics += rule(spec) }
         return diagnostics
@@ -263,6 +263,23 @@ enum SpecRules {
                     resources.ephemeralStorageLimit
                 ),
             ]
+            // What the generators can write: compose's cores in thousandths and bytes are Int64s. A machine has
+            // nowhere near a million cores or 8 EiB.
+            for (name, amount, maximum, unit) in [
+                ("cpu", resources.cpu, Self.maximumCores, "cores"),
+                ("cpuLimit", resources.cpuLimit, Self.maximumCores, "cores"),
+                ("memory", resources.memory, Self.maximumBytes, "bytes"),
+                ("memoryLimit", resources.memoryLimit, Self.maximumBytes, "bytes"),
+                ("ephemeralStorage", resources.ephemeralStorage, Self.maximumBytes, "bytes"),
+                ("ephemeralStorageLimit", resources.ephemeralStorageLimit, Self.maximumBytes, "bytes"),
+            ] {
+                guard let amount, !(amount.value.value <= maximum) else { continue }
+                diagnostics.append(
+                    Diagnostic(
+                        .error, .invalidQuantity, path: "services.\(service.name.value).resources.\(name)",
+                        at: amount.location, "\(name) \(amount.value) is more than any machine has",
+                        hint: "at most \(unit == "cores" ? "1000000 cores (1M)" : "8Ei bytes")"))
+            }
             for (requestName, request, limitName, limit) in pairs {
                 guard let request, let limit, request.value.value > limit.value.value else { continue }
                 diagnostics.append(
@@ -274,6 +291,34 @@ enum SpecRules {
             }
         }
         return diagnostics
+    }
+
+    static let maximumCores = 1_000_000.0
+    static let maximumBytes = 9.2e18
+
+    /// The longest a probe may take to fail (initial delay + failureThreshold × interval): a week. Longer is a
+    /// mistake, and compose's start period and the supervisor's budget are computed from it.
+    static let maximumProbeBudget = 7 * 24 * 3_600_000
+
+    static func probeBudgets(_ spec: Spec) -> [Diagnostic] {
+        spec.services.flatMap { service in
+            [
+                ("liveness", service.probes.liveness), ("readiness", service.probes.readiness),
+                ("startup", service.probes.startup),
+            ]
+            .compactMap { name, probe -> Diagnostic? in
+                guard let probe else { return nil }
+                let (product, overflow) = probe.interval.milliseconds.multipliedReportingOverflow(
+                    by: probe.failureThreshold)
+                let (budget, overflowAgain) = product.addingReportingOverflow(probe.initialDelay.milliseconds)
+                guard overflow || overflowAgain || budget > maximumProbeBudget else { return nil }
+                return Diagnostic(
+                    .error, .invalidValue, path: "services.\(service.name.value).probes.\(name)",
+                    at: probe.location,
+                    "this probe would take more than a week to fail (initialDelay + failureThreshold × interval)",
+                    hint: "lower failureThreshold or interval")
+            }
+        }
     }
 
     static func scaling(_ spec: Spec) -> [Diagnostic] {

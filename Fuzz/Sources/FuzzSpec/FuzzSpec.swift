@@ -1,8 +1,13 @@
+import OrchestrateGenerate
 @testable import OrchestrateSpec
+
+/// The built-in templates, parsed once.
+let templates = try! TemplateSet()
 
 /// libFuzzer's entry point: any bytes go through the whole loader (encoding, YAML, model, rules) twice — the way
 /// `validate` reads a large spec (libyaml on a second thread beside the composer) and the plainest way (one thread)
-/// — and the two must agree. A crash, a hang, a sanitizer
+/// — and the two must agree. A spec validate accepts then goes through every generator: what validate accepts,
+/// generate must never trap on. A crash, a hang, a sanitizer
 /// report or a disagreement is a bug; diagnostics of any kind are the expected outcome.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -18,6 +23,9 @@ public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         "the two ways of reading disagree on the services")
     if let spec = result.spec {
         _ = ServiceGraph(spec).startWaves()
+        if !result.diagnostics.contains(where: { $0.severity == .error }) {
+            _ = Generator(templates: templates).generate(spec, target: .all)
+        }
     }
     return 0
 }
