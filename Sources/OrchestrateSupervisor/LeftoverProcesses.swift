@@ -14,7 +14,9 @@ enum LeftoverProcesses {
                 "orchestrate up is already running here (PID \(state.supervisorPID)); `orchestrate down` stops it")
         }
         var killed: [Int32] = []
-        for process in state.processes where ProcessInfoReader.executable(of: process.pid) == process.executable {
+        // Only the very processes it recorded: a PID reused since (another project's postgres, say) has another
+        // start time, and is left alone.
+        for process in state.processes where ProcessInfoReader.isStill(process) {
             say(
                 "reclaiming \(process.service)-\(process.replica) (PID \(process.pid)), left running by an earlier orchestrate up"
             )

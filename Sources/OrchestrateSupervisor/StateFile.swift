@@ -9,12 +9,16 @@ public struct StateFile: Codable, Sendable, Equatable {
         public var replica: Int
         public var pid: Int32
         public var executable: String
+        /// When it started (clock ticks after boot, `/proc/PID/stat` field 22): with the executable, what tells
+        /// this process from a later one that reused its PID. A state file without it reclaims nothing.
+        public var startTime: UInt64?
 
-        public init(service: String, replica: Int, pid: Int32, executable: String) {
+        public init(service: String, replica: Int, pid: Int32, executable: String, startTime: UInt64?) {
             self.service = service
             self.replica = replica
             self.pid = pid
             self.executable = executable
+            self.startTime = startTime
         }
     }
 
@@ -59,7 +63,9 @@ public final class StateRecorder: Sendable {
             state.processes.removeAll { $0.service == service && $0.replica == index }
             if let pid {
                 state.processes.append(
-                    StateFile.Process(service: service, replica: index, pid: pid, executable: executable))
+                    StateFile.Process(
+                        service: service, replica: index, pid: pid, executable: executable,
+                        startTime: ProcessInfoReader.startTime(of: pid)))
             }
             state.processes.sort { ($0.service, $0.replica) < ($1.service, $1.replica) }
             try? state.write(to: path)
@@ -82,6 +88,23 @@ public enum ProcessInfoReader {
         var path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
         return path
+    }
+
+    /// When a live process started, in clock ticks after boot (`/proc/PID/stat` field 22), or nil.
+    public static func startTime(of pid: Int32) -> UInt64? {
+        guard pid > 0, let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        // The command name (field 2) is in parentheses and may hold spaces or `)`: count from the last `)`.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (the state), so field 22 is fields[19].
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// Whether `process` of a state file is still that very process: same executable, same start time.
+    public static func isStill(_ process: StateFile.Process) -> Bool {
+        guard let recorded = process.startTime else { return false }
+        return executable(of: process.pid) == process.executable && startTime(of: process.pid) == recorded
     }
 
     /// The short command name (`/proc/PID/comm`).

@@ -357,7 +357,11 @@ let productsDirectory: URL = {
         try StateFile(
             supervisorPID: 4_194_305,  // above Linux's largest PID: a supervisor that is gone
             dnsPort: 1, controlSocket: state.appendingPathComponent("control.sock").path,
-            processes: [.init(service: "sleeper", replica: 1, pid: leftover.pid, executable: executable)]
+            processes: [
+                .init(
+                    service: "sleeper", replica: 1, pid: leftover.pid, executable: executable,
+                    startTime: ProcessInfoReader.startTime(of: leftover.pid))
+            ]
         ).write(to: state.appendingPathComponent("state.json").path)
         let up = try ChildProcess(
             orchestrate, ["up", "-f", spec.path, "--no-build", "--bin-path", bin.path, "--color", "never"],
