@@ -16,6 +16,16 @@ public struct SecretStore: Sendable {
     public func value(name: String, key: String?) throws -> (String, generated: String?) {
         let file = key.map { $0 == "value" ? name : "\(name).\($0)" } ?? name
         let path = directory + "/" + file
+        // Neither the directory nor a secret may be a link: a planted one would make a secret of another file (or
+        // write a generated one there).
+        for (candidate, kind) in [(directory, S_IFDIR), (path, S_IFREG)] {
+            var status = stat()
+            if lstat(candidate, &status) == 0, status.st_mode & S_IFMT != kind {
+                throw SupervisorError(
+                    .secret,
+                    "\(candidate) is a symbolic link or not a \(kind == S_IFDIR ? "directory" : "file"): remove it")
+            }
+        }
         if let data = FileManager.default.contents(atPath: path) {
             guard let text = String(data: data, encoding: .utf8) else {
                 throw SupervisorError(.secret, "\(path) is not UTF-8 text")
@@ -30,10 +40,16 @@ public struct SecretStore: Sendable {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700])
-            guard
-                FileManager.default.createFile(
-                    atPath: path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
-            else { throw SupervisorError(.secret, "cannot write \(path)") }
+            // Created exclusively and never through a link, 0600 from the start.
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                throw SupervisorError(.secret, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            defer { close(descriptor) }
+            let bytes = Array(value.utf8)
+            guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else {
+                throw SupervisorError(.secret, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
         } catch let error as SupervisorError {
             throw error
         } catch {

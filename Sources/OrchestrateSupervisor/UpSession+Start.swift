@@ -2,16 +2,33 @@ import Foundation
 import OrchestrateSpec
 
 extension UpSession {
+    /// `.orchestrate` and its `data`, `secrets` and `logs`: directories only this user can enter (they hold
+    /// passwords, databases and the control socket), made here or already real directories. A symbolic link, or
+    /// anything else, in their place stops `up` before anything is written: orchestrate never follows a path it
+    /// did not create.
+    static func prepareStateDirectory(_ path: String) throws(SupervisorError) {
+        for directory in [path, path + "/data", path + "/secrets", path + "/logs"] {
+            var status = stat()
+            if lstat(directory, &status) == 0 {
+                guard status.st_mode & S_IFMT == S_IFDIR else {
+                    throw SupervisorError(
+                        .start,
+                        "\(directory) is a symbolic link or not a directory; orchestrate keeps its state only in "
+                            + "directories it made: remove it")
+                }
+                chmod(directory, 0o700)
+            } else if mkdir(directory, 0o700) != 0, errno != EEXIST {
+                throw SupervisorError(.start, "cannot create \(directory): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     /// The start, in order; each part that starts is recorded with how to stop it (see `drain`).
     func start() async throws(SupervisorError) {
         let configuration = configuration
         let stateDirectory = configuration.stateDirectory
         startedAt = .now
-        do {
-            try FileManager.default.createDirectory(atPath: stateDirectory + "/data", withIntermediateDirectories: true)
-        } catch {
-            throw SupervisorError(.start, "cannot create \(stateDirectory)/data", underlying: error)
-        }
+        try Self.prepareStateDirectory(stateDirectory)
         let statePath = stateDirectory + "/state.json"
         try LeftoverProcesses.reclaim(statePath: statePath, say: configuration.say)
 
