@@ -22,4 +22,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build "/out/$PRODUCT" "/app/$PRODUCT"
 RUN ln -s "/app/$PRODUCT" /app/service
 USER 10001:10001
+# No image-level check: compose's healthcheck and Kubernetes' probes are generated per service (their port and
+# program), and an image for every service cannot know either.
+HEALTHCHECK NONE
 ENTRYPOINT ["/app/service"]

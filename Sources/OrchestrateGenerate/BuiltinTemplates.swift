@@ -29,6 +29,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build "/out/$PRODUCT" "/app/$PRODUCT"
 RUN ln -s "/app/$PRODUCT" /app/service
 USER 10001:10001
+# No image-level check: compose's healthcheck and Kubernetes' probes are generated per service (their port and
+# program), and an image for every service cannot know either.
+HEALTHCHECK NONE
 ENTRYPOINT ["/app/service"]
 
 """####,
@@ -310,14 +313,18 @@ spec:
       terminationGracePeriodSeconds: 30
       securityContext:
         runAsNonRoot: true
-        runAsUser: 70
-        runAsGroup: 70
-        fsGroup: 70
+        # A high UID, apart from any host user (the image runs as any UID whose group can write PGDATA).
+        runAsUser: 10070
+        runAsGroup: 10070
+        fsGroup: 10070
         seccompProfile:
           type: RuntimeDefault
       containers:
         - name: postgres
           image: {{{image}}}
+{{#pullPolicy}}
+          imagePullPolicy: {{{pullPolicy}}}
+{{/pullPolicy}}
           ports:
             - name: postgres
               containerPort: 5432
@@ -329,11 +336,8 @@ spec:
               value: {{{database}}}
             - name: PGDATA
               value: "/var/lib/postgresql/data/pgdata"
-            - name: POSTGRES_PASSWORD
-              valueFrom:
-                secretKeyRef:
-                  name: {{{passwordSecret}}}
-                  key: "value"
+            - name: POSTGRES_PASSWORD_FILE
+              value: "/run/secrets/password"
           readinessProbe:
             exec:
               command: {{{readyCommand}}}
@@ -369,9 +373,19 @@ spec:
               mountPath: /var/run/postgresql
             - name: tmp
               mountPath: /tmp
+            - name: password
+              mountPath: /run/secrets
+              readOnly: true
       volumes:
         - name: run
           emptyDir: {}
+        - name: password
+          secret:
+            secretName: {{{passwordSecret}}}
+            defaultMode: 0440
+            items:
+              - key: "value"
+                path: password
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
@@ -463,40 +477,33 @@ spec:
       enableServiceLinks: false
       securityContext:
         runAsNonRoot: true
-        runAsUser: 999
-        runAsGroup: 999
-        fsGroup: 999
+        runAsUser: 10999
+        runAsGroup: 10999
+        fsGroup: 10999
         seccompProfile:
           type: RuntimeDefault
       containers:
         - name: redis
           image: {{{image}}}
-          # The password is the Secret {{{passwordSecret}}} (key "value"), created outside this directory; the services
-          # that publish or subscribe get it as BROKER_PASSWORD.
-          command: ["sh", "-c", "exec redis-server --appendonly yes --dir /data --requirepass \"$REDIS_PASSWORD\""]
-          env:
-            - name: REDIS_PASSWORD
-              valueFrom:
-                secretKeyRef:
-                  name: {{{passwordSecret}}}
-                  key: "value"
-            - name: REDISCLI_AUTH
-              valueFrom:
-                secretKeyRef:
-                  name: {{{passwordSecret}}}
-                  key: "value"
+{{#pullPolicy}}
+          imagePullPolicy: {{{pullPolicy}}}
+{{/pullPolicy}}
+          # The password is the Secret {{{passwordSecret}}} (key "value"), created outside this directory, mounted as a
+          # file (never an environment variable); the services that publish or subscribe read it as
+          # BROKER_PASSWORD_FILE. $$ is the kubelet's escape for $.
+          command: ["sh", "-c", "exec redis-server --appendonly yes --dir /data --requirepass \"$$(cat /run/secrets/password)\""]
           ports:
             - name: redis
               containerPort: 6379
               protocol: TCP
           readinessProbe:
             exec:
-              command: ["redis-cli", "ping"]
+              command: ["sh", "-c", "REDISCLI_AUTH=\"$(cat /run/secrets/password)\" redis-cli ping | grep -q PONG"]
             periodSeconds: 5
             timeoutSeconds: 3
           livenessProbe:
             exec:
-              command: ["redis-cli", "ping"]
+              command: ["sh", "-c", "REDISCLI_AUTH=\"$(cat /run/secrets/password)\" redis-cli ping | grep -q PONG"]
             initialDelaySeconds: 10
             periodSeconds: 10
             timeoutSeconds: 3
@@ -518,6 +525,17 @@ spec:
           volumeMounts:
             - name: data
               mountPath: /data
+            - name: password
+              mountPath: /run/secrets
+              readOnly: true
+      volumes:
+        - name: password
+          secret:
+            secretName: {{{passwordSecret}}}
+            defaultMode: 0440
+            items:
+              - key: "value"
+                path: password
   volumeClaimTemplates:
     - metadata:
         name: data
@@ -639,16 +657,6 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{{configMap}}}
-{{#secrets}}
-          env:
-{{#items}}
-            - name: {{{name}}}
-              valueFrom:
-                secretKeyRef:
-                  name: {{{secret}}}
-                  key: {{{key}}}
-{{/items}}
-{{/secrets}}
 {{#startupProbe}}
           startupProbe:
 {{> k8s-probe.yaml}}
@@ -681,6 +689,12 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+{{#secrets}}
+            # Secrets as files (NAME_FILE in the ConfigMap names each), never as environment variables.
+            - name: secrets
+              mountPath: /run/secrets
+              readOnly: true
+{{/secrets}}
 {{#routesConfigMap}}
             - name: routes
               mountPath: {{{routesDirectory}}}
@@ -690,6 +704,19 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+{{#secrets}}
+        - name: secrets
+          projected:
+            defaultMode: 0440
+            sources:
+{{#items}}
+              - secret:
+                  name: {{{secret}}}
+                  items:
+                    - key: {{{key}}}
+                      path: {{{file}}}
+{{/items}}
+{{/secrets}}
 {{#routesConfigMap}}
         - name: routes
           configMap:

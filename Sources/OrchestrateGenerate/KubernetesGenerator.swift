@@ -1,3 +1,4 @@
+import OrchestrateContract
 import OrchestrateSpec
 
 /// `k8s/`: the namespace with a default-deny policy, a file per service (ConfigMap, Deployment, Service,
@@ -103,8 +104,11 @@ struct KubernetesGenerator {
         GeneratedFile(path: "k8s/" + name, contents: templates.render(template, context))
     }
 
+    /// What every file's template gets: the namespace and project, and `images.pullPolicy` for every container.
     private func base() -> [String: Any] {
-        ["namespace": Y.yaml(spec.name.value), "project": Y.yaml(spec.name.value)]
+        var context: [String: Any] = ["namespace": Y.yaml(spec.name.value), "project": Y.yaml(spec.name.value)]
+        if let policy = spec.images.pullPolicy { context["pullPolicy"] = Y.yaml(policy.value.rawValue) }
+        return context
     }
 
     /// The recommended labels as a YAML flow mapping; `name` and `instance` select a workload's pods.
@@ -151,9 +155,22 @@ struct KubernetesGenerator {
         // every `$` doubled keeps an argument as written.
         ContextList.set(&context, "args", service.args.map { Y.yaml(Self.escapeExpansion($0.value)) })
         context["configMap"] = Y.yaml(name + "-env")
-        context["config"] = environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
-        let secrets = environment.secrets.map {
-            ["name": Y.yaml($0.name), "secret": Y.yaml($0.secret), "key": Y.yaml($0.key)]
+        // A secret arrives as a file under /run/secrets (as in compose), named in the ConfigMap by NAME_FILE, which
+        // ServiceKit (and most images) read: never as an environment variable, which leaks into crash dumps,
+        // `kubectl describe` and child processes.
+        let secretFiles = environment.secrets.map { secret in
+            (secret, ServiceEnvironment.composeSecretName(secret: secret.secret, key: secret.key))
+        }
+        context["config"] =
+            environment.plain.map { ["key": Y.yaml($0.name), "value": Y.yaml($0.value)] }
+            + secretFiles.map {
+                ["key": Y.yaml(ServiceVariable.file($0.0.name)), "value": Y.yaml("/run/secrets/" + $0.1)]
+            }
+        // One volume item per file: the same secret key may back two variables.
+        var seen = Set<String>()
+        let secrets = secretFiles.compactMap { secret, file -> [String: String]? in
+            guard seen.insert(file).inserted else { return nil }
+            return ["secret": Y.yaml(secret.secret), "key": Y.yaml(secret.key), "file": Y.yaml(file)]
         }
         if !secrets.isEmpty { context["secrets"] = ["items": secrets] }
         context["terminationGracePeriodSeconds"] = String(service.effectiveStopGracePeriod.seconds)
