@@ -46,6 +46,7 @@ public struct DiagnosticCode: Hashable, Sendable, CustomStringConvertible {
         case unpublishedEvent = "unpublished-event"
         case missingBroker = "missing-broker"
         case requestExceedsLimit = "request-exceeds-limit"
+        case valueTooLarge = "value-too-large"
         case invalidReplicas = "invalid-replicas"
         case invalidAutoscaling = "invalid-autoscaling"
         case inlineSecret = "inline-secret"
@@ -134,6 +135,7 @@ public struct DiagnosticCode: Hashable, Sendable, CustomStringConvertible {
     public static let unpublishedEvent = DiagnosticCode(.unpublishedEvent)
     public static let missingBroker = DiagnosticCode(.missingBroker)
     public static let requestExceedsLimit = DiagnosticCode(.requestExceedsLimit)
+    public static let valueTooLarge = DiagnosticCode(.valueTooLarge)
     public static let invalidReplicas = DiagnosticCode(.invalidReplicas)
     public static let invalidAutoscaling = DiagnosticCode(.invalidAutoscaling)
     public static let inlineSecret = DiagnosticCode(.inlineSecret)

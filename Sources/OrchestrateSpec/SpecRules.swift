@@ -276,7 +276,7 @@ enum SpecRules {
                 guard let amount, !(amount.value.value <= maximum) else { continue }
                 diagnostics.append(
                     Diagnostic(
-                        .error, .invalidQuantity, path: "services.\(service.name.value).resources.\(name)",
+                        .error, .valueTooLarge, path: "services.\(service.name.value).resources.\(name)",
                         at: amount.location, "\(name) \(amount.value) is more than any machine has",
                         hint: "at most \(unit == "cores" ? "1000000 cores (1M)" : "8Ei bytes")"))
             }
@@ -313,7 +313,7 @@ enum SpecRules {
                 let (budget, overflowAgain) = product.addingReportingOverflow(probe.initialDelay.milliseconds)
                 guard overflow || overflowAgain || budget > maximumProbeBudget else { return nil }
                 return Diagnostic(
-                    .error, .invalidValue, path: "services.\(service.name.value).probes.\(name)",
+                    .error, .valueTooLarge, path: "services.\(service.name.value).probes.\(name)",
                     at: probe.location,
                     "this probe would take more than a week to fail (initialDelay + failureThreshold × interval)",
                     hint: "lower failureThreshold or interval")

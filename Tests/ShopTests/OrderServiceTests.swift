@@ -26,7 +26,7 @@ import UserServiceCore
                     OrderService.definition, database: database,
                     environment: [
                         "USER_SERVICE_URL": "http://127.0.0.1:\(users.port!)",
-                        "PAYMENT_SERVICE_URL": "http://127.0.0.1:\(payments.port!)", "UPSTREAM_TIMEOUT": "1s",
+                        "PAYMENT_SERVICE_URL": "http://127.0.0.1:\(payments.port!)", "UPSTREAM_TIMEOUT": "5s",
                     ],
                     routes: OrderService.routes
                 ) { orders, _ in try await body(orders, users) }
