@@ -44,10 +44,19 @@ public final class ControlServer: Sendable {
         requestTimeout: TimeAmount = .seconds(10), handler: @escaping Handler
     ) async throws -> ControlServer {
         unlink(path)
-        // The socket is created 0600 (umask 0177 while it is bound), never looser for a moment; other threads'
-        // files created meanwhile only come out stricter.
-        let previous = umask(0o177)
-        defer { umask(previous) }
+        // Bound inside a fresh 0700 directory, made 0600, then renamed into place: nobody else can reach it for a
+        // moment between bind and chmod. (Not by changing the umask: that is the whole process's, and a child
+        // spawned meanwhile by another thread would inherit it and write files without their execute bit.)
+        // Short names: `.cXXXXXX/s` is no longer than `control.sock`, so the 107-byte limit of a socket path is
+        // not met any sooner.
+        let staging =
+            URL(fileURLWithPath: path).deletingLastPathComponent().path + "/.c"
+            + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        guard mkdir(staging, 0o700) == 0 else {
+            throw SupervisorError(.start, "cannot create \(staging): \(String(cString: strerror(errno)))")
+        }
+        defer { rmdir(staging) }
+        let bound = staging + "/s"
         let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -55,9 +64,13 @@ public final class ControlServer: Sendable {
                         RequestHandler(handler: handler, requestTimeout: requestTimeout))
                 }
             }
-            .bind(unixDomainSocketPath: path).get()
-        umask(previous)
-        chmod(path, 0o600)
+            .bind(unixDomainSocketPath: bound).get()
+        guard chmod(bound, 0o600) == 0, rename(bound, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? await channel.close()
+            unlink(bound)
+            throw SupervisorError(.start, "cannot put the control socket at \(path): \(reason)")
+        }
         return ControlServer(channel: channel, path: path)
     }
 
