@@ -7,7 +7,11 @@ extension UpSession {
     /// anything else, in their place stops `up` before anything is written: orchestrate never follows a path it
     /// did not create.
     static func prepareStateDirectory(_ path: String) throws(SupervisorError) {
-        for directory in [path, path + "/data", path + "/secrets", path + "/logs"] {
+        // `.orchestrate` itself is 0711: others may pass through (PostgreSQL, run as the postgres user under root,
+        // must reach .orchestrate/postgres) but not list it; what it holds is 0700 or 0600.
+        for (directory, mode) in [
+            (path, mode_t(0o711)), (path + "/data", 0o700), (path + "/secrets", 0o700), (path + "/logs", 0o700),
+        ] {
             var status = stat()
             if lstat(directory, &status) == 0 {
                 guard status.st_mode & S_IFMT == S_IFDIR else {
@@ -16,8 +20,8 @@ extension UpSession {
                         "\(directory) is a symbolic link or not a directory; orchestrate keeps its state only in "
                             + "directories it made: remove it")
                 }
-                chmod(directory, 0o700)
-            } else if mkdir(directory, 0o700) != 0, errno != EEXIST {
+                chmod(directory, mode)
+            } else if mkdir(directory, mode) != 0, errno != EEXIST {
                 throw SupervisorError(.start, "cannot create \(directory): \(String(cString: strerror(errno)))")
             }
         }
