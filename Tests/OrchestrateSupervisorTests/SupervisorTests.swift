@@ -112,20 +112,6 @@ final class FakeProber: Prober {
     }
 }
 
-/// Waits for a condition, polling every 10 ms for at most `timeout`.
-///
-/// The bound is generous on purpose: it only ends a wait for something that should happen, and when every suite
-/// starts at once on two cores the whole test process can be starved for seconds (CI saw trivial suites take
-/// 5.5 s, and three supervisor tests ran out of a 5 s bound while waiting for a replica to start).
-func eventually(_ timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
-}
-
 /// The supervisor's logic with a fake launcher and fake probes: ordering, restarts, crash loops, probe transitions,
 /// shutdown order. Intervals are milliseconds so the whole suite takes about a second.
 @Suite(.timeLimit(.minutes(5))) struct SupervisorTests {

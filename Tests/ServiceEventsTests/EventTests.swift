@@ -222,66 +222,69 @@ final class Handled: Sendable {
         }
         let database = try ServiceDatabase(
             url: url, password: nil, defaultFile: "", migrations: [CreateInbox()], logger: Logger(label: "test"))
-        try await database.migrate()
-        let run = UUID().uuidString.prefix(8) + "-"
-        let handled = Handled()
-        let subscription = EventSubscription("thing.happened") { event, _ in
-            let id = String(event.id.dropFirst(run.count))
-            let attempt = handled.attempt(id)
-            if id == "poison" { throw CancellationError() }
-            if id == "flaky", attempt == 1 { throw CancellationError() }
-            handled.events.withLock { $0.append(id) }
+        try await closing(database, close: { await $0.shutdown() }) { database in
+            try await database.migrate()
+            let run = UUID().uuidString.prefix(8) + "-"
+            let handled = Handled()
+            let subscription = EventSubscription("thing.happened") { event, _ in
+                let id = String(event.id.dropFirst(run.count))
+                let attempt = handled.attempt(id)
+                if id == "poison" { throw CancellationError() }
+                if id == "flaky", attempt == 1 { throw CancellationError() }
+                handled.events.withLock { $0.append(id) }
+            }
+            var settings = EventConsumerSettings()
+            settings.visibilityTimeout = .milliseconds(300)
+            settings.maximumDeliveries = 3
+            let consumer = EventConsumer(
+                subscription: subscription, group: "test-service", consumer: "c1", database: database,
+                broker: test.location,
+                settings: settings, logger: Logger(label: "consumer"))
+            func envelope(_ id: String) -> EventEnvelope {
+                EventEnvelope(id: run + id, type: "thing.happened", occurredAt: Date(), payload: "{}", traceparent: nil)
+            }
+            let producer = try await test.location.connect()
+            let stream = EventEnvelope.stream(for: "thing.happened")
+            _ = try await producer.append(
+                stream: stream,
+                messages: [
+                    envelope("one").fields, envelope("flaky").fields, envelope("poison").fields,
+                    fields(("garbage", "yes")), envelope("one").fields, envelope("two").fields,
+                ])
+            let running = Task { try await consumer.run() }
+            try await closing(
+                running,
+                close: {
+                    $0.cancel(); _ = await $0.result
+                }
+            ) { _ in
+                let deadLetters = EventEnvelope.deadLetterStream(for: "thing.happened")
+                var dead: [StreamDelivery] = []
+                _ = try await eventually(.seconds(60), every: .milliseconds(100)) {
+                    dead = try await producer.messages(stream: deadLetters, limit: 10)
+                    return dead.count == 2 && handled.ids.count == 3
+                }
+                #expect(handled.ids.sorted() == ["flaky", "one", "two"], "each once")
+                #expect(handled.attempts.withLock { $0["poison"] } == 3)
+                #expect(handled.attempts.withLock { $0["one"] } == 1, "the duplicate never reached the handler")
+                #expect(dead.count == 2)
+                let poison = try #require(dead.first { $0.fields["id"] == run + "poison" })
+                #expect(poison.fields["dead_letter_reason"] == "failed 3 deliveries")
+                #expect(poison.fields["dead_letter_group"] == "test-service")
+                #expect(
+                    dead.contains {
+                        $0.fields["garbage"] == "yes" && $0.fields["dead_letter_reason"]?.hasPrefix("malformed") == true
+                    })
+                // The consumer keeps going after the dead letters, and nothing is left pending.
+                _ = try await producer.append(stream: stream, messages: [envelope("three").fields])
+                #expect(await eventually(.seconds(60)) { handled.ids.contains("three") })
+                #expect(
+                    try await eventually(.seconds(60), every: .milliseconds(100)) {
+                        try await producer.backlog(stream: stream, group: "test-service") == 0
+                    })
+            }
+            await producer.close()
         }
-        var settings = EventConsumerSettings()
-        settings.visibilityTimeout = .milliseconds(300)
-        settings.maximumDeliveries = 3
-        let consumer = EventConsumer(
-            subscription: subscription, group: "test-service", consumer: "c1", database: database,
-            broker: test.location,
-            settings: settings, logger: Logger(label: "consumer"))
-        func envelope(_ id: String) -> EventEnvelope {
-            EventEnvelope(id: run + id, type: "thing.happened", occurredAt: Date(), payload: "{}", traceparent: nil)
-        }
-        let producer = try await test.location.connect()
-        let stream = EventEnvelope.stream(for: "thing.happened")
-        _ = try await producer.append(
-            stream: stream,
-            messages: [
-                envelope("one").fields, envelope("flaky").fields, envelope("poison").fields, fields(("garbage", "yes")),
-                envelope("one").fields, envelope("two").fields,
-            ])
-        let running = Task { try await consumer.run() }
-        defer { running.cancel() }
-        let deadLetters = EventEnvelope.deadLetterStream(for: "thing.happened")
-        var dead: [StreamDelivery] = []
-        for _ in 0..<100 {  // bounded: 10 s
-            dead = try await producer.messages(stream: deadLetters, limit: 10)
-            if dead.count == 2, handled.ids.count == 3 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(handled.ids.sorted() == ["flaky", "one", "two"], "each once")
-        #expect(handled.attempts.withLock { $0["poison"] } == 3)
-        #expect(handled.attempts.withLock { $0["one"] } == 1, "the duplicate never reached the handler")
-        #expect(dead.count == 2)
-        let poison = try #require(dead.first { $0.fields["id"] == run + "poison" })
-        #expect(poison.fields["dead_letter_reason"] == "failed 3 deliveries")
-        #expect(poison.fields["dead_letter_group"] == "test-service")
-        #expect(
-            dead.contains {
-                $0.fields["garbage"] == "yes" && $0.fields["dead_letter_reason"]?.hasPrefix("malformed") == true
-            })
-        // The consumer keeps going after the dead letters, and nothing is left pending.
-        _ = try await producer.append(stream: stream, messages: [envelope("three").fields])
-        for _ in 0..<50 where !handled.ids.contains("three") { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(handled.ids.contains("three"))
-        for _ in 0..<20 where try await producer.backlog(stream: stream, group: "test-service") != 0 {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(try await producer.backlog(stream: stream, group: "test-service") == 0)
-        running.cancel()
-        _ = try? await running.value
-        await producer.close()
-        await database.shutdown()
     }
 
     /// The outbox keeps events while the broker is down (the transaction still commits), and the relay publishes them
@@ -295,44 +298,49 @@ final class Handled: Sendable {
         let database = try ServiceDatabase(
             url: "sqlite://" + test.directory.appendingPathComponent("producer.sqlite").path, password: nil,
             defaultFile: "", migrations: [CreateOutbox()], logger: Logger(label: "test"))
-        try await database.migrate()
-        let outbox = Outbox(types: ["thing.happened"])
-        let relay = OutboxRelay(
-            outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
-        let running = Task { try await relay.run() }
-        defer { running.cancel() }
-        for number in 0..<20 {
-            try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
-                try await events.publish("thing.happened", ["n": number])
+        try await closing(database, close: { await $0.shutdown() }) { database in
+            try await database.migrate()
+            let outbox = Outbox(types: ["thing.happened"])
+            let relay = OutboxRelay(
+                outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
+            let running = Task { try await relay.run() }
+            try await closing(
+                running,
+                close: {
+                    $0.cancel(); _ = await $0.result
+                }
+            ) { _ in
+                for number in 0..<20 {
+                    try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
+                        try await events.publish("thing.happened", ["n": number])
+                    }
+                }
+                // A transaction that fails publishes nothing.
+                await #expect(throws: CancellationError.self) {
+                    try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
+                        try await events.publish("thing.happened", ["n": -1])
+                        throw CancellationError()
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(
+                    \.$publishedAt == nil
+                ).count()
+                #expect(waiting == 20)
+                try await redis.start()
+                let reader = try await test.location.connect()
+                var messages: [StreamDelivery] = []
+                _ = try await eventually(.seconds(60), every: .milliseconds(100)) {  // the relay's backoff is ≤ 5 s
+                    messages = try await reader.messages(
+                        stream: EventEnvelope.stream(for: "thing.happened"), limit: 100)
+                    return messages.count >= 20
+                }
+                let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map {
+                    try? $0.decode([String: Int].self)["n"]
+                }
+                #expect(numbers == (0..<20).map { $0 }, "all, in order, once")
+                await reader.close()
             }
         }
-        // A transaction that fails publishes nothing.
-        await #expect(throws: CancellationError.self) {
-            try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
-                try await events.publish("thing.happened", ["n": -1])
-                throw CancellationError()
-            }
-        }
-        try await Task.sleep(for: .milliseconds(300))
-        let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(
-            \.$publishedAt == nil
-        ).count()
-        #expect(waiting == 20)
-        try await redis.start()
-        let reader = try await test.location.connect()
-        var messages: [StreamDelivery] = []
-        for _ in 0..<100 {  // the relay's backoff is at most 5 s; bounded: 10 s
-            messages = try await reader.messages(stream: EventEnvelope.stream(for: "thing.happened"), limit: 100)
-            if messages.count >= 20 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map {
-            try? $0.decode([String: Int].self)["n"]
-        }
-        #expect(numbers == (0..<20).map { $0 }, "all, in order, once")
-        running.cancel()
-        _ = try? await running.value
-        await reader.close()
-        await database.shutdown()
     }
 }

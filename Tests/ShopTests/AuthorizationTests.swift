@@ -204,10 +204,10 @@ func bearer(_ subject: String, roles: [String]? = nil) async throws -> [(String,
         #expect(unkeyed.status == 503)
         let keyed = try await call(.POST, shop.api + "/orders", json: body, headers: alice + [("Idempotency-Key", "k")])
         #expect(keyed.status == 503)
-        // Bounded: 100 × 100 ms for the processor to finish and the reconciler to cancel.
+        // Bounded: 600 × 100 ms for the processor to finish and the reconciler to cancel.
         var payments: [StoredPayment] = []
         var statuses: [String] = []
-        for _ in 0..<100 {
+        for _ in 0..<600 {
             payments = try await shop.storedPayments()
             let listed = try await call(.GET, shop.api + "/orders?userId=\(userID)", headers: alice)
             statuses = (listed.json["items"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
@@ -242,7 +242,7 @@ func bearer(_ subject: String, roles: [String]? = nil) async throws -> [(String,
         async let placing = try? call(.POST, shop.api + "/orders", json: body, headers: alice)
         // Kill it once payment-service holds the claim (the row exists, pending): bounded, 300 × 10 ms.
         var claimed = false
-        for _ in 0..<300 where !claimed {
+        for _ in 0..<3000 where !claimed {
             claimed = try await !shop.storedPayments().isEmpty
             if !claimed { try await Task.sleep(for: .milliseconds(10)) }
         }
@@ -252,13 +252,13 @@ func bearer(_ subject: String, roles: [String]? = nil) async throws -> [(String,
         _ = await placing
         // The processor finishes: authorized, for an order that is still pending.
         var status = ""
-        for _ in 0..<50 where status != "authorized" {
+        for _ in 0..<600 where status != "authorized" {
             status = try await shop.storedPayments().first?.status ?? ""
             if status != "authorized" { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(status == "authorized")
         try await shop.orders.restart()
-        for _ in 0..<100 where status != "voided" {
+        for _ in 0..<600 where status != "voided" {
             status = try await shop.storedPayments().first?.status ?? ""
             if status != "voided" { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -280,7 +280,7 @@ func bearer(_ subject: String, roles: [String]? = nil) async throws -> [(String,
         let body = #"{"orderId":"o-1","amount":300}"#
         async let first = try? call(.POST, shop.payments.url + "/payments", json: body, headers: headers)
         var claimed = false
-        for _ in 0..<300 where !claimed {
+        for _ in 0..<3000 where !claimed {
             claimed = try await !shop.storedPayments().isEmpty
             if !claimed { try await Task.sleep(for: .milliseconds(10)) }
         }
@@ -292,9 +292,9 @@ func bearer(_ subject: String, roles: [String]? = nil) async throws -> [(String,
         #expect(try await shop.storedPayments().map(\.status) == ["pending"])
         let early = try await call(.POST, shop.payments.url + "/payments", json: body, headers: headers)
         #expect(early.status == 409)
-        // Bounded: 50 × 100 ms past the 2 s claim timeout.
+        // Bounded: 600 × 100 ms past the 2 s claim timeout.
         var answer = early
-        for _ in 0..<50 where answer.status == 409 {
+        for _ in 0..<600 where answer.status == 409 {
             try await Task.sleep(for: .milliseconds(100))
             answer = try await call(.POST, shop.payments.url + "/payments", json: body, headers: headers)
         }

@@ -238,7 +238,7 @@ enum ShopBroker: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let userID = try await rig.createUser(name: "Zoë", email: "zoe@example.com")
         let eventID = try await rig.publishOrder(userID: userID, subject: "zoe@example.com", total: 500)
         // No server yet: the send fails and the event waits for its redelivery.
-        for _ in 0..<100 where !rig.notifications.process.log.contains("event handler failed") {  // bounded: 10 s
+        for _ in 0..<600 where !rig.notifications.process.log.contains("event handler failed") {  // bounded: 60 s
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(rig.notifications.process.log.contains("event handler failed"))

@@ -298,8 +298,8 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
                 directory: directory)
             defer { users.process.signal(SIGKILL) }
             _ = try await call(.GET, users.url + "/users", headers: [("X-Service-Token", "t")])
-            // Bounded wait for the batch processor: 50 × 100 ms.
-            for _ in 0..<50 where received.posts.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            // Bounded wait for the batch processor: 600 × 100 ms.
+            for _ in 0..<600 where received.posts.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
             #expect(!received.posts.isEmpty, "no OTLP export arrived:\n\(users.process.log.suffix(1500))")
             #expect(received.posts.allSatisfy { $0.contentType == "application/x-protobuf" && $0.bytes > 0 })
             #expect(await users.process.stop() == 0)
