@@ -131,7 +131,8 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// dig, run through popen (Foundation's Process hung beside a long-lived child in async tests).
+/// dig, run through popen (Foundation's Process hung beside a long-lived child in async tests). Three tries of 3 s:
+/// with every suite running at once on two cores, one second was not always enough for an answer (CI).
 public enum Dig {
     /// dig's output, trimmed. Arguments are fixed words from the tests, so the shell line needs no quoting.
     public static func run(_ dig: URL, port: Int, _ arguments: [String]) async -> String {
@@ -139,7 +140,7 @@ public enum Dig {
     }
 
     private static func runBlocking(_ dig: URL, port: Int, _ arguments: [String]) -> String {
-        let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=1", "+tries=1"] + arguments).joined(
+        let command = ([dig.path, "@127.0.0.1", "-p", String(port), "+time=3", "+tries=3"] + arguments).joined(
             separator: " ")
         guard let pipe = popen(command, "r") else { return "" }
         var output = ""

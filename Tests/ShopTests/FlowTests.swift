@@ -75,6 +75,9 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
 {
     var request = HTTPClientRequest(url: url)
     request.method = method
+    // A connection per call: these tests stop and restart the processes they call, and a pooled connection to one
+    // that just went away fails as "I/O on closed channel" before any request is sent (seen in CI).
+    request.headers.add(name: "Connection", value: "close")
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let json {
         request.headers.add(name: "Content-Type", value: "application/json")
