@@ -107,6 +107,7 @@ public enum ServiceMain {
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
             router: router,
+            server: runtime.serverLimits.server,
             configuration: .init(
                 address: .hostname(runtime.configuration.host, port: runtime.configuration.port),
                 serverName: runtime.definition.name),

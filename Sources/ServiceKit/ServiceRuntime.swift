@@ -43,6 +43,8 @@ public struct ServiceRuntime: Sendable {
     public let internalToken: InternalToken?
     /// The level of the one line logged per request (`REQUEST_LOG_LEVEL`, default info).
     public let requestLogLevel: Logger.Level
+    /// What the server allows a client (`HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT`, `HTTP_MAX_HEADER_BYTES`).
+    public let serverLimits: ServerLimits
 
     /// Reads the configuration and prepares the database and client, without starting anything.
     ///
@@ -58,6 +60,7 @@ public struct ServiceRuntime: Sendable {
             requirements: .init(
                 defaultPort: definition.defaultPort, dependencies: definition.dependencies,
                 internalToken: definition.requiresInternalToken))
+        serverLimits = try ServerLimits(environment: environment)
         var logger = Logger(label: definition.name)
         logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         self.logger = logger
@@ -103,7 +106,9 @@ public struct ServiceRuntime: Sendable {
     /// calls are. Made after tracing is bootstrapped, so its calls carry spans and `traceparent`.
     public static func makeHTTPClient(connectionsPerHost: Int = 64) -> HTTPClient {
         var pool = HTTPClient.Configuration.ConnectionPool()
-        pool.idleTimeout = .seconds(60)
+        // Shorter than a ServiceKit server's idle timeout (HTTP_IDLE_TIMEOUT, 30 s): the client lets a pooled
+        // connection go before the server closes it, so a request is never sent on a connection closing under it.
+        pool.idleTimeout = .seconds(20)
         pool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
         pool.retryConnectionEstablishment = false
         return HTTPClient(
