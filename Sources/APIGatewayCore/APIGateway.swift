@@ -8,6 +8,7 @@ public import NIOCore
 import NIOHTTP1
 import OrchestrateContract
 public import ServiceKit
+import Synchronization
 
 /// The request context of the gateway: the client's address, for rate limits and `X-Forwarded-For`.
 public struct GatewayRequestContext: RequestContext {
@@ -26,7 +27,10 @@ public struct GatewayRequestContext: RequestContext {
 ///
 /// Configuration: `ROUTES_FILE` (default `gateway/routes.json`), `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY` (RS256,
 /// PEM), `JWT_ALGORITHM`, `JWT_ISSUER`, `JWT_AUDIENCE` (override the table's), `<SERVICE>_URL` to point a route's
-/// upstream elsewhere (`USER_SERVICE_URL=http://127.0.0.1:3001`), `INTERNAL_TOKEN` (sent upstream).
+/// upstream elsewhere (`USER_SERVICE_URL=http://127.0.0.1:3001`), `INTERNAL_TOKEN` (sent upstream),
+/// `TRUSTED_PROXIES` (comma-separated addresses of proxies in front of the gateway whose `X-Forwarded-For` it
+/// believes; without it, the client is the peer of the connection and the client's own forwarding headers are
+/// replaced), `RATE_LIMIT_MAX_CLIENTS` (default 100,000 rate-limit buckets; past it, new clients share one).
 public enum APIGateway {
     public static let definition = ServiceDefinition(name: "api-gateway", defaultPort: 3000)
 
@@ -51,8 +55,10 @@ struct GatewayProxy: RouterMiddleware {
     let resolver: UpstreamResolver
     let httpClient: HTTPClient
     let client: ServiceClient
-    let limiter = RateLimiter()
+    let limiter: RateLimiter
     let internalToken: String?
+    /// Peers whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    let trustedProxies: Set<String>
 
     init(runtime: ServiceRuntime, table: RouteTable? = nil) async throws {
         let environment = runtime.environment
@@ -103,6 +109,20 @@ struct GatewayProxy: RouterMiddleware {
         httpClient = runtime.httpClient
         client = runtime.client
         internalToken = runtime.configuration.internalToken
+        var trusted: Set<String> = []
+        for entry in (environment["TRUSTED_PROXIES"] ?? "").split(separator: ",") {
+            let text = entry.trimmingCharacters(in: .whitespaces)
+            guard let address = try? SocketAddress(ipAddress: text, port: 0), let ip = address.ipAddress else {
+                throw ServiceKitError.configuration("TRUSTED_PROXIES", "\"\(text)\" is not an IP address")
+            }
+            trusted.insert(ip)
+        }
+        trustedProxies = trusted
+        let maxClients = environment["RATE_LIMIT_MAX_CLIENTS"].flatMap(Int.init) ?? 100_000
+        guard maxClients > 0 else {
+            throw ServiceKitError.configuration("RATE_LIMIT_MAX_CLIENTS", "must be a positive number of clients")
+        }
+        limiter = RateLimiter(maxClients: maxClients)
     }
 
     static func makeKeys(algorithm: String, environment: [String: String]) async throws -> JWTKeyCollection {
@@ -144,22 +164,48 @@ struct GatewayProxy: RouterMiddleware {
         return keys
     }
 
-    /// The claims the gateway checks and forwards.
+    /// The claims the gateway checks and forwards: `exp` is required; `nbf` and `iat`, when present, must not be in
+    /// the future (a minute of leeway for clocks that disagree).
     struct Claims: JWTPayload {
         var sub: SubjectClaim
         var exp: ExpirationClaim
+        var nbf: NotBeforeClaim?
+        var iat: IssuedAtClaim?
         var iss: IssuerClaim?
         var aud: AudienceClaim?
 
+        static let leeway: TimeInterval = 60
+
         func verify(using algorithm: some JWTAlgorithm) async throws {
             try exp.verifyNotExpired()
+            let now = Date()
+            if let nbf { try nbf.verifyNotBefore(currentDate: now.addingTimeInterval(Self.leeway)) }
+            if let iat, iat.value > now.addingTimeInterval(Self.leeway) {
+                throw JWTError.claimVerificationFailure(failedClaim: iat, reason: "issued in the future")
+            }
         }
+    }
+
+    /// The client this request comes from: the connection's peer, or, when the peer is a trusted proxy, the last
+    /// address in `X-Forwarded-For` that is not one.
+    func clientAddress(_ request: Request, context: Context) -> String? {
+        guard let peer = context.remoteAddress?.ipAddress else { return nil }
+        guard trustedProxies.contains(peer), let forwarded = request.headers[.xForwardedFor] else { return peer }
+        let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        for hop in hops.reversed() where !trustedProxies.contains(hop) {
+            return (try? SocketAddress(ipAddress: hop, port: 0))?.ipAddress ?? peer
+        }
+        return peer
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        let path = request.uri.path
+        let path: String
+        switch RequestPath.normalize(request.uri.path) {
+        case .success(let normalized): path = normalized
+        case .failure(let refusal): throw ServiceError(.badRequest, code: "bad-path", message: refusal.message)
+        }
         guard let route = table.route(for: path) else { return try await next(request, context) }
         context.coreContext.endpointPath.value = route.prefix
         if !route.methods.isEmpty, !route.methods.contains(request.method.rawValue) {
@@ -175,8 +221,10 @@ struct GatewayProxy: RouterMiddleware {
         }
         let subject = caller?.subject
         if let limit = route.rateLimit {
-            let client = subject.map { "sub:" + $0 } ?? "ip:" + (context.remoteAddress?.ipAddress ?? "?")
-            let decision = limiter.take(key: route.prefix + "|" + client, rps: limit.rps, burst: limit.burst)
+            let client =
+                subject.map { "sub:" + $0 } ?? "ip:" + RateLimiter.clientKey(clientAddress(request, context: context))
+            let decision = limiter.take(
+                key: route.prefix + "|" + client, overflowKey: route.prefix, rps: limit.rps, burst: limit.burst)
             guard decision.allowed else {
                 var headers = HTTPFields()
                 headers[.retryAfter] = String(decision.retryAfterSeconds)
@@ -191,7 +239,7 @@ struct GatewayProxy: RouterMiddleware {
                 .contentTooLarge, code: "payload-too-large",
                 message: "the body is \(length) bytes; \(route.prefix) accepts at most \(route.maxBodyBytes)")
         }
-        return try await forward(request, context: context, route: route, caller: caller)
+        return try await forward(request, path: path, context: context, route: route, caller: caller)
     }
 
     /// The token's subject and roles, or a 401 with `WWW-Authenticate` saying what is wrong.
@@ -217,8 +265,9 @@ struct GatewayProxy: RouterMiddleware {
         } catch {
             throw refuse("the token is invalid or expired")
         }
+        // What the gateway expects is not the client's business: a 401 names the claim, never its expected value.
         if let issuer, claims.iss?.value != issuer {
-            throw refuse("the token was not issued by \(issuer)")
+            throw refuse("the token's issuer is not accepted")
         }
         if let audience {
             do {
@@ -227,7 +276,7 @@ struct GatewayProxy: RouterMiddleware {
             } catch let error as ServiceError {
                 throw error
             } catch {
-                throw refuse("the token is not meant for \(audience)")
+                throw refuse("the token's audience is not accepted")
             }
         }
         guard CallerHeaders.isValidSubject(claims.sub.value) else {
@@ -268,20 +317,66 @@ struct GatewayProxy: RouterMiddleware {
         "upgrade", "host", "traceparent", "tracestate", InternalToken.headerName.lowercased(),
         CallerHeaders.subject.lowercased(), CallerHeaders.roles.lowercased(),
     ]
+    /// Set by the gateway from the connection; a client's own are dropped unless it is a trusted proxy.
+    static let forwardingHeaders: Set<String> = [
+        "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",
+    ]
+
+    /// The names a `Connection` header lists: hop-by-hop for this message only (RFC 9110 §7.6.1).
+    static func connectionOptions(_ fields: some Sequence<(String, String)>) -> Set<String> {
+        var names: Set<String> = []
+        for (name, value) in fields where name.lowercased() == "connection" {
+            for token in value.split(separator: ",") {
+                names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
+            }
+        }
+        return names
+    }
+
+    /// Whether a header value can be sent as it is: no control characters other than tab (RFC 9110 §5.5).
+    static func isSendable(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+    /// RFC 7239 `Forwarded` for a client at `peer` that asked for `host`; the host is a quoted string.
+    static func forwarded(peer: String, host: String?) -> String {
+        var value = "for=" + (peer.contains(":") ? "\"[\(peer)]\"" : peer) + ";proto=http"
+        if let host, isSendable(host) {
+            var quoted = ""
+            for character in host {
+                if character == "\"" || character == "\\" { quoted.append("\\") }
+                quoted.append(character)
+            }
+            value += ";host=\"" + quoted + "\""
+        }
+        return value
+    }
+
     static let droppedResponseHeaders: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
         "server", "content-length",
     ]
 
-    func forward(_ request: Request, context: Context, route: RouteTable.Route, caller: Caller?) async throws
-        -> Response
+    func forward(_ request: Request, path: String, context: Context, route: RouteTable.Route, caller: Caller?)
+        async throws -> Response
     {
         guard let upstream = upstreams[route.upstream.service] else {
             throw ServiceError(.badGateway, code: "no-upstream", message: "no upstream for \(route.prefix)")
         }
-        let target = RouteTable.rewrite(path: request.uri.path, query: request.uri.query, route: route)
+        let target = RouteTable.rewrite(path: path, query: request.uri.query, route: route)
+        let peer = context.remoteAddress?.ipAddress
+        let fromTrustedProxy = peer.map(trustedProxies.contains) ?? false
+        let options = Self.connectionOptions(request.headers.lazy.map { ($0.name.canonicalName, $0.value) })
         var headers = HTTPHeaders()
-        for field in request.headers where !Self.droppedRequestHeaders.contains(field.name.canonicalName) {
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if Self.droppedRequestHeaders.contains(name) || options.contains(name) { continue }
+            if Self.forwardingHeaders.contains(name), !fromTrustedProxy { continue }
+            // A value the upstream would refuse is the client's mistake: refused here, before the breaker sees it.
+            guard Self.isSendable(field.value) else {
+                throw ServiceError(
+                    .badRequest, code: "bad-header",
+                    message: "the \(field.name.rawName) header holds control characters")
+            }
             headers.add(name: field.name.rawName, value: field.value)
         }
         headers.add(name: "Host", value: upstream.port.map { "\(upstream.host):\($0)" } ?? upstream.host)
@@ -290,76 +385,116 @@ struct GatewayProxy: RouterMiddleware {
         }
         if let internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
         for (name, value) in caller?.headers ?? [] { headers.add(name: name, value: value) }
-        if let address = context.remoteAddress?.ipAddress {
-            let previous = request.headers[HTTPField.Name("X-Forwarded-For")!]
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(address)" } ?? address)
+        if let peer {
+            let previous = fromTrustedProxy ? request.headers[.xForwardedFor] : nil
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(peer)" } ?? peer)
+            if !fromTrustedProxy {
+                headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
+                headers.replaceOrAdd(name: "Forwarded", value: Self.forwarded(peer: peer, host: request.head.authority))
+                if let host = request.head.authority, Self.isSendable(host) {
+                    headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
+                }
+            }
         }
         let length = request.headers[.contentLength].flatMap(Int.init)
-        let body = LimitedBody(base: request.body, limit: route.maxBodyBytes)
+        let progress = BodyProgress()
+        let body = LimitedBody(base: request.body, limit: route.maxBodyBytes, declared: length, progress: progress)
+        let hasBody = request.method != .get && (request.method != .head || length != nil) && length != 0
         let deadline = NIODeadline.now() + .milliseconds(Int64(route.timeoutMilliseconds))
         let idempotent = [.get, .head, .options, .put, .delete].contains(request.method)
         let breaker = client.breaker(for: route.upstream.service)
         let upstreamName = route.upstream.service
 
-        let response: HTTPClientResponse
-        do {
-            response = try await breaker.run(isFailure: { ($0 as? GatewayError)?.code != .bodyTooLarge }) {
-                var attempt = 0
-                while true {
-                    attempt += 1
-                    let endpoint = try await resolver.endpoint(host: upstream.host, port: upstream.port)
-                    let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
-                    var outgoing = HTTPClientRequest(url: "\(upstream.scheme)://\(host):\(endpoint.port)\(target)")
-                    outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
-                    outgoing.headers = headers
-                    if request.method != .get, request.method != .head || length != nil {
-                        outgoing.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
+        func send() async throws -> HTTPClientResponse {
+            do {
+                // What the client caused (a body too large, aborted or too slow to arrive) never counts against the
+                // upstream: one client must not open the breaker for everyone.
+                let clientCaused: @Sendable (any Error) -> Bool = { error in
+                    if let error = error as? GatewayError, error.code == .bodyTooLarge || error.code == .clientBody {
+                        return true
                     }
-                    do {
-                        let answer = try await httpClient.execute(outgoing, deadline: deadline, logger: context.logger)
-                        // A 503 is the upstream's own answer that one of *its* dependencies is down (with
-                        // Retry-After): the upstream itself works, and its other endpoints may too, so it does not
-                        // count against it. Other 5xx do.
-                        if answer.status.code >= 500, answer.status.code != 503 {
-                            throw GatewayError(
-                                .upstreamServerError, "\(upstreamName) answered \(answer.status.code)", response: answer
-                            )
+                    return progress.clientFailed || (hasBody && !progress.finished)
+                }
+                return try await breaker.run(isFailure: { !clientCaused($0) }) {
+                    var attempt = 0
+                    while true {
+                        attempt += 1
+                        let endpoint = try await resolver.endpoint(host: upstream.host, port: upstream.port)
+                        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+                        var outgoing = HTTPClientRequest(url: "\(upstream.scheme)://\(host):\(endpoint.port)\(target)")
+                        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+                        outgoing.headers = headers
+                        if hasBody {
+                            outgoing.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
                         }
-                        return answer
-                    } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
-                        resolver.invalidate(host: upstream.host)
-                        context.logger.debug(
-                            "retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
+                        do {
+                            let answer = try await httpClient.execute(
+                                outgoing, deadline: deadline, logger: context.logger)
+                            // A 503 is the upstream's own answer that one of *its* dependencies is down (with
+                            // Retry-After): the upstream itself works, and its other endpoints may too, so it does not
+                            // count against it. Other 5xx do.
+                            if answer.status.code >= 500, answer.status.code != 503 {
+                                throw GatewayError(
+                                    .upstreamServerError, "\(upstreamName) answered \(answer.status.code)",
+                                    response: answer
+                                )
+                            }
+                            return answer
+                        } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
+                            resolver.invalidate(host: upstream.host)
+                            context.logger.debug(
+                                "retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
+                        }
                     }
                 }
-            }
-        } catch let error as GatewayError where error.code == .upstreamServerError {
-            // Counted against the upstream; its answer goes to the client as it is.
-            guard let answer = error.response else { throw error }
-            response = answer
-        } catch let error as ServiceKitError where error.isRefusedByBreaker {
-            throw ServiceError.unavailable(
-                "\(upstreamName) is failing; its circuit breaker is open", retryAfterSeconds: error.retryAfterSeconds,
-                code: "circuit-open")
-        } catch let error as GatewayError where error.code == .bodyTooLarge {
-            throw ServiceError(
-                .contentTooLarge, code: "payload-too-large",
-                message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw ServiceError(
-                .gatewayTimeout, code: "upstream-timeout",
-                message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
-        } catch {
-            if NIODeadline.now() >= deadline {
+            } catch let error as GatewayError where error.code == .upstreamServerError {
+                // Counted against the upstream; its answer goes to the client as it is.
+                guard let answer = error.response else { throw error }
+                return answer
+            } catch let error as ServiceKitError where error.isRefusedByBreaker {
+                throw ServiceError.unavailable(
+                    "\(upstreamName) is failing; its circuit breaker is open",
+                    retryAfterSeconds: error.retryAfterSeconds,
+                    code: "circuit-open")
+            } catch let error as GatewayError where error.code == .bodyTooLarge {
+                throw ServiceError(
+                    .contentTooLarge, code: "payload-too-large",
+                    message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
+            } catch  where progress.clientFailed || (hasBody && !progress.finished) {
+                // The client stopped sending its body (it went away, or was too slow for the route's timeout).
+                throw ServiceError(
+                    .requestTimeout, code: "request-body-incomplete",
+                    message: "the request body did not arrive in full within \(route.timeoutMilliseconds) ms")
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 throw ServiceError(
                     .gatewayTimeout, code: "upstream-timeout",
                     message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
+            } catch {
+                if NIODeadline.now() >= deadline {
+                    throw ServiceError(
+                        .gatewayTimeout, code: "upstream-timeout",
+                        message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
+                }
+                context.logger.warning(
+                    "upstream failed", metadata: ["upstream": "\(upstreamName)", "error": "\(error)"])
+                throw ServiceError(.badGateway, code: "upstream-unreachable", message: "\(upstreamName) is unreachable")
             }
-            context.logger.warning("upstream failed", metadata: ["upstream": "\(upstreamName)", "error": "\(error)"])
-            throw ServiceError(.badGateway, code: "upstream-unreachable", message: "\(upstreamName) is unreachable")
         }
+        // Nothing reads the client's body after this answer but Hummingbird (see BodyProgress).
+        let response: HTTPClientResponse
+        do {
+            response = try await send()
+        } catch {
+            if hasBody { await progress.close() }
+            throw error
+        }
+        if hasBody { await progress.close() }
         var responseHeaders = HTTPFields()
-        for header in response.headers where !Self.droppedResponseHeaders.contains(header.name.lowercased()) {
+        let responseOptions = Self.connectionOptions(response.headers.lazy.map { ($0.name, $0.value) })
+        for header in response.headers
+        where !Self.droppedResponseHeaders.contains(header.name.lowercased())
+            && !responseOptions.contains(header.name.lowercased())
+        {
             if let name = HTTPField.Name(header.name) {
                 responseHeaders.append(HTTPField(name: name, value: header.value))
             }
@@ -374,20 +509,98 @@ struct GatewayProxy: RouterMiddleware {
     }
 }
 
+/// How far the client got with its request body, and who is reading it.
+///
+/// The body is one iterator over the client's connection, and only one task may be inside its `next()` at a time:
+/// after the gateway answers, Hummingbird reads on to the next request. So the gateway `close()`s the body before
+/// it answers: no read starts after that, and one still waiting for the client (the upstream failed or answered
+/// early while the client was slow) is waited for. Without this, a slow upload that outlived its route's timeout
+/// crashed the process.
+final class BodyProgress: Sendable {
+    private struct State {
+        var finished = false
+        var failed = false
+        var reading = false
+        var closed = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// The whole body arrived.
+    var finished: Bool { state.withLock { $0.finished } }
+    /// Reading the body from the client failed (it went away, or sent something that is not a body).
+    var clientFailed: Bool { state.withLock { $0.failed } }
+
+    /// Starts a read, unless the gateway is done with the body.
+    func beginRead() -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.reading = true
+            return true
+        }
+    }
+
+    func endRead(finished: Bool = false, failed: Bool = false) {
+        let waiters = state.withLock { state in
+            state.reading = false
+            state.finished = state.finished || finished
+            state.failed = state.failed || failed
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// No read starts after this; returns once a read in progress has ended.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                state.closed = true
+                guard state.reading else { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+}
+
 /// The request body, streamed, failing once more than `limit` bytes have passed (a chunked body has no length to
-/// check up front).
+/// check up front), and recording in `progress` whether the client delivered it.
 struct LimitedBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let base: RequestBody
     let limit: Int
+    /// The client's `Content-Length`: a body that ends short of it was cut off by the client (or for it).
+    let declared: Int?
+    let progress: BodyProgress
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var base: RequestBody.AsyncIterator
         let limit: Int
+        let declared: Int?
+        let progress: BodyProgress
         var seen = 0
 
         mutating func next() async throws -> ByteBuffer? {
-            guard let chunk = try await base.next() else { return nil }
+            guard progress.beginRead() else { throw GatewayError(.clientBody, "the gateway has answered already") }
+            let chunk: ByteBuffer?
+            do {
+                chunk = try await base.next()
+            } catch {
+                progress.endRead(failed: true)
+                throw GatewayError(.clientBody, "the client's body did not arrive", underlying: error)
+            }
+            guard let chunk else {
+                if let declared, seen < declared {
+                    progress.endRead(failed: true)
+                    throw GatewayError(.clientBody, "the client's body ended after \(seen) of \(declared) bytes")
+                }
+                progress.endRead(finished: true)
+                return nil
+            }
+            progress.endRead()
             seen += chunk.readableBytes
             if seen > limit { throw GatewayError(.bodyTooLarge, "the body is larger than \(limit) bytes") }
             return chunk
@@ -395,6 +608,10 @@ struct LimitedBody: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, declared: declared, progress: progress)
     }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

@@ -8,6 +8,8 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
         case routeTable = "route-table"
         /// A request body passed its route's `maxBodyBytes` while streaming (413); not the upstream's fault.
         case bodyTooLarge = "body-too-large"
+        /// Reading the request body from the client failed (it went away mid-body); not the upstream's fault.
+        case clientBody = "client-body"
         /// The upstream answered 5xx other than 503: counted against its breaker, and `response` is passed on.
         case upstreamServerError = "upstream-server-error"
     }

@@ -46,10 +46,12 @@ public struct RouteTable: Sendable {
         prefixes.firstIndex { $0.matches(path) }.map { routes[$0] }
     }
 
-    /// `path` with the route's prefix replaced by its rewrite, as `ReplacePrefixMatch` does; the query is kept.
+    /// `path` (normalized by `RequestPath`) with the route's prefix replaced by its rewrite, as `ReplacePrefixMatch`
+    /// does, escaped for the request line as nginx escapes it; the query is kept as the client sent it.
     static func rewrite(path: String, query: String?, route: Route) -> String {
         var target = path
         if let rewrite = route.rewrite { target = RoutePrefix(route.prefix).rewrite(path, to: rewrite) }
+        target = RequestPath.escape(target)
         if let query, !query.isEmpty { target += "?" + query }
         return target
     }

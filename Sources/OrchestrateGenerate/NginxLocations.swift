@@ -14,9 +14,8 @@ struct NginxLocations {
         if trimmedPrefix.isEmpty {
             // The root prefix: one location for everything.
             var context: [String: Any] = ["match": N.nginx("/", interpolated: false)]
-            if let target = trimmedRewrite {
-                context["rewrite"] = Self.rewrite(pattern: "^/(.*)$", replacement: target + "/$1")
-            }
+            context["rewrite"] =
+                trimmedRewrite.map { Self.rewrite(pattern: "^/(.*)$", replacement: $0 + "/$1") } ?? Self.normalizedURI
             contexts = [context]
             return
         }
@@ -26,9 +25,17 @@ struct NginxLocations {
             exact["rewrite"] = Self.rewrite(pattern: "^", replacement: target.isEmpty ? "/" : target)
             below["rewrite"] = Self.rewrite(
                 pattern: "^" + N.regexLiteral(trimmedPrefix) + "/(.*)$", replacement: target + "/$1")
+        } else {
+            exact["rewrite"] = Self.normalizedURI
+            below["rewrite"] = Self.normalizedURI
         }
         contexts = [exact, below]
     }
+
+    /// A route without a rewrite still rewrites to `$uri`: nginx then sends the path it matched on (decoded, slashes
+    /// merged, dot segments resolved, escaped again), not the client's raw one, as the gateway does (`RequestPath`).
+    /// Otherwise `/api/public//admin` matches `/api/public` here and means `/api/public/admin` upstream.
+    private static let normalizedURI = ["pattern": "^", "replacement": "$uri"]
 
     /// The replacement is interpolated by nginx: a `$` from the spec is written as `${dollar}`, and only the
     /// capture `$1` the generator adds stays a variable.
