@@ -51,6 +51,11 @@ public enum Observability {
             let endpoint = environment[ServiceVariable.otlpEndpoint] ?? ""
             configuration.traces.exporter = endpoint.isEmpty ? .none : .otlp
             configuration.traces.otlpExporter.protocol = .httpProtobuf
+            // Head sampling, parent-based: a request that arrives with a sampled `traceparent` is traced, one without
+            // is traced with probability `OTEL_TRACES_SAMPLER_ARG` (default 1). OTel's own `OTEL_TRACES_SAMPLER`
+            // still overrides the kind.
+            let ratio = environment["OTEL_TRACES_SAMPLER_ARG"].flatMap(Double.init).map { min(max($0, 0), 1) } ?? 1
+            configuration.traces.sampler = .parentBasedTraceIDRatio(ratio: ratio) ?? .parentBasedAlwaysOn
             do {
                 let backend = try OTel.makeTracingBackend(configuration: configuration)
                 InstrumentationSystem.bootstrap(backend.factory)

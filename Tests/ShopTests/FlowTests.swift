@@ -309,6 +309,41 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         }
     }
 
+    /// Head sampling is parent-based: with a ratio of 0 a request without a `traceparent` exports nothing, and one
+    /// whose caller sampled it is exported.
+    @Test func samplingFollowsTheParentAndTheRatio() async throws {
+        let directory = try ExternalTool.temporaryDirectory("sampling")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let received = Received()
+        let router = Router()
+        router.post("/v1/traces") { request, _ -> Response in
+            let size = try await request.body.collect(upTo: 4 << 20).readableBytes
+            received.add(contentType: request.headers[.contentType] ?? "", bytes: size)
+            return Response(status: .ok)
+        }
+        try await Application(router: router).test(.live) { collector in
+            let users = try await RunningService(
+                "UserService", port: try ChildProcess.freePort(),
+                environment: [
+                    "INTERNAL_TOKEN": "t",
+                    "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collector.port!)",
+                    "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_TRACES_SAMPLER_ARG": "0",
+                ],
+                directory: directory)
+            defer { users.process.signal(SIGKILL) }
+            for _ in 0..<5 { _ = try await call(.GET, users.url + "/users", headers: [("X-Service-Token", "t")]) }
+            // The batch processor exports every 100 ms: 2 s is twenty chances for an unsampled span to leave.
+            try await Task.sleep(for: .seconds(2))
+            #expect(received.posts.isEmpty, "a root span was exported at ratio 0")
+            let parent = "00-" + String(repeating: "ab", count: 16) + "-" + String(repeating: "cd", count: 8) + "-01"
+            _ = try await call(
+                .GET, users.url + "/users", headers: [("X-Service-Token", "t"), ("traceparent", parent)])
+            for _ in 0..<600 where received.posts.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!received.posts.isEmpty, "a span whose parent was sampled was not exported")
+        }
+    }
+
     final class Received: @unchecked Sendable {
         private let lock = NSLock()
         private var _posts: [(contentType: String, bytes: Int)] = []
