@@ -277,9 +277,10 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         #expect(try await healthcheck(["not-a-url"]) == 64)
     }
 
-    /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans leave the process as OTLP/HTTP protobuf posts to
-    /// `/v1/traces` (here a loopback receiver that records what arrives); without it, nothing is sent.
-    @Test func spansAreExportedOverOTLPWhenAnEndpointIsSet() async throws {
+    /// user-service exporting to a loopback OTLP receiver that records what arrives, with `environment` added.
+    func withTracedUsers(
+        _ environment: [String: String], _ body: @escaping @Sendable (RunningService, Received) async throws -> Void
+    ) async throws {
         let directory = try ExternalTool.temporaryDirectory("otlp")
         defer { try? FileManager.default.removeItem(at: directory) }
         let received = Received()
@@ -297,9 +298,17 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
                     "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path,
                     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collector.port!)",
                     "OTEL_BSP_SCHEDULE_DELAY": "100",
-                ],
+                ].merging(environment) { _, new in new },
                 directory: directory)
             defer { users.process.signal(SIGKILL) }
+            try await body(users, received)
+        }
+    }
+
+    /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans leave the process as OTLP/HTTP protobuf posts to
+    /// `/v1/traces` (here a loopback receiver that records what arrives); without it, nothing is sent.
+    @Test func spansAreExportedOverOTLPWhenAnEndpointIsSet() async throws {
+        try await withTracedUsers([:]) { users, received in
             _ = try await call(.GET, users.url + "/users", headers: [("X-Service-Token", "t")])
             // Bounded wait for the batch processor: 600 × 100 ms.
             for _ in 0..<600 where received.posts.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
@@ -312,26 +321,7 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
     /// Head sampling is parent-based: with a ratio of 0 a request without a `traceparent` exports nothing, and one
     /// whose caller sampled it is exported.
     @Test func samplingFollowsTheParentAndTheRatio() async throws {
-        let directory = try ExternalTool.temporaryDirectory("sampling")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let received = Received()
-        let router = Router()
-        router.post("/v1/traces") { request, _ -> Response in
-            let size = try await request.body.collect(upTo: 4 << 20).readableBytes
-            received.add(contentType: request.headers[.contentType] ?? "", bytes: size)
-            return Response(status: .ok)
-        }
-        try await Application(router: router).test(.live) { collector in
-            let users = try await RunningService(
-                "UserService", port: try ChildProcess.freePort(),
-                environment: [
-                    "INTERNAL_TOKEN": "t",
-                    "DATABASE_URL": "sqlite://" + directory.appendingPathComponent("u.sqlite").path,
-                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(collector.port!)",
-                    "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_TRACES_SAMPLER_ARG": "0",
-                ],
-                directory: directory)
-            defer { users.process.signal(SIGKILL) }
+        try await withTracedUsers(["OTEL_TRACES_SAMPLER_ARG": "0"]) { users, received in
             for _ in 0..<5 { _ = try await call(.GET, users.url + "/users", headers: [("X-Service-Token", "t")]) }
             // The batch processor exports every 100 ms: 2 s is twenty chances for an unsampled span to leave.
             try await Task.sleep(for: .seconds(2))
