@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Token buckets per (route, client): `rps` tokens a second, up to `burst`.
 ///
 /// Memory is bounded without ever handing a client a fresh bucket early: when `maxClients` buckets exist, only
@@ -44,16 +38,39 @@ final class RateLimiter: Sendable {
     /// whole /64, so per-address keys would let it rotate through billions); an IPv4-mapped IPv6 address as IPv4.
     static func clientKey(_ address: String?) -> String {
         guard let address else { return "?" }
-        var v6 = in6_addr()
-        guard address.contains(":"), inet_pton(AF_INET6, address, &v6) == 1 else { return address }
-        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            return bytes[12..<16].map(String.init).joined(separator: ".")
+        guard let hextets = ipv6Hextets(address) else { return address }
+        if hextets[0..<5].allSatisfy({ $0 == 0 }), hextets[5] == 0xFFFF {
+            return [hextets[6] >> 8, hextets[6] & 0xFF, hextets[7] >> 8, hextets[7] & 0xFF].map(String.init)
+                .joined(separator: ".")
         }
-        let hextets = stride(from: 0, to: 8, by: 2).map {
-            String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+        return hextets[0..<4].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
+    /// The eight 16-bit groups of an IPv6 address in text (`::` expanded, an IPv4 tail as two groups), or nil when
+    /// `text` is not one.
+    static func ipv6Hextets(_ text: String) -> [UInt16]? {
+        guard text.contains(":") else { return nil }
+        func groups(_ part: Substring) -> [UInt16]? {
+            guard !part.isEmpty else { return [] }
+            var result: [UInt16] = []
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (index, piece) in pieces.enumerated() {
+                if index == pieces.count - 1, piece.contains(".") {
+                    let octets = piece.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
+                    guard octets.count == 4 else { return nil }
+                    result += [UInt16(octets[0]) << 8 | UInt16(octets[1]), UInt16(octets[2]) << 8 | UInt16(octets[3])]
+                } else {
+                    guard (1...4).contains(piece.count), let value = UInt16(piece, radix: 16) else { return nil }
+                    result.append(value)
+                }
+            }
+            return result
         }
-        return hextets.joined(separator: ":") + "::/64"
+        let halves = text.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let head = groups(halves[0]) else { return nil }
+        if halves.count == 1 { return head.count == 8 ? head : nil }
+        guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
+        return head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
     }
 
     /// `overflowKey` names the bucket clients share when the table is full (the route's).

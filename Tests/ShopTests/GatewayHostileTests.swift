@@ -482,5 +482,13 @@ struct RateLimiterKeyTests {
         #expect(RateLimiter.clientKey("2001:db8:1:2::1") != RateLimiter.clientKey("2001:db8:1:3::1"))
         #expect(RateLimiter.clientKey("::ffff:192.0.2.7") == "192.0.2.7")
         #expect(RateLimiter.clientKey(nil) == "?")
+        #expect(RateLimiter.clientKey("::1") == "0:0:0:0::/64")
+        #expect(
+            RateLimiter.ipv6Hextets("2001:db8::8:800:200c:417a") == [0x2001, 0xdb8, 0, 0, 8, 0x800, 0x200c, 0x417a])
+        #expect(RateLimiter.ipv6Hextets("::ffff:1.2.3.4") == [0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304])
+        #expect(RateLimiter.ipv6Hextets("1:2:3:4:5:6:7:8") == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(RateLimiter.ipv6Hextets("1::2::3") == nil)
+        #expect(RateLimiter.ipv6Hextets("12345::") == nil)
+        #expect(RateLimiter.ipv6Hextets("1.2.3.4") == nil)
     }
 }
