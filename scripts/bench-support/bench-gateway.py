@@ -7,7 +7,8 @@ The upstream is one nginx worker answering a fixed 32-byte JSON body. The proxie
 pool upstream) and APIGateway (release) on the same route and rewrite, and APIGateway again with JWT auth and a
 rate limit on the route (a bucket large enough never to refuse), to show what the features cost. Each round runs
 wrk -t1 -c32 against each proxy in turn (ROUNDS rounds, DURATION seconds each, after a warm-up); the order rotates
-every round. CPU per request is user+sys time of the proxy's processes from /proc, divided by the requests wrk
+every round. With BASELINE=PATH, a second APIGateway binary (an earlier commit's release build) runs the plain route
+too, in the same rounds. CPU per request is user+sys time of the proxy's processes from /proc, divided by the requests wrk
 completed: it does not depend on how the two cores are shared, so it is the stable figure on this machine.
 """
 import base64
@@ -116,7 +117,8 @@ def wrk(url, seconds, headers=()):
 
 
 def main():
-    upstream_port, nginx_port, gateway_port, featured_port = (free_port() for _ in range(4))
+    upstream_port, nginx_port, gateway_port, featured_port, baseline_port = (free_port() for _ in range(5))
+    baseline = os.environ.get("BASELINE")
     processes = []
     try:
         nginx_conf(f"{WORK}/upstream", 1, f"server {{ listen 127.0.0.1:{upstream_port}; location / {{ "
@@ -132,13 +134,16 @@ def main():
                               "url": f"http://127.0.0.1:{upstream_port}"},
                  "auth": None, "timeoutMilliseconds": 5000, "maxBodyBytes": 1048576}
         featured = dict(route, auth="jwt", rateLimit={"rps": 1e9, "burst": 1000000000})
-        for port, table in ((gateway_port, {"routes": [route]}),
-                            (featured_port, {"jwt": {"algorithm": "HS256", "issuer": "bench"}, "routes": [featured]})):
+        gateways = [(GATEWAY, gateway_port, {"routes": [route]}),
+                    (GATEWAY, featured_port, {"jwt": {"algorithm": "HS256", "issuer": "bench"}, "routes": [featured]})]
+        if baseline:
+            gateways.append((baseline, baseline_port, {"routes": [route]}))
+        for binary, port, table in gateways:
             with open(f"{WORK}/routes-{port}.json", "w") as f:
                 json.dump(table, f)
             environment = dict(os.environ, PORT=str(port), ROUTES_FILE=f"{WORK}/routes-{port}.json",
                                LOG_LEVEL="warning", REQUEST_LOG_LEVEL="debug", JWT_SECRET=SECRET)
-            processes.append(subprocess.Popen([GATEWAY], env=environment, stdout=open(f"{WORK}/gateway-{port}.log", "w"),
+            processes.append(subprocess.Popen([binary], env=environment, stdout=open(f"{WORK}/gateway-{port}.log", "w"),
                                               stderr=subprocess.STDOUT))
         bearer = f"Authorization: Bearer {token()}"
         wait_for(f"http://127.0.0.1:{upstream_port}/users/7")
@@ -151,6 +156,9 @@ def main():
             ("APIGateway", gateway_port, lambda: [processes[2].pid], ()),
             ("APIGateway + JWT + rate limit", featured_port, lambda: [processes[3].pid], (bearer,)),
         ]
+        if baseline:
+            wait_for(f"http://127.0.0.1:{baseline_port}/api/users/7")
+            targets.append(("APIGateway, baseline build", baseline_port, lambda: [processes[4].pid], ()))
         results = {name: [] for name, *_ in targets}
         for name, port, _, headers in targets:
             wrk(f"http://127.0.0.1:{port}/api/users/7", 3, headers)  # warm-up
