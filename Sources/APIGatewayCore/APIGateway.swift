@@ -337,6 +337,19 @@ struct GatewayProxy: RouterMiddleware {
     static func isSendable(_ value: String) -> Bool {
         value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
+    /// Whether the client, not the upstream, made this request fail, so that it must not count against the
+    /// upstream's breaker (one client must not open it for everyone): a body over the limit, a body that broke off or
+    /// ended short of its `Content-Length`, or the route's timeout passing while the upstream was waiting for the
+    /// client's next bytes. An upstream that refuses the connection or fails mid-upload is still the upstream's fault.
+    static func isClientCaused(_ error: any Error, _ progress: BodyProgress) -> Bool {
+        if let error = error as? GatewayError, error.code == .bodyTooLarge || error.code == .clientBody { return true }
+        if progress.clientFailed { return true }
+        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout {
+            return progress.waitingForClient
+        }
+        return false
+    }
+
     /// RFC 7239 `Forwarded` for a client at `peer` that asked for `host`; the host is a quoted string.
     static func forwarded(peer: String, host: String?) -> String {
         var value = "for=" + (peer.contains(":") ? "\"[\(peer)]\"" : peer) + ";proto=http"
@@ -407,15 +420,7 @@ struct GatewayProxy: RouterMiddleware {
 
         func send() async throws -> HTTPClientResponse {
             do {
-                // What the client caused (a body too large, aborted or too slow to arrive) never counts against the
-                // upstream: one client must not open the breaker for everyone.
-                let clientCaused: @Sendable (any Error) -> Bool = { error in
-                    if let error = error as? GatewayError, error.code == .bodyTooLarge || error.code == .clientBody {
-                        return true
-                    }
-                    return progress.clientFailed || (hasBody && !progress.finished)
-                }
-                return try await breaker.run(isFailure: { !clientCaused($0) }) {
+                return try await breaker.run(isFailure: { !Self.isClientCaused($0, progress) }) {
                     var attempt = 0
                     while true {
                         attempt += 1
@@ -460,7 +465,7 @@ struct GatewayProxy: RouterMiddleware {
                 throw ServiceError(
                     .contentTooLarge, code: "payload-too-large",
                     message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
-            } catch  where progress.clientFailed || (hasBody && !progress.finished) {
+            } catch let error where Self.isClientCaused(error, progress) {
                 // The client stopped sending its body (it went away, or was too slow for the route's timeout).
                 throw ServiceError(
                     .requestTimeout, code: "request-body-incomplete",
@@ -527,10 +532,10 @@ final class BodyProgress: Sendable {
 
     private let state = Mutex(State())
 
-    /// The whole body arrived.
-    var finished: Bool { state.withLock { $0.finished } }
     /// Reading the body from the client failed (it went away, or sent something that is not a body).
     var clientFailed: Bool { state.withLock { $0.failed } }
+    /// A read is waiting for the client's next bytes.
+    var waitingForClient: Bool { state.withLock { $0.reading && !$0.finished } }
 
     /// Starts a read, unless the gateway is done with the body.
     func beginRead() -> Bool {

@@ -369,6 +369,30 @@ struct GatewayHostileTrafficTests {
         }
     }
 
+    /// The other side of the same rule: an upstream that refuses connections is the upstream's fault for requests
+    /// with a body too, and opens its breaker (the body was never asked for).
+    @Test func anUnreachableUpstreamOpensTheBreakerForUploadsToo() async throws {
+        let closed = try ChildProcess.freePort()
+        let directory = try ExternalTool.temporaryDirectory("gateway-closed")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("routes.json")
+        try Data(
+            """
+            {"gateway":"api-gateway","jwt":null,"routes":[\(route("/api/gone", rewrite: "/echo"))]}
+            """.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(closed)").utf8
+        ).write(to: file)
+        let gateway = try await RunningService(
+            "APIGateway", port: try ChildProcess.freePort(),
+            environment: ["ROUTES_FILE": file.path, "LOG_LEVEL": "warning"], directory: directory)
+        defer { gateway.process.signal(SIGKILL) }
+        var codes: [String] = []
+        for _ in 0..<14 {
+            codes.append(try await call(.POST, gateway.url + "/api/gone", json: #"{"a":1}"#).errorCode ?? "?")
+        }
+        #expect(codes.first == "upstream-unreachable")
+        #expect(codes.last == "circuit-open", "\(codes)")
+    }
+
     /// Headers named in `Connection` are dropped; forwarding headers are the gateway's own unless the peer is a
     /// trusted proxy; a 401 does not say which issuer or audience is expected.
     @Test func forwardingAndHopByHopHeaders() async throws {
