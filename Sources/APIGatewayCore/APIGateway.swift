@@ -323,9 +323,9 @@ struct GatewayProxy: RouterMiddleware {
     ]
 
     /// The names a `Connection` header lists: hop-by-hop for this message only (RFC 9110 §7.6.1).
-    static func connectionOptions(_ fields: some Sequence<(String, String)>) -> Set<String> {
+    static func connectionOptions(_ values: [String]) -> Set<String> {
         var names: Set<String> = []
-        for (name, value) in fields where name.lowercased() == "connection" {
+        for value in values {
             for token in value.split(separator: ",") {
                 names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
             }
@@ -378,7 +378,7 @@ struct GatewayProxy: RouterMiddleware {
         let target = RouteTable.rewrite(path: path, query: request.uri.query, route: route)
         let peer = context.remoteAddress?.ipAddress
         let fromTrustedProxy = peer.map(trustedProxies.contains) ?? false
-        let options = Self.connectionOptions(request.headers.lazy.map { ($0.name.canonicalName, $0.value) })
+        let options = Self.connectionOptions(request.headers[values: .connection])
         var headers = HTTPHeaders()
         for field in request.headers {
             let name = field.name.canonicalName
@@ -495,11 +495,10 @@ struct GatewayProxy: RouterMiddleware {
         }
         if hasBody { await progress.close() }
         var responseHeaders = HTTPFields()
-        let responseOptions = Self.connectionOptions(response.headers.lazy.map { ($0.name, $0.value) })
-        for header in response.headers
-        where !Self.droppedResponseHeaders.contains(header.name.lowercased())
-            && !responseOptions.contains(header.name.lowercased())
-        {
+        let responseOptions = Self.connectionOptions(response.headers["connection"])
+        for header in response.headers {
+            let lowercased = header.name.lowercased()
+            if Self.droppedResponseHeaders.contains(lowercased) || responseOptions.contains(lowercased) { continue }
             if let name = HTTPField.Name(header.name) {
                 responseHeaders.append(HTTPField(name: name, value: header.value))
             }

@@ -81,51 +81,36 @@ import Testing
         let redis = try #require(test.redis)
         let client = try RedisClient(url: redis.url)
         try await client.command("SET", EventEnvelope.stream(for: "a.happened"), "not a stream")
-        let database = try ServiceDatabase(
-            url: "sqlite://" + test.directory.appendingPathComponent("producer.sqlite").path, password: nil,
-            defaultFile: "", migrations: [CreateOutbox()], logger: Logger(label: "test"))
-        try await closing(database, close: { await $0.shutdown() }) { database in
-            try await database.migrate()
-            let outbox = Outbox(types: ["a.happened", "b.happened"])
-            let relay = OutboxRelay(
-                outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
-            let running = Task { try await relay.run() }
-            try await closing(
-                running,
-                close: {
-                    $0.cancel(); _ = await $0.result
+        try await withRelay(test, types: ["a.happened", "b.happened"]) { database, outbox in
+            for number in 0..<6 {
+                try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
+                    try await events.publish(number % 2 == 0 ? "a.happened" : "b.happened", ["n": number])
                 }
-            ) { _ in
-                for number in 0..<6 {
-                    try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
-                        try await events.publish(number % 2 == 0 ? "a.happened" : "b.happened", ["n": number])
-                    }
-                }
-                let reader = try await test.location.connect()
-                func numbers(_ type: String) async throws -> [Int] {
-                    try await reader.messages(stream: EventEnvelope.stream(for: type), limit: 100)
-                        .compactMap { EventEnvelope(fields: $0.fields) }
-                        .compactMap { try? $0.decode([String: Int].self)["n"] }
-                }
-                var published: [Int] = []
-                _ = try await eventually(.seconds(60), every: .milliseconds(100)) {
-                    published = try await numbers("b.happened")
-                    return published.count >= 3
-                }
-                #expect(published == [1, 3, 5], "the other type waited behind the refused stream")
-                #expect(
-                    try await client.command("TYPE", EventEnvelope.stream(for: "a.happened")) == .simpleString("string")
-                )
-                try await client.command("DEL", EventEnvelope.stream(for: "a.happened"))
-                var held: [Int] = []
-                // The backoff is at most 30 s; it is short here.
-                _ = await eventually(.seconds(60), every: .milliseconds(100)) {
-                    held = (try? await numbers("a.happened")) ?? []
-                    return held.count >= 3
-                }
-                #expect(held == [0, 2, 4])
-                await reader.close()
             }
+            let reader = try await test.location.connect()
+            func numbers(_ type: String) async throws -> [Int] {
+                try await reader.messages(stream: EventEnvelope.stream(for: type), limit: 100)
+                    .compactMap { EventEnvelope(fields: $0.fields) }
+                    .compactMap { try? $0.decode([String: Int].self)["n"] }
+            }
+            var published: [Int] = []
+            _ = try await eventually(.seconds(60), every: .milliseconds(100)) {
+                published = try await numbers("b.happened")
+                return published.count >= 3
+            }
+            #expect(published == [1, 3, 5], "the other type waited behind the refused stream")
+            #expect(
+                try await client.command("TYPE", EventEnvelope.stream(for: "a.happened")) == .simpleString("string")
+            )
+            try await client.command("DEL", EventEnvelope.stream(for: "a.happened"))
+            var held: [Int] = []
+            // The backoff is at most 30 s; it is short here.
+            _ = await eventually(.seconds(60), every: .milliseconds(100)) {
+                held = (try? await numbers("a.happened")) ?? []
+                return held.count >= 3
+            }
+            #expect(held == [0, 2, 4])
+            await reader.close()
         }
         await client.close()
     }

@@ -69,6 +69,30 @@ enum BrokerKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 }
 
 /// A broker for one test, and what to remove after it.
+/// An SQLite producer database with the outbox and its relay running to `test`'s broker; the relay is cancelled and
+/// the database shut down afterwards, also when `body` fails.
+func withRelay(
+    _ test: TestBroker, types: [String], _ body: (ServiceDatabase, Outbox) async throws -> Void
+) async throws {
+    let database = try ServiceDatabase(
+        url: "sqlite://" + test.directory.appendingPathComponent("producer.sqlite").path, password: nil,
+        defaultFile: "", migrations: [CreateOutbox()], logger: Logger(label: "test"))
+    try await closing(database, close: { await $0.shutdown() }) { database in
+        try await database.migrate()
+        let outbox = Outbox(types: types)
+        let relay = OutboxRelay(
+            outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
+        try await closing(
+            Task { try await relay.run() },
+            close: {
+                $0.cancel(); _ = await $0.result
+            }
+        ) { _ in
+            try await body(database, outbox)
+        }
+    }
+}
+
 final class TestBroker: Sendable {
     let location: BrokerLocation
     let redis: RedisServer?
@@ -295,52 +319,37 @@ final class Handled: Sendable {
         defer { test.remove() }
         let redis = try #require(test.redis)
         await redis.stop()
-        let database = try ServiceDatabase(
-            url: "sqlite://" + test.directory.appendingPathComponent("producer.sqlite").path, password: nil,
-            defaultFile: "", migrations: [CreateOutbox()], logger: Logger(label: "test"))
-        try await closing(database, close: { await $0.shutdown() }) { database in
-            try await database.migrate()
-            let outbox = Outbox(types: ["thing.happened"])
-            let relay = OutboxRelay(
-                outbox: outbox, database: database, broker: test.location, logger: Logger(label: "relay"))
-            let running = Task { try await relay.run() }
-            try await closing(
-                running,
-                close: {
-                    $0.cancel(); _ = await $0.result
+        try await withRelay(test, types: ["thing.happened"]) { database, outbox in
+            for number in 0..<20 {
+                try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
+                    try await events.publish("thing.happened", ["n": number])
                 }
-            ) { _ in
-                for number in 0..<20 {
-                    try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
-                        try await events.publish("thing.happened", ["n": number])
-                    }
-                }
-                // A transaction that fails publishes nothing.
-                await #expect(throws: CancellationError.self) {
-                    try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
-                        try await events.publish("thing.happened", ["n": -1])
-                        throw CancellationError()
-                    }
-                }
-                try await Task.sleep(for: .milliseconds(300))
-                let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(
-                    \.$publishedAt == nil
-                ).count()
-                #expect(waiting == 20)
-                try await redis.start()
-                let reader = try await test.location.connect()
-                var messages: [StreamDelivery] = []
-                _ = try await eventually(.seconds(60), every: .milliseconds(100)) {  // the relay's backoff is ≤ 5 s
-                    messages = try await reader.messages(
-                        stream: EventEnvelope.stream(for: "thing.happened"), limit: 100)
-                    return messages.count >= 20
-                }
-                let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map {
-                    try? $0.decode([String: Int].self)["n"]
-                }
-                #expect(numbers == (0..<20).map { $0 }, "all, in order, once")
-                await reader.close()
             }
+            // A transaction that fails publishes nothing.
+            await #expect(throws: CancellationError.self) {
+                try await outbox.transaction(on: database.database(logger: Logger(label: "test"))) { _, events in
+                    try await events.publish("thing.happened", ["n": -1])
+                    throw CancellationError()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let waiting = try await OutboxRow.query(on: database.database(logger: Logger(label: "test"))).filter(
+                \.$publishedAt == nil
+            ).count()
+            #expect(waiting == 20)
+            try await redis.start()
+            let reader = try await test.location.connect()
+            var messages: [StreamDelivery] = []
+            _ = try await eventually(.seconds(60), every: .milliseconds(100)) {  // the relay's backoff is ≤ 5 s
+                messages = try await reader.messages(
+                    stream: EventEnvelope.stream(for: "thing.happened"), limit: 100)
+                return messages.count >= 20
+            }
+            let numbers = messages.compactMap { EventEnvelope(fields: $0.fields) }.map {
+                try? $0.decode([String: Int].self)["n"]
+            }
+            #expect(numbers == (0..<20).map { $0 }, "all, in order, once")
+            await reader.close()
         }
     }
 }
