@@ -25,6 +25,11 @@ public enum ServiceVariable {
     public static let jwtAlgorithm = "JWT_ALGORITHM"
     public static let jwtIssuer = "JWT_ISSUER"
     public static let jwtAudience = "JWT_AUDIENCE"
+    /// The port of the built-in gateway's second listener, on the same host, which serves `/metrics`, `/health` and
+    /// `/ready`: the public port never serves `/metrics`. Without it, the gateway serves no metrics.
+    public static let metricsPort = "METRICS_PORT"
+    /// The `METRICS_PORT` orchestrate gives the built-in gateway (or the next port, when the gateway's own is this).
+    public static let defaultMetricsPort = 9100
     /// `HOST:PORT` of the supervisor's DNS server under `orchestrate up`.
     public static let dnsServer = "ORCHESTRATE_DNS"
     /// Where OpenTelemetry data goes.

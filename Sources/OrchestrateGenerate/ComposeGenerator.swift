@@ -286,7 +286,7 @@ struct ComposeGenerator {
     private func prometheusContext() -> [String: Any] {
         [
             "jobs": spec.services.compactMap { service -> [String: String]? in
-                guard let port = service.port?.value else { return nil }
+                guard let port = Topology.gatewayMetricsPort(of: service) ?? service.port?.value else { return nil }
                 return ["name": Y.yaml(service.name.value), "host": Y.yaml(service.name.value), "port": String(port)]
             }
         ]

@@ -67,7 +67,7 @@ extension Topology {
     private static let fixedNames: Set<String> = Set(
         runtimeVariables + [
             ServiceVariable.port, ServiceVariable.databasePassword, ServiceVariable.brokerPassword,
-            ServiceVariable.jwtSecret,
+            ServiceVariable.jwtSecret, ServiceVariable.metricsPort,
             ServiceVariable.jwtAlgorithm, ServiceVariable.jwtIssuer, ServiceVariable.jwtAudience,
         ])
 
@@ -108,6 +108,9 @@ extension Topology {
         }
         if let gateway = spec.gateway, gateway.service.value == service.name.value {
             entries.append(.init(name: V.routesFile, source: .derived(.routesFile), origin: "gateway"))
+            if let metricsPort = gatewayMetricsPort(of: service) {
+                entries.append(.init(name: V.metricsPort, source: .value(String(metricsPort)), origin: "builtin"))
+            }
             if let jwt = gateway.jwt {
                 entries.append(.init(name: V.jwtSecret, source: secret(jwt.secret), origin: "gateway.jwt"))
                 entries.append(
@@ -128,6 +131,14 @@ extension Topology {
             }
         }
         return entries
+    }
+
+    /// The port where the built-in gateway serves `/metrics`; nil for any other service, which serves it on its own
+    /// port.
+    public static func gatewayMetricsPort(of service: Service) -> Int? {
+        guard service.builtin?.value == .gateway else { return nil }
+        let port = ServiceVariable.defaultMetricsPort
+        return service.port?.value == port ? port + 1 : port
     }
 
     static func secret(_ reference: SecretReference) -> EnvironmentEntry.Source {
