@@ -207,13 +207,19 @@ let package = Package(
         ),
     ] + shopService("UserService") + shopService("PaymentService", events: true)
         + shopService("OrderService", events: true) + shopService("NotificationService", events: true) + [
-            // The gateway: the same shape, with jwt-kit and AsyncHTTPClient.
+            // The gateway: jwt-kit, and its own NIO handlers on Hummingbird's server.
             .target(
                 name: "APIGatewayCore",
                 dependencies: [
                     "ServiceKit", "OrchestrateContract", .product(name: "JWTKit", package: "jwt-kit"),
                     .product(name: "Hummingbird", package: "hummingbird"),
-                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                    .product(name: "HummingbirdCore", package: "hummingbird"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Tracing", package: "swift-distributed-tracing"),
+                    .product(name: "Logging", package: "swift-log"),
                 ],
                 swiftSettings: swiftSettings
             ),

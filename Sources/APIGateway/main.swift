@@ -1,4 +1,6 @@
 import APIGatewayCore
+import Hummingbird
 import ServiceKit
 
-await ServiceMain.main(APIGateway.definition, context: GatewayRequestContext.self, routes: APIGateway.routes)
+await ServiceMain.main(
+    APIGateway.definition, context: BasicRequestContext.self, server: APIGateway.server, routes: APIGateway.routes)

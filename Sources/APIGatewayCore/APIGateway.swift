@@ -1,64 +1,83 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 public import Hummingbird
+public import HummingbirdCore
 import JWTKit
 import Logging
-public import NIOCore
+import NIOCore
 import NIOHTTP1
 import OrchestrateContract
 public import ServiceKit
 import Synchronization
 
-/// The request context of the gateway: the client's address, for rate limits and `X-Forwarded-For`.
-public struct GatewayRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
-    }
-}
-
 /// api-gateway: the only way in. Matches the route table by longest whole-segment prefix, checks JWTs, limits rates
-/// and body sizes, and proxies with streaming bodies over pooled connections, with a deadline and a circuit breaker
-/// per upstream, spreading load over every address an upstream's name resolves to.
+/// and body sizes, and proxies with streaming bodies over kept-alive connections, with a deadline and a circuit
+/// breaker per upstream, spreading load over every address an upstream's name resolves to. Every request is handled
+/// on the event loop of its connection (`ProxyHandler`), without a task per request.
 ///
 /// Configuration: `ROUTES_FILE` (default `gateway/routes.json`), `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY` (RS256,
 /// PEM), `JWT_ALGORITHM`, `JWT_ISSUER`, `JWT_AUDIENCE` (override the table's), `<SERVICE>_URL` to point a route's
 /// upstream elsewhere (`USER_SERVICE_URL=http://127.0.0.1:3001`), `INTERNAL_TOKEN` (sent upstream),
 /// `TRUSTED_PROXIES` (comma-separated addresses of proxies in front of the gateway whose `X-Forwarded-For` it
 /// believes; without it, the client is the peer of the connection and the client's own forwarding headers are
-/// replaced), `RATE_LIMIT_MAX_CLIENTS` (default 100,000 rate-limit buckets; past it, new clients share one).
+/// replaced), `RATE_LIMIT_MAX_CLIENTS` (default 100,000 rate-limit buckets; past it, new clients share one),
+/// `METRICS_PORT` (where `/metrics` is served, on the same host; the public port never serves it), and
+/// ServiceKit's `HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT` and `HTTP_MAX_HEADER_BYTES`.
 public enum APIGateway {
     public static let definition = ServiceDefinition(name: "api-gateway", defaultPort: 3000)
 
-    public static func routes(runtime: ServiceRuntime, router: Router<GatewayRequestContext>) async throws {
+    /// The gateway's server: its own HTTP/1 channel (`GatewayChannel`) in place of the router's.
+    public static func server(runtime: ServiceRuntime) async throws -> HTTPServerBuilder {
         let proxy = try await GatewayProxy(runtime: runtime)
-        router.middlewares.add(proxy)
+        return HTTPServerBuilder { _ in GatewayChannel(proxy: proxy) }
     }
+
+    /// The router `ServiceMain` builds is never asked: `server` answers everything, `/health` and `/ready` too.
+    public static func routes(runtime: ServiceRuntime, router: Router<BasicRequestContext>) async throws {}
 }
 
-/// Answers every request that matches a route; the rest fall through to the router (health, readiness, metrics,
-/// and a JSON 404).
-struct GatewayProxy: RouterMiddleware {
-    typealias Context = GatewayRequestContext
-
+/// What the gateway knows, shared by every connection: the route table, keys, limits and upstreams, and the checks
+/// that need nothing but a request head.
+final class GatewayProxy: Sendable {
     let table: RouteTable
     let keys: JWTKeyCollection?
     let issuer: String?
     let audience: String?
     /// The claim path of the roles, split at its dots.
     let rolesClaim: [String]
-    let upstreams: [String: (scheme: String, host: String, port: Int?)]
+    let upstreams: [String: Upstream]
     let resolver: UpstreamResolver
-    let httpClient: HTTPClient
     let client: ServiceClient
     let limiter: RateLimiter
     let internalToken: String?
     /// Peers whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
     let trustedProxies: Set<String>
+    let runtime: ServiceRuntime
+    let limits: ServerLimits
+    let logger: Logger
+    let requestLogLevel: Logger.Level
+    /// Per route, in the order of `table.routes`: what is computed once rather than per request.
+    let prepared: [PreparedRoute]
+    let tokens: VerifiedTokens
+    let loops = LoopStates()
+
+    /// Where a route's requests go.
+    struct Upstream: Sendable {
+        var scheme: String
+        var host: String
+        var port: Int?
+        /// `Host` as the upstream is sent it.
+        var authority: String
+    }
+
+    /// A route with its upstream and breaker looked up.
+    struct PreparedRoute: Sendable {
+        let route: RouteTable.Route
+        let index: Int
+        let upstream: Upstream
+        let breaker: CircuitBreaker
+        let allowed: String
+    }
 
     init(runtime: ServiceRuntime, table: RouteTable? = nil) async throws {
         let environment = runtime.environment
@@ -86,7 +105,7 @@ struct GatewayProxy: RouterMiddleware {
         } else {
             keys = nil
         }
-        var upstreams: [String: (scheme: String, host: String, port: Int?)] = [:]
+        var upstreams: [String: Upstream] = [:]
         for route in self.table.routes {
             let variable = ServiceVariable.url(of: route.upstream.service)
             let url = environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? route.upstream.url
@@ -95,9 +114,19 @@ struct GatewayProxy: RouterMiddleware {
             else {
                 throw ServiceKitError.configuration(variable, "must be an http:// URL, not \"\(url)\"")
             }
-            upstreams[route.upstream.service] = (scheme, host, components.port)
+            guard scheme == "http" else {
+                throw ServiceKitError.configuration(variable, "must be an http:// URL, not \"\(url)\"")
+            }
+            upstreams[route.upstream.service] = Upstream(
+                scheme: scheme, host: host, port: components.port,
+                authority: components.port.map { "\(host):\($0)" } ?? host)
         }
         self.upstreams = upstreams
+        self.runtime = runtime
+        limits = runtime.serverLimits
+        logger = runtime.logger
+        requestLogLevel = runtime.requestLogLevel
+        tokens = VerifiedTokens()
         resolver = UpstreamResolver(
             dns: try runtime.configuration.dnsServer.map { server in
                 do {
@@ -106,7 +135,6 @@ struct GatewayProxy: RouterMiddleware {
                     throw ServiceKitError.configuration(ServiceVariable.dnsServer, "is not an IP address and port")
                 }
             })
-        httpClient = runtime.httpClient
         client = runtime.client
         internalToken = runtime.configuration.internalToken
         var trusted: Set<String> = []
@@ -123,6 +151,17 @@ struct GatewayProxy: RouterMiddleware {
             throw ServiceKitError.configuration("RATE_LIMIT_MAX_CLIENTS", "must be a positive number of clients")
         }
         limiter = RateLimiter(maxClients: maxClients)
+        prepared = self.table.routes.enumerated().map { index, route in
+            PreparedRoute(
+                route: route, index: index, upstream: upstreams[route.upstream.service]!,
+                breaker: runtime.client.breaker(for: route.upstream.service),
+                allowed: route.methods.joined(separator: ", "))
+        }
+    }
+
+    /// The route for a normalized path.
+    func route(for path: String) -> PreparedRoute? {
+        table.index(for: path).map { prepared[$0] }
     }
 
     static func makeKeys(algorithm: String, environment: [String: String]) async throws -> JWTKeyCollection {
@@ -188,9 +227,9 @@ struct GatewayProxy: RouterMiddleware {
 
     /// The client this request comes from: the connection's peer, or, when the peer is a trusted proxy, the last
     /// address in `X-Forwarded-For` that is not one.
-    func clientAddress(_ request: Request, context: Context) -> String? {
-        guard let peer = context.remoteAddress?.ipAddress else { return nil }
-        guard trustedProxies.contains(peer), let forwarded = request.headers[.xForwardedFor] else { return peer }
+    func clientAddress(peer: String?, forwardedFor: String?) -> String? {
+        guard let peer else { return nil }
+        guard trustedProxies.contains(peer), let forwarded = forwardedFor else { return peer }
         let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         for hop in hops.reversed() where !trustedProxies.contains(hop) {
             return (try? SocketAddress(ipAddress: hop, port: 0))?.ipAddress ?? peer
@@ -198,52 +237,8 @@ struct GatewayProxy: RouterMiddleware {
         return peer
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        let path: String
-        switch RequestPath.normalize(request.uri.path) {
-        case .success(let normalized): path = normalized
-        case .failure(let refusal): throw ServiceError(.badRequest, code: "bad-path", message: refusal.message)
-        }
-        guard let route = table.route(for: path) else { return try await next(request, context) }
-        context.coreContext.endpointPath.value = route.prefix
-        if !route.methods.isEmpty, !route.methods.contains(request.method.rawValue) {
-            var error = ServiceError(
-                .methodNotAllowed, code: "method-not-allowed",
-                message: "\(route.prefix) accepts \(route.methods.joined(separator: ", "))")
-            error.headers[.allow] = route.methods.joined(separator: ", ")
-            throw error
-        }
-        var caller: Caller?
-        if route.requiresJWT {
-            caller = try await authenticate(request)
-        }
-        let subject = caller?.subject
-        if let limit = route.rateLimit {
-            let client =
-                subject.map { "sub:" + $0 } ?? "ip:" + RateLimiter.clientKey(clientAddress(request, context: context))
-            let decision = limiter.take(
-                key: route.prefix + "|" + client, overflowKey: route.prefix, rps: limit.rps, burst: limit.burst)
-            guard decision.allowed else {
-                var headers = HTTPFields()
-                headers[.retryAfter] = String(decision.retryAfterSeconds)
-                throw ServiceError(
-                    .tooManyRequests, code: "rate-limited",
-                    message: "too many requests to \(route.prefix): \(limit.rps) a second, bursts of \(limit.burst)",
-                    headers: headers)
-            }
-        }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > route.maxBodyBytes {
-            throw ServiceError(
-                .contentTooLarge, code: "payload-too-large",
-                message: "the body is \(length) bytes; \(route.prefix) accepts at most \(route.maxBodyBytes)")
-        }
-        return try await forward(request, path: path, context: context, route: route, caller: caller)
-    }
-
     /// The token's subject and roles, or a 401 with `WWW-Authenticate` saying what is wrong.
-    func authenticate(_ request: Request) async throws -> Caller {
+    func authenticate(_ authorization: String?) async throws -> (caller: Caller, expires: Date) {
         func refuse(_ description: String, error: String? = "invalid_token") -> ServiceError {
             var headers = HTTPFields()
             var challenge = "Bearer realm=\"api\""
@@ -251,7 +246,7 @@ struct GatewayProxy: RouterMiddleware {
             headers[.wwwAuthenticate] = challenge
             return ServiceError(.unauthorized, code: "unauthorized", message: description, headers: headers)
         }
-        guard let header = request.headers[.authorization] else {
+        guard let header = authorization else {
             throw refuse("a bearer token is required", error: nil)
         }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
@@ -282,7 +277,8 @@ struct GatewayProxy: RouterMiddleware {
         guard CallerHeaders.isValidSubject(claims.sub.value) else {
             throw refuse("the token's subject is empty, longer than 255 bytes or holds control characters")
         }
-        return Caller(subject: claims.sub.value, roles: Self.roles(inVerifiedToken: token, at: rolesClaim))
+        let caller = Caller(subject: claims.sub.value, roles: Self.roles(inVerifiedToken: token, at: rolesClaim))
+        return (caller, claims.exp.value)
     }
 
     /// The roles at `path` in the payload of a token whose signature was checked: a list of strings, or one string
@@ -337,18 +333,6 @@ struct GatewayProxy: RouterMiddleware {
     static func isSendable(_ value: String) -> Bool {
         value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
-    /// Whether the client, not the upstream, made this request fail, so that it must not count against the
-    /// upstream's breaker (one client must not open it for everyone): a body over the limit, a body that broke off or
-    /// ended short of its `Content-Length`, or the route's timeout passing while the upstream was waiting for the
-    /// client's next bytes. An upstream that refuses the connection or fails mid-upload is still the upstream's fault.
-    static func isClientCaused(_ error: any Error, _ progress: BodyProgress) -> Bool {
-        if let error = error as? GatewayError, error.code == .bodyTooLarge || error.code == .clientBody { return true }
-        if progress.clientFailed { return true }
-        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout {
-            return progress.waitingForClient
-        }
-        return false
-    }
 
     /// RFC 7239 `Forwarded` for a client at `peer` that asked for `host`; the host is a quoted string.
     static func forwarded(peer: String, host: String?) -> String {
@@ -364,258 +348,8 @@ struct GatewayProxy: RouterMiddleware {
         return value
     }
 
+    /// Hop-by-hop response headers, and the upstream's `Server`.
     static let droppedResponseHeaders: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
-        "server", "content-length",
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "server",
     ]
-
-    func forward(_ request: Request, path: String, context: Context, route: RouteTable.Route, caller: Caller?)
-        async throws -> Response
-    {
-        guard let upstream = upstreams[route.upstream.service] else {
-            throw ServiceError(.badGateway, code: "no-upstream", message: "no upstream for \(route.prefix)")
-        }
-        let target = RouteTable.rewrite(path: path, query: request.uri.query, route: route)
-        let peer = context.remoteAddress?.ipAddress
-        let fromTrustedProxy = peer.map(trustedProxies.contains) ?? false
-        let options = Self.connectionOptions(request.headers[values: .connection])
-        var headers = HTTPHeaders()
-        for field in request.headers {
-            let name = field.name.canonicalName
-            if Self.droppedRequestHeaders.contains(name) || options.contains(name) { continue }
-            if Self.forwardingHeaders.contains(name), !fromTrustedProxy { continue }
-            // A value the upstream would refuse is the client's mistake: refused here, before the breaker sees it.
-            guard Self.isSendable(field.value) else {
-                throw ServiceError(
-                    .badRequest, code: "bad-header",
-                    message: "the \(field.name.rawName) header holds control characters")
-            }
-            headers.add(name: field.name.rawName, value: field.value)
-        }
-        headers.add(name: "Host", value: upstream.port.map { "\(upstream.host):\($0)" } ?? upstream.host)
-        if let id = RequestID.current, request.headers[RequestID.headerName] == nil {
-            headers.add(name: "X-Request-ID", value: id)
-        }
-        if let internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
-        for (name, value) in caller?.headers ?? [] { headers.add(name: name, value: value) }
-        if let peer {
-            let previous = fromTrustedProxy ? request.headers[.xForwardedFor] : nil
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(peer)" } ?? peer)
-            if !fromTrustedProxy {
-                headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-                headers.replaceOrAdd(name: "Forwarded", value: Self.forwarded(peer: peer, host: request.head.authority))
-                if let host = request.head.authority, Self.isSendable(host) {
-                    headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
-                }
-            }
-        }
-        let length = request.headers[.contentLength].flatMap(Int.init)
-        let progress = BodyProgress()
-        let body = LimitedBody(base: request.body, limit: route.maxBodyBytes, declared: length, progress: progress)
-        let hasBody = request.method != .get && (request.method != .head || length != nil) && length != 0
-        let deadline = NIODeadline.now() + .milliseconds(Int64(route.timeoutMilliseconds))
-        let idempotent = [.get, .head, .options, .put, .delete].contains(request.method)
-        let breaker = client.breaker(for: route.upstream.service)
-        let upstreamName = route.upstream.service
-
-        func send() async throws -> HTTPClientResponse {
-            do {
-                return try await breaker.run(isFailure: { !Self.isClientCaused($0, progress) }) {
-                    var attempt = 0
-                    while true {
-                        attempt += 1
-                        let endpoint = try await resolver.endpoint(host: upstream.host, port: upstream.port)
-                        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
-                        var outgoing = HTTPClientRequest(url: "\(upstream.scheme)://\(host):\(endpoint.port)\(target)")
-                        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
-                        outgoing.headers = headers
-                        if hasBody {
-                            outgoing.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
-                        }
-                        do {
-                            let answer = try await httpClient.execute(
-                                outgoing, deadline: deadline, logger: context.logger)
-                            // A 503 is the upstream's own answer that one of *its* dependencies is down (with
-                            // Retry-After): the upstream itself works, and its other endpoints may too, so it does not
-                            // count against it. Other 5xx do.
-                            if answer.status.code >= 500, answer.status.code != 503 {
-                                throw GatewayError(
-                                    .upstreamServerError, "\(upstreamName) answered \(answer.status.code)",
-                                    response: answer
-                                )
-                            }
-                            return answer
-                        } catch let error where ServiceClient.isConnectFailure(error) && idempotent && attempt < 3 {
-                            resolver.invalidate(host: upstream.host)
-                            context.logger.debug(
-                                "retrying after connect failure", metadata: ["upstream": "\(upstreamName)"])
-                        }
-                    }
-                }
-            } catch let error as GatewayError where error.code == .upstreamServerError {
-                // Counted against the upstream; its answer goes to the client as it is.
-                guard let answer = error.response else { throw error }
-                return answer
-            } catch let error as ServiceKitError where error.isRefusedByBreaker {
-                throw ServiceError.unavailable(
-                    "\(upstreamName) is failing; its circuit breaker is open",
-                    retryAfterSeconds: error.retryAfterSeconds,
-                    code: "circuit-open")
-            } catch let error as GatewayError where error.code == .bodyTooLarge {
-                throw ServiceError(
-                    .contentTooLarge, code: "payload-too-large",
-                    message: "the body is larger than \(route.maxBodyBytes) bytes, the limit of \(route.prefix)")
-            } catch let error where Self.isClientCaused(error, progress) {
-                // The client stopped sending its body (it went away, or was too slow for the route's timeout).
-                throw ServiceError(
-                    .requestTimeout, code: "request-body-incomplete",
-                    message: "the request body did not arrive in full within \(route.timeoutMilliseconds) ms")
-            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-                throw ServiceError(
-                    .gatewayTimeout, code: "upstream-timeout",
-                    message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
-            } catch {
-                if NIODeadline.now() >= deadline {
-                    throw ServiceError(
-                        .gatewayTimeout, code: "upstream-timeout",
-                        message: "\(upstreamName) did not answer within \(route.timeoutMilliseconds) ms")
-                }
-                context.logger.warning(
-                    "upstream failed", metadata: ["upstream": "\(upstreamName)", "error": "\(error)"])
-                throw ServiceError(.badGateway, code: "upstream-unreachable", message: "\(upstreamName) is unreachable")
-            }
-        }
-        // Nothing reads the client's body after this answer but Hummingbird (see BodyProgress).
-        let response: HTTPClientResponse
-        do {
-            response = try await send()
-        } catch {
-            if hasBody { await progress.close() }
-            throw error
-        }
-        if hasBody { await progress.close() }
-        var responseHeaders = HTTPFields()
-        let responseOptions = Self.connectionOptions(response.headers["connection"])
-        for header in response.headers {
-            let lowercased = header.name.lowercased()
-            if Self.droppedResponseHeaders.contains(lowercased) || responseOptions.contains(lowercased) { continue }
-            if let name = HTTPField.Name(header.name) {
-                responseHeaders.append(HTTPField(name: name, value: header.value))
-            }
-        }
-        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        if let length = response.headers.first(name: "content-length").flatMap(Int.init) {
-            responseHeaders[.contentLength] = String(length)
-        }
-        return Response(
-            status: status, headers: responseHeaders,
-            body: ResponseBody(asyncSequence: response.body))
-    }
-}
-
-/// How far the client got with its request body, and who is reading it.
-///
-/// The body is one iterator over the client's connection, and only one task may be inside its `next()` at a time:
-/// after the gateway answers, Hummingbird reads on to the next request. So the gateway `close()`s the body before
-/// it answers: no read starts after that, and one still waiting for the client (the upstream failed or answered
-/// early while the client was slow) is waited for. Without this, a slow upload that outlived its route's timeout
-/// crashed the process.
-final class BodyProgress: Sendable {
-    private struct State {
-        var finished = false
-        var failed = false
-        var reading = false
-        var closed = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    /// Reading the body from the client failed (it went away, or sent something that is not a body).
-    var clientFailed: Bool { state.withLock { $0.failed } }
-    /// A read is waiting for the client's next bytes.
-    var waitingForClient: Bool { state.withLock { $0.reading && !$0.finished } }
-
-    /// Starts a read, unless the gateway is done with the body.
-    func beginRead() -> Bool {
-        state.withLock { state in
-            guard !state.closed else { return false }
-            state.reading = true
-            return true
-        }
-    }
-
-    func endRead(finished: Bool = false, failed: Bool = false) {
-        let waiters = state.withLock { state in
-            state.reading = false
-            state.finished = state.finished || finished
-            state.failed = state.failed || failed
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    /// No read starts after this; returns once a read in progress has ended.
-    func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state in
-                state.closed = true
-                guard state.reading else { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
-    }
-}
-
-/// The request body, streamed, failing once more than `limit` bytes have passed (a chunked body has no length to
-/// check up front), and recording in `progress` whether the client delivered it.
-struct LimitedBody: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let base: RequestBody
-    let limit: Int
-    /// The client's `Content-Length`: a body that ends short of it was cut off by the client (or for it).
-    let declared: Int?
-    let progress: BodyProgress
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: RequestBody.AsyncIterator
-        let limit: Int
-        let declared: Int?
-        let progress: BodyProgress
-        var seen = 0
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard progress.beginRead() else { throw GatewayError(.clientBody, "the gateway has answered already") }
-            let chunk: ByteBuffer?
-            do {
-                chunk = try await base.next()
-            } catch {
-                progress.endRead(failed: true)
-                throw GatewayError(.clientBody, "the client's body did not arrive", underlying: error)
-            }
-            guard let chunk else {
-                if let declared, seen < declared {
-                    progress.endRead(failed: true)
-                    throw GatewayError(.clientBody, "the client's body ended after \(seen) of \(declared) bytes")
-                }
-                progress.endRead(finished: true)
-                return nil
-            }
-            progress.endRead()
-            seen += chunk.readableBytes
-            if seen > limit { throw GatewayError(.bodyTooLarge, "the body is larger than \(limit) bytes") }
-            return chunk
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, declared: declared, progress: progress)
-    }
-}
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

@@ -43,7 +43,12 @@ public struct RouteTable: Sendable {
     /// The most specific route whose prefix matches `path` by whole segments, as Gateway API's `PathPrefix` does:
     /// `/api/users` matches `/api/users` and `/api/users/7`, not `/api/usersX`.
     public func route(for path: String) -> Route? {
-        prefixes.firstIndex { $0.matches(path) }.map { routes[$0] }
+        index(for: path).map { routes[$0] }
+    }
+
+    /// The index in `routes` of the route for `path`.
+    public func index(for path: String) -> Int? {
+        prefixes.firstIndex { $0.matches(path) }
     }
 
     /// `path` (normalized by `RequestPath`) with the route's prefix replaced by its rewrite, as `ReplacePrefixMatch`

@@ -28,9 +28,23 @@ public final class CircuitBreaker: Sendable {
     }
 
     /// How a call was let through, which decides what its outcome does.
-    private enum Permit {
+    fileprivate enum Permit {
         case normal
         case trial
+    }
+
+    /// A call the breaker let through, for callers that cannot wrap the call in a closure (a proxy on an event
+    /// loop): `admit()` before the call, `record(_:_:)` exactly once after it.
+    public struct Ticket: Sendable {
+        fileprivate let permit: Permit
+    }
+
+    /// What a call said about its upstream.
+    public enum Outcome: Sendable {
+        case success
+        case failure
+        /// Cancelled, or failed because of its own caller: says nothing about the upstream.
+        case ignored
     }
 
     private struct Transition {
@@ -108,6 +122,16 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
+    /// Lets a call through, or refuses it (`circuitOpen` or `trialsBusy`, with the time to wait).
+    public func admit() throws(ServiceKitError) -> Ticket {
+        Ticket(permit: try acquire())
+    }
+
+    /// Records the outcome of a call `admit()` let through.
+    public func record(_ ticket: Ticket, _ outcome: Outcome) {
+        finish(ticket.permit, outcome: outcome)
+    }
+
     private func acquire() throws(ServiceKitError) -> Permit {
         let now = clock.now()
         var transition: Transition?
@@ -151,13 +175,6 @@ public final class CircuitBreaker: Sendable {
             rejections.increment()
             throw error
         }
-    }
-
-    private enum Outcome {
-        case success
-        case failure
-        /// Cancelled: says nothing about the upstream.
-        case ignored
     }
 
     private func finish(_ permit: Permit, outcome: Outcome) {

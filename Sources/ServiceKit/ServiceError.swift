@@ -71,9 +71,15 @@ public struct ServiceError: Error, HTTPResponseError, CustomStringConvertible, S
         makeResponse()
     }
 
-    public func makeResponse() -> Response {
+    /// The JSON body this error answers with.
+    public var jsonBody: [UInt8] {
         let body = Body(error: .init(code: code, message: message, fields: fields.isEmpty ? nil : fields))
-        let data = (try? Self.encoder.encode(body)) ?? Data(#"{"error":{"code":"internal","message":"?"}}"#.utf8)
+        return (try? Self.encoder.encode(body)).map(Array.init)
+            ?? Array(#"{"error":{"code":"internal","message":"?"}}"#.utf8)
+    }
+
+    public func makeResponse() -> Response {
+        let data = jsonBody
         var headers = headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

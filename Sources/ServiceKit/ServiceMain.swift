@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import FluentKit
 import Foundation
 public import Hummingbird
+public import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -64,9 +65,11 @@ public enum ServiceMain {
         await main(definition, context: BasicRequestContext.self, routes: routes)
     }
 
-    /// `main` for a service with its own request context (the gateway's carries the client address).
+    /// `main` for a service with its own request context, or its own server: `server` replaces the HTTP/1 server
+    /// with `ServerLimits` (the gateway's answers on its event loops, without the router).
     public static func main<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
         _ definition: ServiceDefinition, context: Context.Type,
+        server: ((ServiceRuntime) async throws -> HTTPServerBuilder)? = nil,
         routes: (ServiceRuntime, Router<Context>) async throws -> Void
     ) async -> Never {
         let arguments = Array(CommandLine.arguments.dropFirst())
@@ -87,7 +90,8 @@ public enum ServiceMain {
         }
         do {
             let router = try await makeRouter(runtime: runtime, context: Context.self, routes: routes)
-            try await run(runtime: runtime, router: router, tracer: tracer)
+            let builder = try await server?(runtime) ?? runtime.serverLimits.server
+            try await run(runtime: runtime, router: router, server: builder, tracer: tracer)
             exit(0)
         } catch let error as ServiceKitError where error.code == .configuration {
             runtime.logger.critical("cannot start: \(error)", metadata: ["variable": "\(error.subject)"])
@@ -101,13 +105,13 @@ public enum ServiceMain {
 
     /// Runs the server with its database, tracer and components until SIGTERM or SIGINT.
     public static func run<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
-        runtime: ServiceRuntime, router: Router<Context>, tracer: (any Service)?
+        runtime: ServiceRuntime, router: Router<Context>, server: HTTPServerBuilder? = nil, tracer: (any Service)?
     ) async throws {
         let components = try runtime.definition.components.flatMap { try $0.services(runtime: runtime) }
         let grace = runtime.environment["SHUTDOWN_GRACE_PERIOD"].flatMap(ServiceRuntime.parseDuration) ?? .seconds(10)
         let app = Application(
             router: router,
-            server: runtime.serverLimits.server,
+            server: server ?? runtime.serverLimits.server,
             configuration: .init(
                 address: .hostname(runtime.configuration.host, port: runtime.configuration.port),
                 serverName: runtime.definition.name),
@@ -124,6 +128,9 @@ public enum ServiceMain {
         }
         services += components
         services.append(.init(service: app))
+        if server != nil, let metricsApp = try metricsApplication(runtime: runtime, router: router) {
+            services.append(.init(service: metricsApp))
+        }
         services.append(
             .init(
                 service: ReadinessGuard(
@@ -135,6 +142,32 @@ public enum ServiceMain {
         configuration.maximumCancellationDuration = .seconds(2)
         try await ServiceGroup(configuration: configuration).run()
         runtime.logger.info("stopped")
+    }
+}
+
+extension ServiceMain {
+    /// For a service with its own server (the gateway), which never serves the router: the router, with `/health`,
+    /// `/ready` and `/metrics`, on `METRICS_PORT` of the same host. Nil without `METRICS_PORT`.
+    static func metricsApplication<Context: RequestContext & InitializableFromSource<ApplicationRequestContextSource>>(
+        runtime: ServiceRuntime, router: Router<Context>
+    ) throws(ServiceKitError) -> (any Service)? {
+        guard let text = runtime.environment[ServiceVariable.metricsPort] else { return nil }
+        guard let port = Int(text), (1...65535).contains(port), port != runtime.configuration.port else {
+            throw .configuration(
+                ServiceVariable.metricsPort,
+                "\(text) is not a port (1-65535) other than PORT (\(runtime.configuration.port))")
+        }
+        return Application(
+            router: router,
+            server: runtime.serverLimits.server,
+            configuration: .init(
+                address: .hostname(runtime.configuration.host, port: port),
+                serverName: runtime.definition.name + "-metrics"),
+            onServerRunning: { channel in
+                runtime.logger.info(
+                    "serving /metrics", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            },
+            logger: runtime.logger)
     }
 }
 

@@ -43,18 +43,9 @@ public final class UpstreamResolver: Sendable {
 
     /// The next endpoint for `host` (`port` nil when the URL has none).
     public func endpoint(host: String, port: Int?) async throws -> Endpoint {
-        if Self.isIPLiteral(host) { return Endpoint(host: host, port: port ?? 80) }
+        if let picked = cachedEndpoint(host: host, port: port) { return picked }
         let key = "\(host):\(port.map(String.init) ?? "")"
         let now = clock.now
-        if let picked = cache.withLock({ cache -> Endpoint? in
-            guard var entry = cache[key], entry.expires > now, !entry.endpoints.isEmpty else { return nil }
-            let endpoint = entry.endpoints[entry.next % entry.endpoints.count]
-            entry.next &+= 1
-            cache[key] = entry
-            return endpoint
-        }) {
-            return picked
-        }
         let endpoints = try await resolve(host: host, port: port)
         return cache.withLock { cache in
             var entry = Entry(endpoints: endpoints, expires: now + cacheLifetime)
@@ -62,6 +53,21 @@ public final class UpstreamResolver: Sendable {
             entry.next = previous &+ 1
             cache[key] = entry
             return endpoints[previous % endpoints.count]
+        }
+    }
+
+    /// The next endpoint for `host` without waiting: an IP literal, or a name whose answer is cached and fresh;
+    /// nil when `endpoint(host:port:)` must ask the DNS.
+    public func cachedEndpoint(host: String, port: Int?) -> Endpoint? {
+        if Self.isIPLiteral(host) { return Endpoint(host: host, port: port ?? 80) }
+        let key = "\(host):\(port.map(String.init) ?? "")"
+        let now = clock.now
+        return cache.withLock { cache -> Endpoint? in
+            guard var entry = cache[key], entry.expires > now, !entry.endpoints.isEmpty else { return nil }
+            let endpoint = entry.endpoints[entry.next % entry.endpoints.count]
+            entry.next &+= 1
+            cache[key] = entry
+            return endpoint
         }
     }
 

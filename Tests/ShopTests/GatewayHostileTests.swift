@@ -430,6 +430,67 @@ struct GatewayHostileTrafficTests {
         }
     }
 
+    /// `/metrics` is served on `METRICS_PORT` only: through the public port it is a 404 however it is spelled.
+    @Test func metricsAreServedOnTheMetricsPortOnly() async throws {
+        let metricsPort = try ChildProcess.freePort()
+        try await withGatewayProcess(
+            routes: route("/api/echo", rewrite: "/echo"), environment: ["METRICS_PORT": String(metricsPort)]
+        ) { gateway, _ in
+            #expect(try await call(.GET, gateway.url + "/api/echo/x").status == 200)
+            for path in [
+                "/metrics", "//metrics", "/./metrics", "/%6Detrics", "/api/echo/../../metrics", "/api/../metrics",
+            ] {
+                let answer = try await offThePool {
+                    let connection = try RawConnection(port: gateway.port)
+                    connection.send("GET \(path) HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+                    return connection.readUntilClosed(timeout: .seconds(10))
+                }
+                #expect(statusCode(answer.bytes) == 404, "\(path): \(answer.bytes)")
+                #expect(!answer.bytes.contains("hb_requests"))
+            }
+            let metrics = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(5))
+            #expect(metrics.status == .ok)
+            let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+            #expect(text.contains(#"http_route="/api/echo""#), "\(text.prefix(2000))")
+        }
+    }
+
+    /// A client's `Connection: close` closes the connection after the answer; an HTTP/1.0 client is answered with
+    /// `Connection: keep-alive` when it asked to keep the connection, and otherwise the connection closes.
+    @Test func connectionsCloseWhenTheClientAsks() async throws {
+        try await withGatewayProcess(routes: route("/api/echo", rewrite: "/echo")) { gateway, _ in
+            let requests = [
+                "GET /api/echo/a HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+                "GET /api/echo/a HTTP/1.0\r\nHost: shop.test\r\n\r\n",
+                "GET /nowhere HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+                "GET /health HTTP/1.0\r\n\r\n",
+            ]
+            for request in requests {
+                let answer = try await offThePool {
+                    let connection = try RawConnection(port: gateway.port)
+                    connection.send(request)
+                    // Well within HTTP_IDLE_TIMEOUT (2 s): only the gateway honouring the request closes it this soon.
+                    return connection.readUntilClosed(timeout: .milliseconds(1500))
+                }
+                #expect(answer.closed, "\(request): \(answer.bytes)")
+                #expect(answer.bytes.lowercased().contains("connection: close"), "\(answer.bytes)")
+                #expect(statusCode(answer.bytes) != nil)
+            }
+            let kept = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send("GET /api/echo/a HTTP/1.0\r\nHost: shop.test\r\nConnection: keep-alive\r\n\r\n")
+                let first = connection.readUntilClosed(timeout: .milliseconds(500))
+                connection.send("GET /api/echo/b HTTP/1.0\r\nHost: shop.test\r\n\r\n")
+                let second = connection.readUntilClosed(timeout: .seconds(5))
+                return (first, second)
+            }
+            #expect(!kept.0.closed && statusCode(kept.0.bytes) == 200, "\(kept.0.bytes)")
+            #expect(kept.0.bytes.lowercased().contains("connection: keep-alive"), "\(kept.0.bytes)")
+            #expect(kept.1.closed && kept.1.bytes.contains("/echo/b"), "\(kept.1.bytes)")
+        }
+    }
+
     /// `nbf` and `iat` in the future are refused; a token that became valid a moment ago is accepted.
     @Test func notBeforeAndIssuedAt() async throws {
         struct TimedClaims: JWTPayload {

@@ -67,9 +67,10 @@ extension Dictionary {
     }
 }
 
-/// The gateway in front of `upstreamPort`, with the routes of `routesJSON` (`UPSTREAM` stands for the URL).
+/// The gateway in front of `upstreamPort`, with the routes of `routesJSON` (`UPSTREAM` stands for the URL): its own
+/// server on a port of its own, since the gateway answers on its event loops rather than through a router.
 func withGateway(
-    upstreamPort: Int, routes routesJSON: String, environment: [String: String] = [:], setup: TestingSetup = .router,
+    upstreamPort: Int, routes routesJSON: String, environment: [String: String] = [:],
     _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
     let directory = try ExternalTool.temporaryDirectory("gateway")
@@ -82,10 +83,19 @@ func withGateway(
     var environment = environment
     environment["ROUTES_FILE"] = file.path
     environment["JWT_SECRET"] = environment["JWT_SECRET"] ?? jwtSecret
-    try await withService(
-        APIGateway.definition, context: GatewayRequestContext.self, environment: environment, setup: setup,
-        routes: APIGateway.routes
-    ) { client, _ in try await body(client) }
+    _ = observability
+    environment["INTERNAL_TOKEN"] = environment["INTERNAL_TOKEN"] ?? testToken
+    let runtime = try ServiceRuntime(definition: APIGateway.definition, environment: environment)
+    do {
+        let router = try await ServiceMain.makeRouter(
+            runtime: runtime, context: BasicRequestContext.self, routes: APIGateway.routes)
+        let server = try await APIGateway.server(runtime: runtime)
+        try await Application(router: router, server: server).test(.live) { client in try await body(client) }
+    } catch {
+        try? await runtime.httpClient.shutdown()
+        throw error
+    }
+    try await runtime.httpClient.shutdown()
 }
 
 func route(
@@ -289,7 +299,7 @@ final class ClockBox: @unchecked Sendable {
     @Test func bodyLimitIs413EvenWhenChunked() async throws {
         try await withUpstream { port in
             let routes = route("/api/small", rewrite: "/echo", maxBody: 1000)
-            try await withGateway(upstreamPort: port, routes: routes, setup: .live) { client in
+            try await withGateway(upstreamPort: port, routes: routes) { client in
                 let fits = try await client.execute(
                     uri: "/api/small", method: .post, body: ByteBuffer(repeating: 0x61, count: 1000))
                 #expect(fits.status == .ok)
@@ -368,8 +378,7 @@ final class ClockBox: @unchecked Sendable {
             ])
         defer { Task { try? await runtime.httpClient.shutdown() } }
         do {
-            _ = try await ServiceMain.makeRouter(
-                runtime: runtime, context: GatewayRequestContext.self, routes: APIGateway.routes)
+            _ = try await APIGateway.server(runtime: runtime)
             Issue.record("started without JWT_SECRET")
         } catch let error as ServiceKitError {
             #expect(error.code == .configuration)
