@@ -1,0 +1,345 @@
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import OrchestrateContract
+import ServiceKit
+import Tracing
+
+extension ProxyHandler {
+    // MARK: The upstream's side
+
+    /// The request head the upstream is sent: the rewritten path, the client's headers without hop-by-hop ones and
+    /// without what only the gateway sets, then the gateway's own (`Host`, request id, trace context, service token,
+    /// caller, forwarding).
+    func upstreamHead(for exchange: Exchange) throws(ServiceError) -> HTTPRequestHead {
+        let head = exchange.head
+        let upstream = exchange.route.upstream
+        let fromTrustedProxy = peer.map(proxy.trustedProxies.contains) ?? false
+        var options: Set<String> = []
+        if head.headers.contains(name: "connection") {
+            options = GatewayProxy.connectionOptions(head.headers[canonicalForm: "connection"].map(String.init))
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 8)
+        headers.add(name: "Host", value: upstream.authority)
+        for (name, value) in head.headers {
+            let lowercased = name.lowercased()
+            if GatewayProxy.droppedRequestHeaders.contains(lowercased) || options.contains(lowercased) { continue }
+            if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(lowercased) { continue }
+            if lowercased == "x-request-id" { continue }
+            // A value the upstream would refuse is the client's mistake: refused here, before the breaker sees it.
+            guard GatewayProxy.isSendable(value) else {
+                throw ServiceError(
+                    .badRequest, code: "bad-header", message: "the \(name) header holds control characters")
+            }
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "X-Request-ID", value: exchange.requestID)
+        if let span = exchange.span {
+            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: HTTPHeadersInjector())
+        }
+        if let internalToken = proxy.internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
+        for (name, value) in exchange.caller?.headers ?? [] { headers.add(name: name, value: value) }
+        if let peer {
+            let previous = fromTrustedProxy ? head.headers.first(name: "x-forwarded-for") : nil
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(peer)" } ?? peer)
+            if !fromTrustedProxy {
+                let host = head.headers.first(name: "host")
+                headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
+                headers.replaceOrAdd(name: "Forwarded", value: GatewayProxy.forwarded(peer: peer, host: host))
+                if let host, GatewayProxy.isSendable(host) {
+                    headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
+                }
+            }
+        }
+        let target = RouteTable.rewrite(path: exchange.path, query: exchange.query, route: exchange.route.route)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+    }
+
+    // MARK: The upstream's side
+
+    func connect(_ exchange: Exchange) {
+        guard let context else { return }
+        exchange.attempt += 1
+        let upstream = exchange.route.upstream
+        if let endpoint = proxy.resolver.cachedEndpoint(host: upstream.host, port: upstream.port) {
+            connect(exchange, to: endpoint)
+            return
+        }
+        let resolver = proxy.resolver
+        context.eventLoop.makeFutureWithTask { try await resolver.endpoint(host: upstream.host, port: upstream.port) }
+            .assumeIsolated().whenComplete { [self] result in
+                guard self.exchange === exchange, !exchange.finished else { return }
+                switch result {
+                case .success(let endpoint): connect(exchange, to: endpoint)
+                case .failure(let error): connectFailed(exchange, error: error)
+                }
+            }
+    }
+
+    func connect(_ exchange: Exchange, to endpoint: UpstreamResolver.Endpoint) {
+        guard let context else { return }
+        if let connection = loop.pool.take(endpoint) {
+            attach(exchange, connection, reused: true)
+            return
+        }
+        let remaining = exchange.deadline - .now()
+        loop.pool.connect(to: endpoint, on: context.eventLoop, timeout: min(remaining, .seconds(10))) {
+            [self] result in
+            guard self.exchange === exchange, !exchange.finished else {
+                if case .success(let connection) = result { loop.pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection): attach(exchange, connection, reused: false)
+            case .failure(let error): connectFailed(exchange, error: error)
+            }
+        }
+    }
+
+    func connectFailed(_ exchange: Exchange, error: any Error) {
+        proxy.resolver.invalidate(host: exchange.route.upstream.host)
+        if exchange.idempotent, exchange.attempt < 3 {
+            proxy.logger.debug(
+                "retrying after connect failure", metadata: ["upstream": "\(exchange.route.route.upstream.service)"])
+            connect(exchange)
+            return
+        }
+        upstreamFailed(exchange, error: error)
+    }
+
+    func attach(_ exchange: Exchange, _ connection: UpstreamConnection, reused: Bool) {
+        exchange.connection = connection
+        exchange.reused = reused
+        connection.owner = self
+        connection.send(.head(exchange.outgoing!))
+        // Kept for a retry on a fresh connection when a kept-alive one turns out to be closed.
+        for part in exchange.pending { connection.send(part) }
+        if !exchange.idempotent || exchange.bodyBytes > 0 { exchange.pending = [] }
+        connection.flush()
+        releaseRead()
+    }
+
+    /// A part of the upstream's response.
+    func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+        guard let exchange, exchange.connection === connection, let context else {
+            connection.close()
+            return
+        }
+        switch part {
+        case .head(let head):
+            guard head.status.code >= 200 else { return }  // 1xx: the gateway answers for itself
+            exchange.timer?.cancel()
+            exchange.timer = nil
+            exchange.status = Int(head.status.code)
+            exchange.upstreamKeepAlive = head.isKeepAlive
+            if let ticket = exchange.ticket {
+                exchange.ticket = nil
+                // A 503 is the upstream's own answer that one of *its* dependencies is down: the upstream works.
+                let failed = head.status.code >= 500 && head.status.code != 503
+                exchange.route.breaker.record(ticket, failed ? .failure : .success)
+            }
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(head.headers.count + 1)
+            var options: Set<String> = []
+            if head.headers.contains(name: "connection") {
+                options = GatewayProxy.connectionOptions(head.headers[canonicalForm: "connection"].map(String.init))
+            }
+            for (name, value) in head.headers {
+                let lowercased = name.lowercased()
+                if GatewayProxy.droppedResponseHeaders.contains(lowercased) || options.contains(lowercased) { continue }
+                if lowercased == "x-request-id" { continue }
+                headers.add(name: name, value: value)
+            }
+            headers.add(name: "X-Request-ID", value: exchange.requestID)
+            // An HTTP/1.0 client learns where a body without a length ends only by the connection closing.
+            let version = exchange.head.version
+            let delimitedByClose =
+                version.major == 1 && version.minor == 0 && exchange.head.method != .HEAD
+                && head.status.mayHaveResponseBody && !headers.contains(name: "content-length")
+            exchange.closesAnyway = delimitedByClose
+            Self.addConnection(to: &headers, version: version, close: delimitedByClose || exchange.closesAfterAnswer)
+            exchange.responseStarted = true
+            context.write(
+                wrapOutboundOut(
+                    .head(HTTPResponseHead(version: exchange.head.version, status: head.status, headers: headers))),
+                promise: nil)
+        case .body(let buffer):
+            guard exchange.responseStarted else { return }
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if !context.channel.isWritable {
+                context.flush()
+                connection.pauseReads()
+            }
+        case .end:
+            guard exchange.responseStarted else { return }
+            exchange.upstreamEnded = true
+            let reusable = exchange.clientEnded && exchange.upstreamKeepAlive
+            connection.owner = nil
+            exchange.connection = nil
+            if reusable { loop.pool.release(connection) } else { connection.close() }
+            let close = exchange.closesAnyway || exchange.closesAfterAnswer
+            complete(exchange)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if close {
+                // The client asked for it, or was answered before its body ended: the rest is not read.
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
+            afterAnswer()
+        }
+    }
+
+    func upstreamReadComplete(from connection: UpstreamConnection) {
+        guard exchange?.connection === connection else { return }
+        context?.flush()
+    }
+
+    func upstreamWritable(_ connection: UpstreamConnection) {
+        guard exchange?.connection === connection else { return }
+        releaseRead()
+    }
+
+    /// The upstream connection closed or failed before its response ended.
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        guard let exchange, exchange.connection === connection else { return }
+        connection.owner = nil
+        exchange.connection = nil
+        if exchange.responseStarted {
+            // Part of the answer is on its way: the client learns of the failure by the connection closing.
+            complete(exchange)
+            context?.close(promise: nil)
+            return
+        }
+        // A kept-alive connection the upstream had already closed: nothing reached it, so the request goes again on a
+        // new one, when everything it holds is still here.
+        if exchange.reused, exchange.idempotent, exchange.bodyBytes == 0, exchange.attempt < 3 {
+            exchange.reused = false
+            connect(exchange)
+            return
+        }
+        upstreamFailed(exchange, error: error ?? ChannelError.eof)
+    }
+
+    func upstreamFailed(_ exchange: Exchange, error: any Error) {
+        let service = exchange.route.route.upstream.service
+        if NIODeadline.now() >= exchange.deadline {
+            timedOut(exchange)
+            return
+        }
+        proxy.logger.warning("upstream failed", metadata: ["upstream": "\(service)", "error": "\(error)"])
+        fail(
+            exchange, ServiceError(.badGateway, code: "upstream-unreachable", message: "\(service) is unreachable"),
+            outcome: .failure)
+    }
+
+    func timedOut(_ exchange: Exchange) {
+        guard self.exchange === exchange, !exchange.finished, !exchange.responseStarted else { return }
+        let route = exchange.route.route
+        if !exchange.clientEnded, exchange.connection != nil {
+            // The upstream was waiting for the client's body: the client's failure, not the upstream's.
+            fail(
+                exchange,
+                ServiceError(
+                    .requestTimeout, code: "request-body-incomplete",
+                    message: "the request body did not arrive in full within \(route.timeoutMilliseconds) ms"),
+                outcome: .ignored)
+            return
+        }
+        fail(
+            exchange,
+            ServiceError(
+                .gatewayTimeout, code: "upstream-timeout",
+                message: "\(route.upstream.service) did not answer within \(route.timeoutMilliseconds) ms"),
+            outcome: .failure)
+    }
+
+    // MARK: Ending a request
+
+    /// Answers `exchange` with `error` (when no answer has begun), records `outcome` against the upstream's breaker
+    /// (nil: the breaker was not asked), and drops the upstream connection.
+    func fail(_ exchange: Exchange, _ error: any Error, outcome: CircuitBreaker.Outcome?) {
+        guard !exchange.finished else { return }
+        if let ticket = exchange.ticket {
+            exchange.ticket = nil
+            exchange.route.breaker.record(ticket, outcome ?? .ignored)
+        }
+        if let connection = exchange.connection {
+            connection.owner = nil
+            exchange.connection = nil
+            connection.close()
+        }
+        guard !exchange.responseStarted else {
+            complete(exchange)
+            context?.close(promise: nil)
+            return
+        }
+        let serviceError =
+            error as? ServiceError
+            ?? ServiceError(.internalServerError, code: "internal", message: "internal error")
+        exchange.status = serviceError.status.code
+        exchange.responseStarted = true
+        let close = exchange.closesAfterAnswer
+        complete(exchange)
+        writeError(serviceError, requestID: exchange.requestID, version: exchange.head.version, close: close)
+        afterAnswer()
+    }
+
+    /// The client went away: the upstream connection is dropped and the breaker told nothing.
+    func abandon(_ exchange: Exchange, status: Int) {
+        guard !exchange.finished else { return }
+        if let ticket = exchange.ticket {
+            exchange.ticket = nil
+            exchange.route.breaker.record(ticket, .ignored)
+        }
+        if let connection = exchange.connection {
+            connection.owner = nil
+            exchange.connection = nil
+            connection.close()
+        }
+        if !exchange.responseStarted { exchange.status = status }
+        complete(exchange)
+    }
+
+    /// Metrics, the span and the log line of a finished request.
+    func complete(_ exchange: Exchange) {
+        exchange.finished = true
+        exchange.timer?.cancel()
+        exchange.timer = nil
+        if self.exchange === exchange { self.exchange = nil }
+        readHeld = false
+        let route = exchange.route.route.prefix
+        loop.activeRequests(exchange.head.method).decrement()
+        record(
+            exchange.head, route: route, routeIndex: exchange.route.index, status: exchange.status,
+            start: exchange.start, requestID: exchange.requestID, span: exchange.span)
+    }
+
+    func record(
+        _ head: HTTPRequestHead, route: String, routeIndex: Int, status: Int, start: NIODeadline, requestID: String,
+        span: (any Span)?
+    ) {
+        let elapsed = (NIODeadline.now() - start).nanoseconds
+        let handles = loop.handles(routeIndex: routeIndex, route: route, method: head.method, status: status)
+        handles.counter.increment()
+        handles.timer.recordNanoseconds(elapsed)
+        if let span {
+            span.attributes["http.response.status_code"] = status
+            if status >= 500 { span.setStatus(.init(code: .error)) }
+            span.end()
+        }
+        let level = proxy.requestLogLevel
+        if proxy.logger.logLevel <= level {
+            proxy.logger.log(
+                level: level, "request",
+                metadata: [
+                    "request_id": .string(requestID), "hb.request.method": .string(head.method.rawValue),
+                    "hb.request.path": .string(head.uri), "http.route": .string(route),
+                    "http.response.status_code": .stringConvertible(status),
+                    "duration_ms": .stringConvertible(Double(elapsed) / 1e6),
+                ])
+        }
+    }
+}

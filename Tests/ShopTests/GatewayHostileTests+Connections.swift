@@ -1,0 +1,166 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import JWTKit
+import NIOCore
+import NIOHTTP1
+import OrchestrateContract
+import OrchestrateTestSupport
+import ServiceKit
+import Testing
+
+@testable import APIGatewayCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension GatewayHostileTrafficTests {
+    /// `/metrics` is served on `METRICS_PORT` only: through the public port it is a 404 however it is spelled.
+    @Test func metricsAreServedOnTheMetricsPortOnly() async throws {
+        let metricsPort = try ChildProcess.freePort()
+        try await withGatewayProcess(
+            routes: route("/api/echo", rewrite: "/echo"), environment: ["METRICS_PORT": String(metricsPort)]
+        ) { gateway, _ in
+            #expect(try await call(.GET, gateway.url + "/api/echo/x").status == 200)
+            for path in [
+                "/metrics", "//metrics", "/./metrics", "/%6Detrics", "/api/echo/../../metrics", "/api/../metrics",
+            ] {
+                let answer = try await offThePool {
+                    let connection = try RawConnection(port: gateway.port)
+                    connection.send("GET \(path) HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+                    return connection.readUntilClosed(timeout: .seconds(10))
+                }
+                #expect(statusCode(answer.bytes) == 404, "\(path): \(answer.bytes)")
+                #expect(!answer.bytes.contains("hb_requests"))
+            }
+            let metrics = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(5))
+            #expect(metrics.status == .ok)
+            let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+            #expect(text.contains(#"http_route="/api/echo""#), "\(text.prefix(2000))")
+        }
+    }
+
+    /// A client's `Connection: close` closes the connection after the answer; an HTTP/1.0 client is answered with
+    /// `Connection: keep-alive` when it asked to keep the connection, and otherwise the connection closes.
+    @Test func connectionsCloseWhenTheClientAsks() async throws {
+        try await withGatewayProcess(routes: route("/api/echo", rewrite: "/echo")) { gateway, _ in
+            let requests = [
+                "GET /api/echo/a HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+                "GET /api/echo/a HTTP/1.0\r\nHost: shop.test\r\n\r\n",
+                "GET /nowhere HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+                "GET /health HTTP/1.0\r\n\r\n",
+            ]
+            for request in requests {
+                let answer = try await offThePool {
+                    let connection = try RawConnection(port: gateway.port)
+                    connection.send(request)
+                    // Well within HTTP_IDLE_TIMEOUT (2 s): only the gateway honouring the request closes it this soon.
+                    return connection.readUntilClosed(timeout: .milliseconds(1500))
+                }
+                #expect(answer.closed, "\(request): \(answer.bytes)")
+                #expect(answer.bytes.lowercased().contains("connection: close"), "\(answer.bytes)")
+                #expect(statusCode(answer.bytes) != nil)
+            }
+            let kept = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send("GET /api/echo/a HTTP/1.0\r\nHost: shop.test\r\nConnection: keep-alive\r\n\r\n")
+                let first = connection.readUntilClosed(timeout: .milliseconds(500))
+                connection.send("GET /api/echo/b HTTP/1.0\r\nHost: shop.test\r\n\r\n")
+                let second = connection.readUntilClosed(timeout: .seconds(5))
+                return (first, second)
+            }
+            #expect(!kept.0.closed && statusCode(kept.0.bytes) == 200, "\(kept.0.bytes)")
+            #expect(kept.0.bytes.lowercased().contains("connection: keep-alive"), "\(kept.0.bytes)")
+            #expect(kept.1.closed && kept.1.bytes.contains("/echo/b"), "\(kept.1.bytes)")
+        }
+    }
+
+    /// `nbf` and `iat` in the future are refused; a token that became valid a moment ago is accepted.
+    @Test func notBeforeAndIssuedAt() async throws {
+        struct TimedClaims: JWTPayload {
+            var sub: SubjectClaim
+            var exp: ExpirationClaim
+            var iss: IssuerClaim?
+            var aud: AudienceClaim?
+            var nbf: NotBeforeClaim?
+            var iat: IssuedAtClaim?
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: jwtSecret), digestAlgorithm: .sha256)
+        func signed(nbf: Double? = nil, iat: Double? = nil) async throws -> String {
+            let now = Date()
+            return try await keys.sign(
+                TimedClaims(
+                    sub: "alice", exp: .init(value: now.addingTimeInterval(600)), iss: "shop", aud: "shop-api",
+                    nbf: nbf.map { .init(value: now.addingTimeInterval($0)) },
+                    iat: iat.map { .init(value: now.addingTimeInterval($0)) }))
+        }
+        let valid = try await signed(nbf: -5, iat: -5)
+        let notYet = try await signed(nbf: 3600)
+        let fromTheFuture = try await signed(iat: 3600)
+        try await withGatewayProcess(routes: route("/api/private", rewrite: "/echo", auth: true)) { gateway, _ in
+            var statuses: [Int] = []
+            for token in [valid, notYet, fromTheFuture] {
+                let answer = try await call(
+                    .GET, gateway.url + "/api/private", headers: [("Authorization", "Bearer " + token)])
+                statuses.append(answer.status)
+            }
+            #expect(statuses == [200, 401, 401])
+        }
+    }
+
+    /// A flood of new client keys does not reset a limited client's bucket; IPv6 clients in one /64 share a bucket.
+    /// Clients are named by `X-Forwarded-For` from a trusted proxy (loopback), over real sockets.
+    @Test func theRateLimiterHoldsAgainstAFloodAndGroupsIPv6By64() async throws {
+        try await withGatewayProcess(
+            routes: route("/api/limited", rewrite: "/echo", rateLimit: (0.01, 2)),
+            environment: ["TRUSTED_PROXIES": "127.0.0.1", "RATE_LIMIT_MAX_CLIENTS": "50"]
+        ) { gateway, _ in
+            func status(_ client: String) async throws -> Int {
+                try await call(.GET, gateway.url + "/api/limited", headers: [("X-Forwarded-For", client)]).status
+            }
+            #expect(try await status("198.51.100.1") == 200)
+            #expect(try await status("198.51.100.1") == 200)
+            #expect(try await status("198.51.100.1") == 429)
+            for index in 0..<200 { _ = try await status("10.0.\(index / 250).\(index % 250)") }
+            #expect(try await status("198.51.100.1") == 429, "the flood reset the bucket")
+        }
+        try await withGatewayProcess(
+            routes: route("/api/limited", rewrite: "/echo", rateLimit: (0.01, 2)),
+            environment: ["TRUSTED_PROXIES": "127.0.0.1"]
+        ) { gateway, _ in
+            func status(_ client: String) async throws -> Int {
+                try await call(.GET, gateway.url + "/api/limited", headers: [("X-Forwarded-For", client)]).status
+            }
+            var statuses: [Int] = []
+            for client in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2:abcd::1", "2001:db8:1:3::1"] {
+                statuses.append(try await status(client))
+            }
+            // The third shares the first two's /64; the fourth is another /64.
+            #expect(statuses == [200, 200, 429, 200])
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(5)))
+struct RateLimiterKeyTests {
+    @Test func clientKeys() {
+        #expect(RateLimiter.clientKey("192.0.2.7") == "192.0.2.7")
+        #expect(RateLimiter.clientKey("2001:db8:1:2::1") == RateLimiter.clientKey("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        #expect(RateLimiter.clientKey("2001:db8:1:2::1") != RateLimiter.clientKey("2001:db8:1:3::1"))
+        #expect(RateLimiter.clientKey("::ffff:192.0.2.7") == "192.0.2.7")
+        #expect(RateLimiter.clientKey(nil) == "?")
+        #expect(RateLimiter.clientKey("::1") == "0:0:0:0::/64")
+        #expect(
+            RateLimiter.ipv6Hextets("2001:db8::8:800:200c:417a") == [0x2001, 0xdb8, 0, 0, 8, 0x800, 0x200c, 0x417a])
+        #expect(RateLimiter.ipv6Hextets("::ffff:1.2.3.4") == [0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304])
+        #expect(RateLimiter.ipv6Hextets("1:2:3:4:5:6:7:8") == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(RateLimiter.ipv6Hextets("1::2::3") == nil)
+        #expect(RateLimiter.ipv6Hextets("12345::") == nil)
+        #expect(RateLimiter.ipv6Hextets("1.2.3.4") == nil)
+    }
+}
