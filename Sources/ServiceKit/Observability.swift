@@ -53,8 +53,12 @@ public enum Observability {
             configuration.traces.otlpExporter.protocol = .httpProtobuf
             // Head sampling, parent-based: a request that arrives with a sampled `traceparent` is traced, one without
             // is traced with probability `OTEL_TRACES_SAMPLER_ARG` (default 1). OTel's own `OTEL_TRACES_SAMPLER`
-            // still overrides the kind.
-            let ratio = environment["OTEL_TRACES_SAMPLER_ARG"].flatMap(Double.init).map { min(max($0, 0), 1) } ?? 1
+            // still overrides the kind. With no exporter a root is never recorded: its span would be dropped at the
+            // end anyway, and recording costs two hand-offs to the processor's task per span (about a third of the
+            // gateway's CPU per request, BENCHMARKS.md). Its ids are still made, propagated and logged.
+            let ratio =
+                endpoint.isEmpty
+                ? 0 : environment["OTEL_TRACES_SAMPLER_ARG"].flatMap(Double.init).map { min(max($0, 0), 1) } ?? 1
             configuration.traces.sampler = .parentBasedTraceIDRatio(ratio: ratio) ?? .parentBasedAlwaysOn
             do {
                 let backend = try OTel.makeTracingBackend(configuration: configuration)
