@@ -339,9 +339,16 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
             // Only spans of `/users` count: the harness's readiness probes (`/ready`) go out with the test process's
             // HTTP client, which carries a sampled traceparent once another suite has bootstrapped tracing here.
             #expect(!received.mention("/users"), "a root span was exported at ratio 0")
+            // Also over a raw socket: the test process's HTTP client injects its own context's traceparent in place
+            // of this one, and that context is unsampled when tracing was bootstrapped here without an exporter.
             let parent = "00-" + String(repeating: "ab", count: 16) + "-" + String(repeating: "cd", count: 8) + "-01"
-            _ = try await call(
-                .GET, users.url + "/users", headers: [("X-Service-Token", "t"), ("traceparent", parent)])
+            try await offThePool {
+                let connection = try RawConnection(port: users.port)
+                connection.send(
+                    "GET /users HTTP/1.1\r\nHost: x\r\nX-Service-Token: t\r\ntraceparent: \(parent)\r\n"
+                        + "Connection: close\r\n\r\n")
+                _ = connection.readUntilClosed(timeout: .seconds(10))
+            }
             for _ in 0..<600 where !received.mention("/users") { try await Task.sleep(for: .milliseconds(100)) }
             #expect(received.mention("/users"), "a span whose parent was sampled was not exported")
         }

@@ -55,9 +55,10 @@ import Testing
         .requires("PostgreSQL (ORCHESTRATE_TEST_POSTGRES)", TestDatabase.postgresIsAvailable),
         arguments: TestDatabase.allCases) func concurrentRetriesChargeOnce(database: TestDatabase) async throws
     {
-        // A processor slow enough that every retry arrives while the first is in flight.
+        // A processor slow enough that every retry arrives while the first is in flight, even on a loaded CI machine
+        // (500 ms once let all eight finish one after another there).
         try await withService(
-            PaymentService.definition, database: database, environment: ["PAYMENT_SIMULATE_DELAY": "500ms"],
+            PaymentService.definition, database: database, environment: ["PAYMENT_SIMULATE_DELAY": "3s"],
             routes: PaymentService.routes
         ) { client, runtime in
             let order = "order-\(unique())"
