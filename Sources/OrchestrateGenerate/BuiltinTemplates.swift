@@ -135,14 +135,14 @@ services:
     environment:
       COLLECTOR_OTLP_ENABLED: "true"
     ports:
-      - "16686:16686"
+      - "127.0.0.1:16686:16686"
   prometheus:
     image: "prom/prometheus:v2.54.1"
     profiles: ["observability"]
     volumes:
       - "./observability/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
     ports:
-      - "9090:9090"
+      - "127.0.0.1:9090:9090"
 {{#volumeDeclarations}}
 volumes:
 {{#items}}

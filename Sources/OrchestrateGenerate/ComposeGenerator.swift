@@ -102,7 +102,10 @@ struct ComposeGenerator {
         if service.isPublished, let port = service.port?.value {
             let replicas = max(1, service.effectiveReplicas)
             let hostPorts = replicas > 1 ? "\(port)-\(min(65_535, port + replicas - 1))" : String(port)
-            ContextList.set(&context, "ports", [Y.yaml("\(hostPorts):\(port)")])
+            // On the host's loopback only: a laptop's compose is not for the network it is on (Docker's default,
+            // 0.0.0.0, would publish every public service to it). On this machine 0.0.0.0 is not even reachable
+            // over loopback under podman.
+            ContextList.set(&context, "ports", [Y.yaml("127.0.0.1:\(hostPorts):\(port)")])
         }
         var variables: [[String: String]] = environment.plain.map {
             ["name": Y.yaml($0.name), "value": Y.yaml(Self.escapeInterpolation($0.value))]
