@@ -123,7 +123,7 @@ final class UpstreamPool {
         let key = Self.key(endpoint)
         let pool = NIOLoopBound(self, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(max(timeout, .milliseconds(1)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
