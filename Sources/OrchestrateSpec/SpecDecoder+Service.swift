@@ -92,7 +92,9 @@ extension SpecDecoder {
                 error(
                     .missingField, path(), at: first.location,
                     "\(path()) has a \"command\" for `orchestrate up` but no \"image\" for compose and Kubernetes",
-                    hint: "add the image that runs it, e.g. `image: python:3.12-slim`")
+                    hint:
+                        "add the image that holds and runs the program (e.g. `image: recommender:1.0`, built FROM python:3.12-slim with the script copied in)"
+                )
             }
         }
         if !probesWritten, service.port != nil {
