@@ -103,8 +103,8 @@ struct ComposeGenerator {
             let replicas = max(1, service.effectiveReplicas)
             let hostPorts = replicas > 1 ? "\(port)-\(min(65_535, port + replicas - 1))" : String(port)
             // On the host's loopback only: a laptop's compose is not for the network it is on (Docker's default,
-            // 0.0.0.0, would publish every public service to it). On this machine 0.0.0.0 is not even reachable
-            // over loopback under podman.
+            // 0.0.0.0, would publish every public service to it). Under rootful podman a 0.0.0.0 binding is not
+            // even reachable over loopback on some hosts (scripts/test-containers runs there).
             ContextList.set(&context, "ports", [Y.yaml("127.0.0.1:\(hostPorts):\(port)")])
         }
         var variables: [[String: String]] = environment.plain.map {
