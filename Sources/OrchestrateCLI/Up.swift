@@ -30,6 +30,11 @@ struct Up: AsyncParsableCommand {
               orchestrate up
               orchestrate up -f services.yaml --no-build
               orchestrate up --infra native
+              orchestrate up --dashboard-port 18888
+
+            The dashboard (127.0.0.1 only; its URL carries a random token) shows every service and replica with \
+            state, readiness, restarts, uptime, PID, CPU and memory, what a starting service waits for, a graph of \
+            the dependencies, restart/stop/start buttons, and every service's log lines in one filtered view.
             """
     )
 
@@ -44,6 +49,13 @@ struct Up: AsyncParsableCommand {
 
     @Option(help: "The DNS server's port on 127.0.0.1 (default: a free one, recorded in .orchestrate/state.json).")
     var dnsPort = 0
+
+    @Option(
+        help: "The dashboard's port on 127.0.0.1 (default: a free one); its URL, with a token, is printed at start.")
+    var dashboardPort = 0
+
+    @Flag(help: "Serve no dashboard.")
+    var noDashboard = false
 
     @Option(help: "Colour the log prefixes: auto, always or never.")
     var color: ColorMode = .auto
@@ -83,6 +95,7 @@ struct Up: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         var configuration = UpConfiguration(spec: spec, projectDirectory: projectDirectory, productsDirectory: products)
         configuration.dnsPort = dnsPort
+        configuration.dashboardPort = noDashboard ? nil : dashboardPort
         configuration.infrastructure = infra == .native ? .native : .embedded
         configuration.useColor = color.isEnabled(forDescriptor: 1, environment: environment)
         configuration.environment = environment

@@ -277,10 +277,12 @@ actor ReplicaRunner {
     private func passStartup(_ startup: ReplicaSupervision.Probe, started: ContinuousClock.Instant) async -> Bool {
         let deadline = started + startup.startupBudget
         try? await Task.sleep(for: startup.initialDelay)
+        var tries = 0
         while !Task.isCancelled, ContinuousClock.now < deadline {
             let result = await context.prober.probe(startup.check, replica: replica, timeout: startup.timeout)
             if result.success { return true }
-            detail = "startup probe: \(result.detail)"
+            tries += 1
+            detail = "startup probe, try \(tries): \(result.detail)"
             try? await Task.sleep(for: startingProbeDelay(started: started, interval: startup.interval))
         }
         return false
@@ -300,6 +302,7 @@ actor ReplicaRunner {
         let startedWaiting = ContinuousClock.now
         // Per process: a replica restarted after a crash is probed as at start-up again.
         var readySinceLaunch = false
+        var tries = 0
         while !Task.isCancelled {
             let result = await context.prober.probe(probe.check, replica: replica, timeout: probe.timeout)
             guard !Task.isCancelled else { return }
@@ -313,7 +316,8 @@ actor ReplicaRunner {
                     say("not ready (\(result.detail)): out of DNS")
                 }
             } else if !result.success, !readySinceLaunch {
-                detail = "readiness: \(result.detail)"
+                tries += 1
+                detail = "readiness probe, try \(tries): \(result.detail)"
             }
             try? await Task.sleep(
                 for: readySinceLaunch

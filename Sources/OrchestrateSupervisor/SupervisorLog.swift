@@ -17,14 +17,17 @@ public final class SupervisorLog: Sendable {
     private let state = Mutex(State())
     /// Lines also kept in memory when set (the tests read them).
     private let capture: Mutex<[String]>?
+    /// Every line also goes here, for the dashboard.
+    public let ring: LogRing?
 
     /// - Parameters:
     ///   - directory: `.orchestrate/logs`, created if missing; nil writes no files.
     ///   - services: Every service name, for the colours and the width of the prefix column.
     public init(
         directory: String?, services: [String], maximumReplicas: Int, useColor: Bool, terminal: Bool = true,
-        capture: Bool = false
+        capture: Bool = false, ring: LogRing? = nil
     ) {
+        self.ring = ring
         self.directory = directory
         self.useColor = useColor
         writeToTerminal = terminal
@@ -40,11 +43,13 @@ public final class SupervisorLog: Sendable {
     /// A line a replica wrote.
     public func output(_ line: String, replica: String, service: String) {
         write(line, prefix: replica, service: service, color: colors[service])
+        ring?.append(line, service: service, replica: replica)
     }
 
     /// Something the supervisor did to or saw of a replica (also in that service's log file).
     public func event(_ text: String, replica: String, service: String) {
         write(text, prefix: "orchestrate", service: service, color: "1", subject: replica)
+        ring?.append("\(replica) \(text)", service: service, replica: "orchestrate")
     }
 
     /// Something the supervisor says about the whole run.

@@ -22,6 +22,10 @@ public struct UpConfiguration: Sendable {
     public var builtinGateway: String?
     /// The DNS server's port on 127.0.0.1; 0 takes a free one.
     public var dnsPort = 0
+    /// The dashboard's port on 127.0.0.1 (0: a free one); nil serves no dashboard.
+    public var dashboardPort: Int?
+    /// Lines kept per service for the dashboard's log view.
+    public var dashboardLogLines = 2000
     public var infrastructure = Infrastructure.embedded
     public var useColor = false
     /// The supervisor's environment: secrets may come from it, and `PATH`, `HOME`, … are passed on.

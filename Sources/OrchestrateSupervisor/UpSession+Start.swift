@@ -82,7 +82,8 @@ extension UpSession {
                 + configuration.spec.services.map(\.name.value),
             maximumReplicas: configuration.spec.services.map(\.effectiveReplicas).max() ?? 1,
             useColor: configuration.useColor, terminal: configuration.logsToTerminal,
-            capture: !configuration.logsToTerminal)
+            capture: !configuration.logsToTerminal,
+            ring: configuration.dashboardPort == nil ? nil : LogRing(capacity: configuration.dashboardLogLines))
         setLog(log)
 
         let socketPath = stateDirectory + "/control.sock"
@@ -102,6 +103,20 @@ extension UpSession {
             throw SupervisorError(.start, "cannot listen on \(socketPath)", underlying: error)
         }
         started("the control socket") { await control.stop() }
+        if let port = configuration.dashboardPort, let ring = log.ring {
+            let dashboard: DashboardServer
+            do {
+                dashboard = try await DashboardServer.start(
+                    port: port,
+                    source: dashboardSource(
+                        ring: ring, infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [], plan: plan))
+            } catch {
+                throw SupervisorError(.start, "cannot serve the dashboard on 127.0.0.1:\(port)", underlying: error)
+            }
+            started("the dashboard") { await dashboard.stop() }
+            dashboardURL = dashboard.url
+            log.note("dashboard: \(dashboard.url)")
+        }
         log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")
 
         if let infrastructure {

@@ -26,6 +26,8 @@ public actor UpSession {
     /// The replicas that run, once planned.
     var plan: LocalPlan?
     var startedAt = ContinuousClock.now
+    /// The dashboard's address with its token, once it serves.
+    public internal(set) var dashboardURL: String?
 
     public init(_ configuration: UpConfiguration) {
         self.configuration = configuration

@@ -250,7 +250,7 @@ final class FakeProber: Prober {
             harness.prober.failingReadiness.withLock { _ = $0.insert("store") }
             try #require(harness.launcher.running("Store").first).exit(.exited(1))
             #expect(await eventually { harness.launcher.launches("Store") == 2 })
-            #expect(await eventually { await row(harness, "store")?.detail.hasPrefix("readiness:") == true })
+            #expect(await eventually { await row(harness, "store")?.detail.hasPrefix("readiness probe, try ") == true })
             #expect(self.addresses(harness.directory, "store").isEmpty)
             harness.prober.failingReadiness.withLock { _ = $0.remove("store") }
             #expect(await eventually { self.addresses(harness.directory, "store") == ["127.0.0.2"] })
