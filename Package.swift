@@ -68,6 +68,8 @@ let package = Package(
         // OTLP over HTTP only (Jaeger and collectors take it on 4318): the gRPC exporter would add grpc-swift to the build.
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The supervisor decodes the OTLP traces the services export (already resolved for swift-otel).
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.31.0"),
     ],
     targets: [
         .systemLibrary(
@@ -108,6 +110,12 @@ let package = Package(
             dependencies: ["OrchestrateCLI"],
             swiftSettings: swiftSettings
         ),
+        // OTLP/HTTP trace exports (protobuf) as spans: swift-otel's generated message types, committed.
+        .target(
+            name: "OTLPTraceWire",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
         // DNS messages, both sides: ServiceKit's resolver and the supervisor's server. No dependencies.
         .target(name: "DNSWire", swiftSettings: swiftSettings),
         // Forks a child with its own process group and, on Linux, a parent-death signal (posix_spawn can do
@@ -117,7 +125,7 @@ let package = Package(
         .target(
             name: "OrchestrateSupervisor",
             dependencies: [
-                "OrchestrateSpec", "OrchestrateContract", "DNSWire", "CSupervisorSpawn",
+                "OrchestrateSpec", "OrchestrateContract", "DNSWire", "CSupervisorSpawn", "OTLPTraceWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -129,7 +137,8 @@ let package = Package(
             name: "OrchestrateSupervisorTests",
             dependencies: [
                 "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateSpec",
-                "OrchestrateContract",
+                "OrchestrateContract", "OTLPTraceWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,9 +1,12 @@
+import OrchestrateContract
 import OrchestrateSpec
 
 extension UpSession {
     /// What the dashboard reads and does: the spec's services (and `--infra native`'s servers), every replica with
     /// its CPU and memory, and control requests as the CLI sends them.
-    func dashboardSource(ring: LogRing, infrastructure: [String], plan: LocalPlan) -> DashboardServer.Source {
+    func dashboardSource(ring: LogRing, spans: SpanStore, infrastructure: [String], plan: LocalPlan)
+        -> DashboardServer.Source
+    {
         let addresses = Dictionary(
             plan.serviceEndpoints.map { ($0.service, "\($0.address):\($0.port)") },
             uniquingKeysWith: { first, _ in first })
@@ -37,6 +40,26 @@ extension UpSession {
             act: { [weak self] request in
                 await self?.handle(request) ?? ControlResponse(ok: false, error: "orchestrate up has stopped")
             },
-            logs: ring)
+            logs: ring, spans: spans)
+    }
+
+    /// Every replica of the spec's services exports its traces to the dashboard (`OTEL_EXPORTER_OTLP_ENDPOINT`),
+    /// named as its service, with the replica as `service.instance.id`, in batches every half second, unless the
+    /// spec already sends them elsewhere.
+    static func exportingTraces(_ plan: LocalPlan, to endpoint: String, spec: Spec) -> LocalPlan {
+        var plan = plan
+        for index in plan.replicas.indices where spec.service(named: plan.replicas[index].service) != nil {
+            let replica = plan.replicas[index]
+            var environment = replica.environment
+            guard (environment[ServiceVariable.otlpEndpoint] ?? "").isEmpty else { continue }
+            environment[ServiceVariable.otlpEndpoint] = endpoint
+            environment["OTEL_SERVICE_NAME"] = environment["OTEL_SERVICE_NAME"] ?? replica.service
+            let instance = "service.instance.id=\(replica.service)-\(replica.index)"
+            environment["OTEL_RESOURCE_ATTRIBUTES"] =
+                environment["OTEL_RESOURCE_ATTRIBUTES"].map { $0 + "," + instance } ?? instance
+            environment["OTEL_BSP_SCHEDULE_DELAY"] = environment["OTEL_BSP_SCHEDULE_DELAY"] ?? "500"
+            plan.replicas[index].environment = environment
+        }
+        return plan
     }
 }

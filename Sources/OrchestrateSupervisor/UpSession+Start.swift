@@ -109,12 +109,14 @@ extension UpSession {
                 dashboard = try await DashboardServer.start(
                     port: port,
                     source: dashboardSource(
-                        ring: ring, infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [], plan: plan))
+                        ring: ring, spans: SpanStore(),
+                        infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [], plan: plan))
             } catch {
                 throw SupervisorError(.start, "cannot serve the dashboard on 127.0.0.1:\(port)", underlying: error)
             }
             started("the dashboard") { await dashboard.stop() }
             dashboardURL = dashboard.url
+            plan = Self.exportingTraces(plan, to: dashboard.otlpEndpoint, spec: configuration.spec)
             log.note("dashboard: \(dashboard.url)")
         }
         log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")

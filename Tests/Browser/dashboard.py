@@ -3,7 +3,9 @@ Selenium. Run by scripts/test-dashboard (which installs both): python dashboard.
 
 Checks: the page lists the five services ready, with their replicas, CPU and memory; restart on notification-service
 restarts it and the page shows the new PID; after an order through the gateway, the log view filtered to
-order-service shows that request's lines, JSON lines as fields. Screenshots go to OUTPUT. Every wait is bounded.
+order-service shows that request's lines, JSON lines as fields, and its trace id shows the lines of every service;
+the trace is listed across the gateway, order-, user- and payment-service, its waterfall shows their spans, and a
+span leads back to the log lines. Screenshots go to OUTPUT. Every wait is bounded.
 """
 import json
 import os
@@ -151,6 +153,30 @@ try:
     services = wait_for(request_lines, f"lines of trace {trace_id} from more than one service")
     print(f"dashboard test: trace {trace_id}: lines from {', '.join(sorted(services))}")
     driver.save_screenshot(os.path.join(output, "request.png"))
+    # The same request in the trace list: one trace across the gateway and the three services it went through;
+    # its waterfall; from a span, back to that request's log lines.
+    driver.find_element(By.ID, "tab-traces").click()
+    through = {"api-gateway", "order-service", "user-service", "payment-service"}
+
+    def listed():
+        rows = driver.find_elements(By.CSS_SELECTOR, f'#trace-list tr[data-trace="{trace_id}"]')
+        services = set(rows[0].find_element(By.CSS_SELECTOR, "td.services").text.split(", ")) if rows else set()
+        return rows[0] if through <= services else None
+    wait_for(listed, f"trace {trace_id} listed across {', '.join(sorted(through))}").click()
+
+    def waterfall():
+        spans = driver.find_elements(By.CSS_SELECTOR, "#waterfall .span")
+        return spans if through <= {span.get_attribute("data-service") for span in spans} else None
+    spans = wait_for(waterfall, "the trace's waterfall with a span of each service")
+    print(f"dashboard test: trace {trace_id}: {len(spans)} spans in the waterfall across {', '.join(sorted(through))}")
+    driver.execute_script("document.getElementById('waterfall').scrollIntoView()")
+    driver.save_screenshot(os.path.join(output, "trace.png"))
+    [span for span in spans if span.get_attribute("data-service") == "payment-service"][0].click()
+    wait_for(lambda: not driver.find_element(By.ID, "logs").get_attribute("class")
+             and driver.find_element(By.ID, "f-text").get_attribute("value") == trace_id
+             and driver.find_elements(By.CSS_SELECTOR, '#lines .line[data-service="payment-service"]'),
+             "a span's click showing its request's log lines")
+
     # The page's own script raised nothing (the 401 of the token-less load above is the browser's, not a script's).
     errors = [entry for entry in driver.get_log("browser")
               if entry["level"] == "SEVERE" and "401" not in entry["message"]]

@@ -23,17 +23,30 @@ enum DashboardPage {
         #lines { font:12px/1.45 ui-monospace, monospace; border:1px solid var(--line); border-radius:6px; max-height:70vh; overflow:auto; }
         .line { padding:.1em .5em; border-bottom:1px solid #eaeef2; white-space:pre-wrap; word-break:break-word; }
         .line .t { color:#6e7781; } .line .r { font-weight:600; } .field { background:#eaeef2; border-radius:3px; padding:0 .3em; margin-left:.3em; }
+        #trace-list tr { cursor:pointer; } #trace-list tr:hover { background:var(--bg); } tr.error td { color:var(--bad); }
+        #waterfall { margin-top:1em; } .span { display:flex; align-items:center; gap:.5em; cursor:pointer; padding:.1em 0; }
+        .span .label { width:34%; box-sizing:border-box; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; font-size:12px; }
+        .span .track { position:relative; flex:1; height:14px; background:var(--bg); }
+        .span .bar { position:absolute; top:0; height:14px; background:#0969da; border-radius:2px; min-width:2px; }
+        .span.error .bar { background:var(--bad); }
         .lv-error, .lv-critical { color:var(--bad); } .lv-warning { color:var(--warn); } .note { color:#57606a; }
         </style></head>
         <body>
         <header><h1 id="project">orchestrate up</h1>
-        <nav><button id="tab-resources" class="on">Resources</button><button id="tab-logs">Logs</button></nav>
+        <nav><button id="tab-resources" class="on">Resources</button><button id="tab-logs">Logs</button><button id="tab-traces">Traces</button></nav>
         <span id="connection" class="note">connecting…</span></header>
         <main>
         <section id="resources">
           <svg id="graph" width="100%" height="120" role="img" aria-label="dependency graph"></svg>
           <table><thead><tr><th>Service</th><th>State</th><th>Ready</th><th>Restarts</th><th>Uptime</th><th>Address</th>
           <th>PID</th><th>CPU</th><th>Memory</th><th>Detail</th><th></th></tr></thead><tbody id="rows"></tbody></table>
+        </section>
+        <section id="traces" class="hidden">
+          <p class="filters"><label><input id="t-all" type="checkbox"> also probes and one-span background work</label>
+          <span class="note" id="trace-note"></span></p>
+          <table><thead><tr><th>Time</th><th>Root</th><th>Services</th><th>Duration</th><th>Spans</th><th>Errors</th></tr></thead>
+          <tbody id="trace-list"></tbody></table>
+          <div id="waterfall"></div>
         </section>
         <section id="logs" class="hidden">
           <div class="filters">
@@ -200,15 +213,46 @@ enum DashboardPage {
           if (logs.length > 20000) logs.splice(0, logs.length - 20000);
           if (!document.getElementById("logs").classList.contains("hidden")) renderLogs();
         }
+        const milliseconds = (n) => (n / 1e6).toFixed(n < 1e7 ? 2 : 0) + " ms";
+        async function renderTraces() {
+          const all = await (await fetch(api("/api/traces"))).json(), everything = document.getElementById("t-all").checked;
+          const probe = (t) => /: \/(ready|health|metrics)$/.test(t.root);
+          const traces = all.filter((t) => everything || (t.spans > 1 && !probe(t)));
+          document.getElementById("trace-note").textContent = traces.length + " of the " + all.length + " most recent traces";
+          document.getElementById("trace-list").replaceChildren(...traces.map((t) => el("tr",
+            { class: t.errors ? "error" : "", "data-trace": t.traceID, onclick: () => renderWaterfall(t.traceID) },
+            el("td", {}, new Date(t.startNanoseconds / 1e6).toISOString().slice(11, 23)), el("td", { class: "root" }, t.root),
+            el("td", { class: "services" }, t.services.join(", ")), el("td", {}, milliseconds(t.durationNanoseconds)),
+            el("td", {}, t.spans), el("td", {}, t.errors))));
+        }
+        async function renderWaterfall(traceID) {
+          const spans = await (await fetch(api("/api/traces/" + encodeURIComponent(traceID)))).json();
+          const box = document.getElementById("waterfall");
+          if (!spans.length) { box.replaceChildren(); return; }
+          const start = Math.min(...spans.map((s) => s.startNanoseconds)), end = Math.max(...spans.map((s) => s.endNanoseconds));
+          const total = Math.max(1, end - start), depth = {}, byID = Object.fromEntries(spans.map((s) => [s.spanID, s]));
+          const level = (s) => depth[s.spanID] ?? (depth[s.spanID] = s.parentSpanID && byID[s.parentSpanID] ? level(byID[s.parentSpanID]) + 1 : 0);
+          box.replaceChildren(el("h3", {}, "trace " + traceID + " · " + milliseconds(total) + " · click a span for its request's log lines"),
+            ...spans.map((s) => el("div", { class: "span" + (s.isError ? " error" : ""), "data-service": s.service, "data-span": s.spanID,
+                onclick: () => { show("logs"); showTrace(s.traceID); } },
+              el("span", { class: "label", style: "padding-left:" + level(s) + "em" }, (s.instance || s.service) + " · " + s.name),
+              el("span", { class: "track" }, el("span", { class: "bar", title: milliseconds(s.endNanoseconds - s.startNanoseconds),
+                style: "left:" + ((s.startNanoseconds - start) / total * 100) + "%;width:" + ((s.endNanoseconds - s.startNanoseconds) / total * 100) + "%" })),
+              el("span", { class: "note" }, milliseconds(s.endNanoseconds - s.startNanoseconds)))));
+        }
+        setInterval(() => { if (!document.getElementById("traces").classList.contains("hidden")) renderTraces(); }, 2000);
         function show(tab) {
-          for (const name of ["resources", "logs"]) {
+          for (const name of ["resources", "logs", "traces"]) {
             document.getElementById(name).classList.toggle("hidden", name !== tab);
             document.getElementById("tab-" + name).classList.toggle("on", name === tab);
           }
           if (tab === "logs") renderLogs();
+          if (tab === "traces") renderTraces();
         }
         document.getElementById("tab-resources").addEventListener("click", () => show("resources"));
         document.getElementById("tab-logs").addEventListener("click", () => show("logs"));
+        document.getElementById("tab-traces").addEventListener("click", () => show("traces"));
+        document.getElementById("t-all").addEventListener("input", renderTraces);
         for (const id of ["f-service", "f-replica", "f-level", "f-text"]) document.getElementById(id).addEventListener("input", renderLogs);
         function connect() {
           const events = new EventSource(api("/api/events?after=" + lastSequence));

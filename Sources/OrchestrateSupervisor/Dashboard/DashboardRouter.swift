@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OTLPTraceWire
 
 /// One dashboard connection: checks each request (host, token, origin) and answers it from the session's source.
 /// Answers are written from a task on the channel, so a slow status never holds the event loop.
@@ -10,13 +11,17 @@ final class DashboardRouter: ChannelInboundHandler {
 
     struct Shared: Sendable {
         let token: String
+        /// In the path services export traces to (`/otlp/TOKEN/v1/traces`): not the page's token, which a service
+        /// has no business holding.
+        let ingestToken: String
         let source: DashboardServer.Source
     }
 
-    /// A dashboard request never needs a body; more than this is refused.
-    static let maximumBody = 4096
+    /// A page's request has no body; a trace export is at most this large.
+    static let maximumBody = 1 << 20
     private let shared: Shared
     private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
     private var bodyBytes = 0
 
     init(shared: Shared) {
@@ -27,13 +32,17 @@ final class DashboardRouter: ChannelInboundHandler {
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            body = []
             bodyBytes = 0
-        case .body(let body):
-            bodyBytes += body.readableBytes
+        case .body(var part):
+            bodyBytes += part.readableBytes
+            if bodyBytes <= Self.maximumBody, let bytes = part.readBytes(length: part.readableBytes) { body += bytes }
         case .end:
             guard let head else { return }
             self.head = nil
-            let request = Request(head: head, bodyBytes: bodyBytes, port: context.channel.localAddress?.port ?? 0)
+            let request = Request(
+                head: head, body: body, bodyBytes: bodyBytes, port: context.channel.localAddress?.port ?? 0)
+            body = []
             Self.answerLater(request, shared: shared, on: context.channel)
         }
     }
@@ -44,6 +53,7 @@ final class DashboardRouter: ChannelInboundHandler {
 
     struct Request: Sendable {
         let head: HTTPRequestHead
+        let body: [UInt8]
         let bodyBytes: Int
         let port: Int
 
@@ -78,6 +88,7 @@ final class DashboardRouter: ChannelInboundHandler {
             value: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
                 + "img-src 'self' data:; frame-ancestors 'none'")
         headers.add(name: "connection", value: "close")
+        for (name, value) in answer.headers { headers.replaceOrAdd(name: name, value: value) }
         let head = HTTPResponseHead(version: request.head.version, status: answer.status, headers: headers)
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
         channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: answer.body))), promise: nil)
@@ -87,6 +98,7 @@ final class DashboardRouter: ChannelInboundHandler {
     struct Answer {
         var status: HTTPResponseStatus
         var contentType = "application/json"
+        var headers: [(String, String)] = []
         var body: [UInt8]
 
         static func json(_ value: some Encodable, _ status: HTTPResponseStatus = .ok) -> Answer {
@@ -105,13 +117,14 @@ final class DashboardRouter: ChannelInboundHandler {
         guard request.hostIsOurs else {
             return .error(.forbidden, "forbidden-host", "the dashboard answers only to 127.0.0.1 and localhost")
         }
+        let path = request.path
+        if path.hasPrefix("/otlp/") { return receive(request, shared: shared) }
         guard let token = request.query("token"), Self.sameBytes(token, shared.token) else {
             return .error(.unauthorized, "token", "open the URL `orchestrate up` printed: it carries the token")
         }
-        guard request.bodyBytes <= maximumBody else {
+        guard request.bodyBytes <= 4096 else {
             return .error(.payloadTooLarge, "body-too-large", "dashboard requests have no body")
         }
-        let path = request.path
         switch (request.head.method, path) {
         case (.GET, "/"):
             return Answer(status: .ok, contentType: "text/html; charset=utf-8", body: Array(DashboardPage.html.utf8))
@@ -120,6 +133,11 @@ final class DashboardRouter: ChannelInboundHandler {
         case (.GET, "/api/logs"):
             let after = request.query("after").flatMap(UInt64.init) ?? 0
             return .json(shared.source.logs.entries(after: after))
+        case (.GET, "/api/traces"):
+            return .json(shared.source.spans.traces())
+        case (.GET, _) where path.hasPrefix("/api/traces/"):
+            let id = String(path.dropFirst("/api/traces/".count))
+            return .json(shared.source.spans.spans(of: id))
         case (.GET, "/api/events"):
             await DashboardEvents.stream(request, source: shared.source, on: channel)
             return nil
@@ -146,6 +164,29 @@ final class DashboardRouter: ChannelInboundHandler {
         default:
             return .error(.methodNotAllowed, "method", "GET or POST only")
         }
+    }
+
+    /// `POST /otlp/TOKEN/v1/traces`: an OTLP/HTTP protobuf export from a service, its spans kept for the page.
+    static func receive(_ request: Request, shared: Shared) -> Answer {
+        let parts = request.path.split(separator: "/")
+        guard parts.count == 4, parts[2] == "v1", parts[3] == "traces", sameBytes(String(parts[1]), shared.ingestToken)
+        else {
+            return .error(.unauthorized, "token", "export traces to the OTEL_EXPORTER_OTLP_ENDPOINT `up` gave")
+        }
+        guard request.head.method == .POST else { return .error(.methodNotAllowed, "method", "POST only") }
+        guard request.bodyBytes <= maximumBody else {
+            return .error(.payloadTooLarge, "body-too-large", "an export is at most \(maximumBody >> 20) MiB")
+        }
+        guard request.head.headers.first(name: "content-type")?.lowercased() == "application/x-protobuf" else {
+            return .error(.unsupportedMediaType, "protobuf", "OTLP/HTTP in protobuf (application/x-protobuf) only")
+        }
+        do {
+            shared.source.spans.add(try OTLPTraceDecoder.decode(request.body))
+        } catch {
+            return .error(.badRequest, "not-otlp", error.description)
+        }
+        // An empty ExportTraceServiceResponse: zero bytes of protobuf.
+        return Answer(status: .ok, contentType: "application/x-protobuf", body: [])
     }
 
     /// Equal strings, compared without stopping at the first difference.

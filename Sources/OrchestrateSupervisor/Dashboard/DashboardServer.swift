@@ -19,23 +19,29 @@ public final class DashboardServer: Sendable {
         /// A control request, as the CLI sends it on the control socket.
         public var act: @Sendable (ControlRequest) async -> ControlResponse
         public var logs: LogRing
+        public var spans: SpanStore
 
         public init(
             state: @escaping @Sendable () async -> DashboardState,
-            act: @escaping @Sendable (ControlRequest) async -> ControlResponse, logs: LogRing
+            act: @escaping @Sendable (ControlRequest) async -> ControlResponse, logs: LogRing,
+            spans: SpanStore = SpanStore()
         ) {
             self.state = state
             self.act = act
             self.logs = logs
+            self.spans = spans
         }
     }
 
     public let port: Int
     public let token: String
+    public let ingestToken: String
     private let channel: any Channel
 
     /// The address to open, token included.
     public var url: String { "http://127.0.0.1:\(port)/?token=\(token)" }
+    /// What the services get as `OTEL_EXPORTER_OTLP_ENDPOINT`: they export traces to `\(otlpEndpoint)/v1/traces`.
+    public var otlpEndpoint: String { "http://127.0.0.1:\(port)/otlp/\(ingestToken)" }
 
     /// Listens on 127.0.0.1:`port` (0: a free one).
     public static func start(
@@ -43,7 +49,8 @@ public final class DashboardServer: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maximumConnections: Int = 64
     ) async throws -> DashboardServer {
         let open = OpenConnections()
-        let shared = DashboardRouter.Shared(token: token, source: source)
+        let ingestToken = randomToken()
+        let shared = DashboardRouter.Shared(token: token, ingestToken: ingestToken, source: source)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -61,12 +68,14 @@ public final class DashboardServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        return DashboardServer(port: channel.localAddress?.port ?? port, token: token, channel: channel)
+        return DashboardServer(
+            port: channel.localAddress?.port ?? port, token: token, ingestToken: ingestToken, channel: channel)
     }
 
-    private init(port: Int, token: String, channel: any Channel) {
+    private init(port: Int, token: String, ingestToken: String, channel: any Channel) {
         self.port = port
         self.token = token
+        self.ingestToken = ingestToken
         self.channel = channel
     }
 
