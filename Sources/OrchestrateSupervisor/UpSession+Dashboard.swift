@@ -28,6 +28,7 @@ extension UpSession {
         let project = spec.name.value
         let capacity = ring.capacity
         let usage = ProcessUsage()
+        let metrics = MetricsBoard()
         return DashboardServer.Source(
             state: { [weak self] in
                 let replicas = await self?.handle(ControlRequest(command: .status)).replicas ?? []
@@ -40,7 +41,40 @@ extension UpSession {
             act: { [weak self] request in
                 await self?.handle(request) ?? ControlResponse(ok: false, error: "orchestrate up has stopped")
             },
-            logs: ring, spans: spans)
+            logs: ring, spans: spans, metrics: metrics,
+            scrape: { [weak self] in
+                guard let targets = await self?.metricsTargets() else { return }
+                let scrapes = await withTaskGroup(of: (String, String, String?).self) { group in
+                    for target in targets {
+                        group.addTask {
+                            (
+                                target.replica, target.service,
+                                await MetricsScrape.fetch(host: target.host, port: target.port)
+                            )
+                        }
+                    }
+                    var scrapes: [String: (service: String, text: String?)] = [:]
+                    for await (replica, service, text) in group { scrapes[replica] = (service, text) }
+                    return scrapes
+                }
+                metrics.record(scrapes)
+            })
+    }
+
+    /// Where each running replica of the spec's services serves `/metrics`: its port, or `METRICS_PORT` (the
+    /// built-in gateway's) when set.
+    func metricsTargets() async -> [(replica: String, service: String, host: String, port: Int)] {
+        let running = Set(
+            (await handle(ControlRequest(command: .status)).replicas ?? []).filter { $0.state == .running }.map {
+                "\($0.service)-\($0.replica)"
+            })
+        return (plan?.replicas ?? []).compactMap { replica in
+            let name = "\(replica.service)-\(replica.index)"
+            guard running.contains(name), configuration.spec.service(named: replica.service) != nil,
+                let port = replica.environment["METRICS_PORT"].flatMap(Int.init) ?? replica.port
+            else { return nil }
+            return (name, replica.service, replica.address, port)
+        }
     }
 
     /// Every replica of the spec's services exports its traces to the dashboard (`OTEL_EXPORTER_OTLP_ENDPOINT`),

@@ -177,6 +177,20 @@ try:
              and driver.find_elements(By.CSS_SELECTOR, '#lines .line[data-service="payment-service"]'),
              "a span's click showing its request's log lines")
 
+    # Metrics, scraped while the page is open: the order's requests and latency in order-service's series, its
+    # breakers (to user-service and payment-service) closed.
+    driver.find_element(By.ID, "tab-metrics").click()
+    wait_for(lambda: driver.execute_script(
+        'return ["api-gateway", "order-service", "user-service", "payment-service"].every((s) =>'
+        ' (metricSeries[s] || []).some((p) => p.requestsPerSecond > 0 && p.p50 !== null && p.p99 !== null))'),
+        "request rate and p50/p99 of the gateway and the three services in the metrics", timeout=60)
+    breakers = wait_for(lambda: {b.get_attribute("data-upstream"): b.get_attribute("class") for b in
+                                 driver.find_elements(By.CSS_SELECTOR, '.card[data-service="order-service"] .breaker')}
+                        or None, "order-service's circuit breakers in the metrics")
+    assert all("breaker-closed" in state for state in breakers.values()), f"order-service's breakers: {breakers}"
+    print(f"dashboard test: metrics: order-service's breakers {sorted(breakers)} closed")
+    driver.save_screenshot(os.path.join(output, "metrics.png"))
+
     # The page's own script raised nothing (the 401 of the token-less load above is the browser's, not a script's).
     errors = [entry for entry in driver.get_log("browser")
               if entry["level"] == "SEVERE" and "401" not in entry["message"]]

@@ -29,11 +29,16 @@ enum DashboardPage {
         .span .track { position:relative; flex:1; height:14px; background:var(--bg); }
         .span .bar { position:absolute; top:0; height:14px; background:#0969da; border-radius:2px; min-width:2px; }
         .span.error .bar { background:var(--bad); }
+        #metric-cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(330px, 1fr)); gap:1em; }
+        .card { border:1px solid var(--line); border-radius:6px; padding:.6em .8em; } .card h3 { margin:0 0 .4em; font-size:14px; }
+        .chart { display:flex; align-items:center; gap:.5em; font-size:12px; } .chart .name { width:5.5em; color:#57606a; }
+        .chart svg { flex:1; height:28px; background:var(--bg); } .chart .value { width:6em; text-align:right; }
+        .breaker-open { color:var(--bad); font-weight:600; } .breaker-half-open { color:var(--warn); }
         .lv-error, .lv-critical { color:var(--bad); } .lv-warning { color:var(--warn); } .note { color:#57606a; }
         </style></head>
         <body>
         <header><h1 id="project">orchestrate up</h1>
-        <nav><button id="tab-resources" class="on">Resources</button><button id="tab-logs">Logs</button><button id="tab-traces">Traces</button></nav>
+        <nav><button id="tab-resources" class="on">Resources</button><button id="tab-logs">Logs</button><button id="tab-traces">Traces</button><button id="tab-metrics">Metrics</button></nav>
         <span id="connection" class="note">connecting…</span></header>
         <main>
         <section id="resources">
@@ -47,6 +52,11 @@ enum DashboardPage {
           <table><thead><tr><th>Time</th><th>Root</th><th>Services</th><th>Duration</th><th>Spans</th><th>Errors</th></tr></thead>
           <tbody id="trace-list"></tbody></table>
           <div id="waterfall"></div>
+        </section>
+        <section id="metrics" class="hidden">
+          <p class="note">From each replica's /metrics, every 5 s while this page is open (requests, errors, latency
+          quantiles from the duration histogram, circuit breakers).</p>
+          <div id="metric-cards"></div>
         </section>
         <section id="logs" class="hidden">
           <div class="filters">
@@ -241,17 +251,41 @@ enum DashboardPage {
               el("span", { class: "note" }, milliseconds(s.endNanoseconds - s.startNanoseconds)))));
         }
         setInterval(() => { if (!document.getElementById("traces").classList.contains("hidden")) renderTraces(); }, 2000);
+        let metricSeries = {};
+        function sparkline(points, key) {
+          const values = points.map((p) => p[key]), known = values.filter((v) => v !== null && v !== undefined);
+          const max = Math.max(1e-9, ...known), chart = svg("svg", { viewBox: "0 0 120 28", preserveAspectRatio: "none" });
+          const coordinates = values.map((v, i) => v === null || v === undefined ? null
+            : ((values.length === 1 ? 60 : i / (values.length - 1) * 120).toFixed(1) + "," + (26 - v / max * 24).toFixed(1))).filter((c) => c);
+          if (coordinates.length) chart.append(svg("polyline", { points: coordinates.join(" "), fill: "none", stroke: "#0969da", "stroke-width": 1.5 }));
+          return chart;
+        }
+        function renderMetrics() {
+          const charts = [["requestsPerSecond", "req/s", (v) => v.toFixed(2)], ["errorsPerSecond", "errors/s", (v) => v.toFixed(2)],
+            ["p50", "p50", (v) => v.toFixed(1) + " ms"], ["p99", "p99", (v) => v.toFixed(1) + " ms"]];
+          document.getElementById("metric-cards").replaceChildren(...Object.keys(metricSeries).sort().map((service) => {
+            const points = metricSeries[service], last = points[points.length - 1] || {};
+            const breakers = Object.entries(last.breakers || {}).sort();
+            return el("div", { class: "card", "data-service": service }, el("h3", {}, service),
+              ...charts.map(([key, name, format]) => el("div", { class: "chart", "data-metric": key }, el("span", { class: "name" }, name),
+                sparkline(points, key), el("span", { class: "value" }, last[key] === null || last[key] === undefined ? "–" : format(last[key])))),
+              el("div", { class: "breakers" }, breakers.length ? "breakers: " : "no circuit breakers",
+                ...breakers.map(([upstream, state]) => el("span", { class: "breaker breaker-" + state, "data-upstream": upstream }, upstream + " " + state + " "))));
+          }));
+        }
         function show(tab) {
-          for (const name of ["resources", "logs", "traces"]) {
+          for (const name of ["resources", "logs", "traces", "metrics"]) {
             document.getElementById(name).classList.toggle("hidden", name !== tab);
             document.getElementById("tab-" + name).classList.toggle("on", name === tab);
           }
           if (tab === "logs") renderLogs();
           if (tab === "traces") renderTraces();
+          if (tab === "metrics") renderMetrics();
         }
         document.getElementById("tab-resources").addEventListener("click", () => show("resources"));
         document.getElementById("tab-logs").addEventListener("click", () => show("logs"));
         document.getElementById("tab-traces").addEventListener("click", () => show("traces"));
+        document.getElementById("tab-metrics").addEventListener("click", () => show("metrics"));
         document.getElementById("t-all").addEventListener("input", renderTraces);
         for (const id of ["f-service", "f-replica", "f-level", "f-text"]) document.getElementById(id).addEventListener("input", renderLogs);
         function connect() {
@@ -261,6 +295,10 @@ enum DashboardPage {
           events.onerror = () => { connection.textContent = "reconnecting…"; };
           events.addEventListener("state", (event) => { state = JSON.parse(event.data); renderResources(); });
           events.addEventListener("logs", (event) => addLogs(JSON.parse(event.data)));
+          events.addEventListener("metrics", (event) => {
+            metricSeries = JSON.parse(event.data);
+            if (!document.getElementById("metrics").classList.contains("hidden")) renderMetrics();
+          });
         }
         (async () => {
           const answer = await fetch(api("/api/state"));

@@ -20,16 +20,22 @@ public final class DashboardServer: Sendable {
         public var act: @Sendable (ControlRequest) async -> ControlResponse
         public var logs: LogRing
         public var spans: SpanStore
+        public var metrics: MetricsBoard
+        /// Scrapes every replica's metrics into `metrics` (called only while a page is open).
+        public var scrape: @Sendable () async -> Void
 
         public init(
             state: @escaping @Sendable () async -> DashboardState,
             act: @escaping @Sendable (ControlRequest) async -> ControlResponse, logs: LogRing,
-            spans: SpanStore = SpanStore()
+            spans: SpanStore = SpanStore(), metrics: MetricsBoard = MetricsBoard(),
+            scrape: @escaping @Sendable () async -> Void = {}
         ) {
             self.state = state
             self.act = act
             self.logs = logs
             self.spans = spans
+            self.metrics = metrics
+            self.scrape = scrape
         }
     }
 
