@@ -45,6 +45,15 @@ def wait_for(condition, what, timeout=60):
     raise SystemExit(f"dashboard test: {what} within {timeout} s (last error: {last})")
 
 
+def click(selector, what, by=By.CSS_SELECTOR):
+    """Clicks what `selector` finds, again if the page re-rendered it in between (it redraws on live updates)."""
+    wait_for(lambda: driver.find_element(by, selector).click() or True, "clicking " + what, timeout=20)
+
+
+def text_of(selector):
+    return driver.find_element(By.CSS_SELECTOR, selector).text
+
+
 log_path = os.path.join(work, "up.log")
 up = subprocess.Popen(
     [os.path.join(bin_dir, "orchestrate"), "up", "-f", os.path.join(work, "services.yaml"), "--no-build",
@@ -87,7 +96,7 @@ try:
                 return None
         return rows
     wait_for(resources, "the five services ready with CPU, memory and a PID per replica")
-    driver.find_element(By.CSS_SELECTOR, 'tr.service[data-service="user-service"] .toggle').click()
+    click('tr.service[data-service="user-service"] .toggle', "user-service's row")
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, 'tr.replica[data-replica^="user-service-"]')) == 2,
              "user-service expanded to its two replicas")
     graph = driver.find_elements(By.CSS_SELECTOR, '#graph g[data-state="running"]')
@@ -96,15 +105,13 @@ try:
 
     # Restart notification-service from the page: a new PID, ready again.
     row = 'tr.service[data-service="notification-service"]'
-    old_pid = driver.find_element(By.CSS_SELECTOR, row + " td.pid").text
-    driver.find_element(By.CSS_SELECTOR, row + ' button[data-action="restart"]').click()
+    old_pid = wait_for(lambda: text_of(row + " td.pid"), "notification-service's PID")
+    click(row + ' button[data-action="restart"]', "restart on notification-service")
 
     def restarted():
-        cells = driver.find_element(By.CSS_SELECTOR, row)
-        pid = cells.find_element(By.CSS_SELECTOR, "td.pid").text
-        return pid and pid != old_pid and cells.find_element(By.CSS_SELECTOR, "td.ready").text == "1/1"
-    wait_for(restarted, "notification-service restarted with a new PID and ready")
-    new_pid = driver.find_element(By.CSS_SELECTOR, row + " td.pid").text
+        pid = text_of(row + " td.pid")
+        return pid if pid and pid != old_pid and text_of(row + " td.ready") == "1/1" else None
+    new_pid = wait_for(restarted, "notification-service restarted with a new PID and ready")
     print(f"dashboard test: notification-service restarted from the page, PID {old_pid} -> {new_pid}")
     driver.save_screenshot(os.path.join(output, "restarted.png"))
 
@@ -122,7 +129,7 @@ try:
     assert status == 201, f"POST /users: {status} {user}"
     status, order = post("/orders", {"userId": user["id"], "items": [{"sku": "lamp", "quantity": 1, "unitPrice": 4200}]})
     assert status == 201, f"POST /orders: {status} {order}"
-    driver.find_element(By.ID, "tab-logs").click()
+    click("#tab-logs", "the Logs tab")
     Select(driver.find_element(By.ID, "f-service")).select_by_value("order-service")
     driver.find_element(By.ID, "f-text").send_keys("/orders")
 
@@ -130,7 +137,8 @@ try:
         lines = driver.find_elements(By.CSS_SELECTOR, "#lines .line")
         if not lines or any(line.get_attribute("data-service") != "order-service" for line in lines):
             return None
-        posted = [line for line in lines if "POST" in line.text and line.find_elements(By.CSS_SELECTOR, ".field")]
+        posted = [(line.text, line.find_element(By.CSS_SELECTOR, "a.trace").text.split("=", 1)[1])
+                  for line in lines if "POST" in line.text and line.find_elements(By.CSS_SELECTOR, ".field")]
         return posted or None
     try:
         lines = wait_for(order_lines, "order-service's lines of the order, as fields, in the filtered log view")
@@ -138,13 +146,13 @@ try:
         print("\n".join(line.text for line in driver.find_elements(By.CSS_SELECTOR, "#lines .line")))
         driver.save_screenshot(os.path.join(output, "logs-failed.png"))
         raise
-    print(f"dashboard test: {len(lines)} order-service line(s) of POST /orders, e.g. {lines[-1].text[:160]!r}")
+    print(f"dashboard test: {len(lines)} order-service line(s) of POST /orders, e.g. {lines[-1][0][:160]!r}")
     driver.save_screenshot(os.path.join(output, "logs.png"))
 
     # The order's trace id, clicked: that request's lines from every service it went through.
-    trace = lines[-1].find_element(By.CSS_SELECTOR, "a.trace")
-    trace_id = trace.text.split("=", 1)[1]
-    trace.click()
+    trace_id = lines[-1][1]
+    click(f"//div[@id='lines']//a[contains(@class, 'trace') and contains(., '{trace_id}')]", "the order's trace id",
+          by=By.XPATH)
 
     def request_lines():
         shown = driver.find_elements(By.CSS_SELECTOR, "#lines .line")
@@ -155,23 +163,24 @@ try:
     driver.save_screenshot(os.path.join(output, "request.png"))
     # The same request in the trace list: one trace across the gateway and the three services it went through;
     # its waterfall; from a span, back to that request's log lines.
-    driver.find_element(By.ID, "tab-traces").click()
+    click("#tab-traces", "the Traces tab")
     through = {"api-gateway", "order-service", "user-service", "payment-service"}
 
     def listed():
         rows = driver.find_elements(By.CSS_SELECTOR, f'#trace-list tr[data-trace="{trace_id}"]')
         services = set(rows[0].find_element(By.CSS_SELECTOR, "td.services").text.split(", ")) if rows else set()
         return rows[0] if through <= services else None
-    wait_for(listed, f"trace {trace_id} listed across {', '.join(sorted(through))}").click()
+    wait_for(listed, f"trace {trace_id} listed across {', '.join(sorted(through))}")
+    click(f'#trace-list tr[data-trace="{trace_id}"]', "the order's trace")
 
     def waterfall():
         spans = driver.find_elements(By.CSS_SELECTOR, "#waterfall .span")
-        return spans if through <= {span.get_attribute("data-service") for span in spans} else None
+        return len(spans) if through <= {span.get_attribute("data-service") for span in spans} else None
     spans = wait_for(waterfall, "the trace's waterfall with a span of each service")
-    print(f"dashboard test: trace {trace_id}: {len(spans)} spans in the waterfall across {', '.join(sorted(through))}")
+    print(f"dashboard test: trace {trace_id}: {spans} spans in the waterfall across {', '.join(sorted(through))}")
     driver.execute_script("document.getElementById('waterfall').scrollIntoView()")
     driver.save_screenshot(os.path.join(output, "trace.png"))
-    [span for span in spans if span.get_attribute("data-service") == "payment-service"][0].click()
+    click('#waterfall .span[data-service="payment-service"]', "a payment-service span")
     wait_for(lambda: not driver.find_element(By.ID, "logs").get_attribute("class")
              and driver.find_element(By.ID, "f-text").get_attribute("value") == trace_id
              and driver.find_elements(By.CSS_SELECTOR, '#lines .line[data-service="payment-service"]'),
@@ -179,7 +188,7 @@ try:
 
     # Metrics, scraped while the page is open: the order's requests and latency in order-service's series, its
     # breakers (to user-service and payment-service) closed.
-    driver.find_element(By.ID, "tab-metrics").click()
+    click("#tab-metrics", "the Metrics tab")
     wait_for(lambda: driver.execute_script(
         'return ["api-gateway", "order-service", "user-service", "payment-service"].every((s) =>'
         ' (metricSeries[s] || []).some((p) => p.requestsPerSecond > 0 && p.p50 !== null && p.p99 !== null))'),

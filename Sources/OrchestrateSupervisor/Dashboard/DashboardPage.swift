@@ -221,7 +221,8 @@ enum DashboardPage {
           lastSequence = fresh[fresh.length - 1].sequence;
           logs.push(...fresh);
           if (logs.length > 20000) logs.splice(0, logs.length - 20000);
-          if (!document.getElementById("logs").classList.contains("hidden")) renderLogs();
+          // Redrawn only when a new line is shown: a steady view for a reader (and for a test's clicks).
+          if (!document.getElementById("logs").classList.contains("hidden") && fresh.some(matches)) renderLogs();
         }
         const milliseconds = (n) => (n / 1e6).toFixed(n < 1e7 ? 2 : 0) + " ms";
         async function renderTraces() {
