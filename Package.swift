@@ -33,6 +33,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "orchestrate", targets: ["orchestrate"]),
+        // `up`'s OTLP decoder, installed beside orchestrate as orchestrate-otlp.
+        .executable(name: "OTLPDecoder", targets: ["OTLPDecoder"]),
         .library(name: "OrchestrateSpec", targets: ["OrchestrateSpec"]),
         .library(name: "OrchestrateGenerate", targets: ["OrchestrateGenerate"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
@@ -110,12 +112,16 @@ let package = Package(
             dependencies: ["OrchestrateCLI"],
             swiftSettings: swiftSettings
         ),
+        // A span as the dashboard keeps it: what the decoder sends the supervisor. No dependencies.
+        .target(name: "OTLPSpan", swiftSettings: swiftSettings),
         // OTLP/HTTP trace exports (protobuf) as spans: swift-otel's generated message types, committed.
         .target(
             name: "OTLPTraceWire",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["OTLPSpan", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
+        // orchestrate-otlp: the decoder in a process of its own, so that `orchestrate` links no protobuf.
+        .executableTarget(name: "OTLPDecoder", dependencies: ["OTLPSpan", "OTLPTraceWire"], swiftSettings: swiftSettings),
         // DNS messages, both sides: ServiceKit's resolver and the supervisor's server. No dependencies.
         .target(name: "DNSWire", swiftSettings: swiftSettings),
         // Forks a child with its own process group and, on Linux, a parent-death signal (posix_spawn can do
@@ -125,7 +131,7 @@ let package = Package(
         .target(
             name: "OrchestrateSupervisor",
             dependencies: [
-                "OrchestrateSpec", "OrchestrateContract", "DNSWire", "CSupervisorSpawn", "OTLPTraceWire",
+                "OrchestrateSpec", "OrchestrateContract", "DNSWire", "CSupervisorSpawn", "OTLPSpan",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,7 +143,7 @@ let package = Package(
             name: "OrchestrateSupervisorTests",
             dependencies: [
                 "OrchestrateSupervisor", "DNSWire", "ServiceKit", "OrchestrateTestSupport", "OrchestrateSpec",
-                "OrchestrateContract", "OTLPTraceWire",
+                "OrchestrateContract", "OTLPTraceWire", "OTLPSpan",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,41 +1,6 @@
 import Foundation
+public import OTLPSpan
 import SwiftProtobuf
-
-/// One span as the dashboard shows it, from an OTLP export.
-public struct ReceivedSpan: Sendable, Codable, Equatable {
-    /// Hex, as in `traceparent` and the services' log lines (`trace_id`).
-    public var traceID: String
-    public var spanID: String
-    public var parentSpanID: String?
-    public var name: String
-    /// The resource's `service.name`.
-    public var service: String
-    /// The resource's `service.instance.id` (`up` sets the replica's name there).
-    public var instance: String?
-    /// `server`, `client`, `internal`, `producer`, `consumer`.
-    public var kind: String
-    public var startNanoseconds: UInt64
-    public var endNanoseconds: UInt64
-    public var isError: Bool
-    public var attributes: [String: String]
-
-    public init(
-        traceID: String, spanID: String, parentSpanID: String?, name: String, service: String, instance: String?,
-        kind: String, startNanoseconds: UInt64, endNanoseconds: UInt64, isError: Bool, attributes: [String: String]
-    ) {
-        self.traceID = traceID
-        self.spanID = spanID
-        self.parentSpanID = parentSpanID
-        self.name = name
-        self.service = service
-        self.instance = instance
-        self.kind = kind
-        self.startNanoseconds = startNanoseconds
-        self.endNanoseconds = endNanoseconds
-        self.isError = isError
-        self.attributes = attributes
-    }
-}
 
 /// OTLP/HTTP traces in protobuf (`POST /v1/traces`, `application/x-protobuf`), what swift-otel's exporter sends.
 /// The message types under Generated/ are swift-otel 1.x's own generated code (opentelemetry-proto, Apache 2.0),

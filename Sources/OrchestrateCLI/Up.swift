@@ -101,6 +101,8 @@ struct Up: AsyncParsableCommand {
         configuration.environment = environment
         configuration.routeTable = Generator.routeTable(for: Topology(spec))
         configuration.builtinGateway = Self.builtinGateway(products: products)
+        configuration.otlpDecoder = Self.besideOrchestrate(
+            installed: OrchestrateVersion.otlpDecoderExecutable, built: "OTLPDecoder", products: products)
         let session = UpSession(configuration)
         let signals = SignalListener()
         let relay = Task {
@@ -120,12 +122,16 @@ struct Up: AsyncParsableCommand {
     /// The built-in gateway: beside this `orchestrate` as installed (`orchestrate-gateway`), or as this package
     /// builds it (`APIGateway` beside it in .build), or among the project's own products when it is this package.
     static func builtinGateway(products: String) -> String? {
+        besideOrchestrate(installed: OrchestrateVersion.gatewayExecutable, built: "APIGateway", products: products)
+    }
+
+    /// A program of orchestrate's own: beside this `orchestrate` as installed, or as this package builds it, or
+    /// among the project's products when the project is this package.
+    static func besideOrchestrate(installed: String, built: String, products: String) -> String? {
         let exe =
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let beside = URL(fileURLWithPath: exe).deletingLastPathComponent().path
-        let candidates = [
-            beside + "/" + OrchestrateVersion.gatewayExecutable, beside + "/APIGateway", products + "/APIGateway",
-        ]
+        let candidates = [beside + "/" + installed, beside + "/" + built, products + "/" + built]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 

@@ -7,4 +7,6 @@ public enum OrchestrateVersion {
     /// The built-in gateway's binary beside an installed `orchestrate` (scripts/install); a build of this package
     /// has it as the `APIGateway` product.
     public static let gatewayExecutable = "orchestrate-gateway"
+    /// The dashboard's trace decoder, installed beside `orchestrate` (built as OTLPDecoder).
+    public static let otlpDecoderExecutable = "orchestrate-otlp"
 }

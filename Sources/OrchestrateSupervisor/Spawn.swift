@@ -11,6 +11,9 @@ enum Spawn {
         case null
         /// Standard output to this descriptor (closed in the child afterwards, with `alsoClose`); error inherited.
         case descriptor(Int32, alsoClose: Int32)
+        /// Standard input and output from and to these descriptors (pipe ends; the others are close-on-exec), error
+        /// to /dev/null.
+        case pipes(input: Int32, output: Int32)
     }
 
     /// The child's PID, or the errno of a failed spawn.
@@ -29,6 +32,10 @@ enum Spawn {
         case .null:
             posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&fileActions, 2, "/dev/null", O_WRONLY, 0)
+        case .pipes(let input, let output):
+            posix_spawn_file_actions_adddup2(&fileActions, input, 0)
+            posix_spawn_file_actions_adddup2(&fileActions, output, 1)
             posix_spawn_file_actions_addopen(&fileActions, 2, "/dev/null", O_WRONLY, 0)
         case .descriptor(let descriptor, let other):
             posix_spawn_file_actions_adddup2(&fileActions, descriptor, 1)

@@ -26,6 +26,9 @@ public struct UpConfiguration: Sendable {
     public var dashboardPort: Int?
     /// Lines kept per service for the dashboard's log view.
     public var dashboardLogLines = 2000
+    /// `orchestrate-otlp`, the dashboard's trace decoder; nil: the dashboard shows no traces and the services are
+    /// given no exporter.
+    public var otlpDecoder: String?
     public var infrastructure = Infrastructure.embedded
     public var useColor = false
     /// The supervisor's environment: secrets may come from it, and `PATH`, `HOME`, … are passed on.

@@ -104,19 +104,27 @@ extension UpSession {
         }
         started("the control socket") { await control.stop() }
         if let port = configuration.dashboardPort, let ring = log.ring {
+            let decoder = configuration.otlpDecoder.map { OTLPDecoderProcess(path: $0) }
+            var source = dashboardSource(
+                ring: ring, spans: SpanStore(), infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [],
+                plan: plan)
+            if let decoder {
+                source.decodeTraces = { await decoder.decode($0) }
+                started("the OTLP decoder") { decoder.stop() }
+            }
             let dashboard: DashboardServer
             do {
-                dashboard = try await DashboardServer.start(
-                    port: port,
-                    source: dashboardSource(
-                        ring: ring, spans: SpanStore(),
-                        infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [], plan: plan))
+                dashboard = try await DashboardServer.start(port: port, source: source)
             } catch {
                 throw SupervisorError(.start, "cannot serve the dashboard on 127.0.0.1:\(port)", underlying: error)
             }
             started("the dashboard") { await dashboard.stop() }
             dashboardURL = dashboard.url
-            plan = Self.exportingTraces(plan, to: dashboard.otlpEndpoint, spec: configuration.spec)
+            if decoder != nil {
+                plan = Self.exportingTraces(plan, to: dashboard.otlpEndpoint, spec: configuration.spec)
+            } else {
+                log.note("no orchestrate-otlp beside orchestrate: the dashboard shows no traces")
+            }
             log.note("dashboard: \(dashboard.url)")
         }
         log.note("DNS on 127.0.0.1:\(dns.port) (dig @127.0.0.1 -p \(dns.port) NAME); state in \(stateDirectory)")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OTLPSpan
 import OTLPTraceWire
 import OrchestrateTestSupport
 import SwiftProtobuf
@@ -60,7 +61,14 @@ import Testing
             port: 0,
             source: .init(
                 state: { DashboardServerTests.state }, act: { _ in ControlResponse(ok: true) }, logs: LogRing(),
-                spans: spans))
+                spans: spans,
+                decodeTraces: { bytes in
+                    do {
+                        return .success(try OTLPTraceDecoder.decode(bytes))
+                    } catch {
+                        return .failure(OTLPDecoderProcess.Failure(description: "\(error)"))
+                    }
+                }))
         defer { Task { await server.stop() } }
         let good = Self.export(
             trace: 0xab,
@@ -97,6 +105,40 @@ import Testing
         #expect(response.status == .ok && body.contains(summary.traceID))
         let anonymous = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/api/traces")
         #expect(try await HTTPClient.shared.execute(anonymous, timeout: .seconds(10)).status == .unauthorized)
+    }
+
+    /// orchestrate-otlp as `up` runs it: the built OTLPDecoder, fed over a pipe.
+    @Test func theDecoderProcessAnswersEachExport() async throws {
+        let executable = URL(
+            fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        var path = executable.deletingLastPathComponent().appendingPathComponent("OTLPDecoder").path
+        if !FileManager.default.isExecutableFile(atPath: path) {
+            path = ExternalTool.packageRoot.appendingPathComponent(".build/debug/OTLPDecoder").path
+        }
+        try #require(FileManager.default.isExecutableFile(atPath: path), "OTLPDecoder is not built: swift build")
+        let decoder = OTLPDecoderProcess(path: path)
+        defer { decoder.stop() }
+        let good = Self.export(trace: 0xcd, spans: [(1, nil, "/orders", 10, false), (2, 1, "GET", 20, true)])
+        guard case .success(let spans) = await decoder.decode(good) else {
+            Issue.record("a good export was not decoded")
+            return
+        }
+        #expect(spans.map(\.name) == ["/orders", "GET"] && spans[1].isError)
+        guard case .failure(let failure) = await decoder.decode([0xff, 0xff, 0xff, 0x0f]) else {
+            Issue.record("garbage was decoded")
+            return
+        }
+        #expect(failure.description.contains("not an OTLP"))
+        guard case .success(let again) = await decoder.decode(good) else {
+            Issue.record("the decoder did not go on after garbage")
+            return
+        }
+        #expect(again.count == 2)
+        let missing = OTLPDecoderProcess(path: "/nonexistent/orchestrate-otlp")
+        guard case .failure = await missing.decode(good) else {
+            Issue.record("a missing decoder decoded")
+            return
+        }
     }
 
     @Test func theStoreKeepsTheNewestSpans() {

@@ -1,7 +1,6 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
-import OTLPTraceWire
 
 /// One dashboard connection: checks each request (host, token, origin) and answers it from the session's source.
 /// Answers are written from a task on the channel, so a slow status never holds the event loop.
@@ -118,7 +117,7 @@ final class DashboardRouter: ChannelInboundHandler {
             return .error(.forbidden, "forbidden-host", "the dashboard answers only to 127.0.0.1 and localhost")
         }
         let path = request.path
-        if path.hasPrefix("/otlp/") { return receive(request, shared: shared) }
+        if path.hasPrefix("/otlp/") { return await receive(request, shared: shared) }
         guard let token = request.query("token"), Self.sameBytes(token, shared.token) else {
             return .error(.unauthorized, "token", "open the URL `orchestrate up` printed: it carries the token")
         }
@@ -167,7 +166,7 @@ final class DashboardRouter: ChannelInboundHandler {
     }
 
     /// `POST /otlp/TOKEN/v1/traces`: an OTLP/HTTP protobuf export from a service, its spans kept for the page.
-    static func receive(_ request: Request, shared: Shared) -> Answer {
+    static func receive(_ request: Request, shared: Shared) async -> Answer {
         let parts = request.path.split(separator: "/")
         guard parts.count == 4, parts[2] == "v1", parts[3] == "traces", sameBytes(String(parts[1]), shared.ingestToken)
         else {
@@ -180,10 +179,12 @@ final class DashboardRouter: ChannelInboundHandler {
         guard request.head.headers.first(name: "content-type")?.lowercased() == "application/x-protobuf" else {
             return .error(.unsupportedMediaType, "protobuf", "OTLP/HTTP in protobuf (application/x-protobuf) only")
         }
-        do {
-            shared.source.spans.add(try OTLPTraceDecoder.decode(request.body))
-        } catch {
-            return .error(.badRequest, "not-otlp", error.description)
+        guard let decode = shared.source.decodeTraces else {
+            return .error(.serviceUnavailable, "no-decoder", "no orchestrate-otlp beside orchestrate: no traces")
+        }
+        switch await decode(request.body) {
+        case .success(let spans): shared.source.spans.add(spans)
+        case .failure(let failure): return .error(.badRequest, "not-otlp", failure.description)
         }
         // An empty ExportTraceServiceResponse: zero bytes of protobuf.
         return Answer(status: .ok, contentType: "application/x-protobuf", body: [])

@@ -2,6 +2,7 @@ import Foundation
 public import NIOCore
 import NIOHTTP1
 public import NIOPosix
+public import OTLPSpan
 import Synchronization
 
 /// The dashboard of a running `orchestrate up`, on 127.0.0.1 only: the page, its JSON API and a Server-Sent Events
@@ -21,6 +22,8 @@ public final class DashboardServer: Sendable {
         public var logs: LogRing
         public var spans: SpanStore
         public var metrics: MetricsBoard
+        /// Decodes an OTLP export into spans (`OTLPDecoderProcess.decode`); nil: no decoder, no traces.
+        public var decodeTraces: (@Sendable ([UInt8]) async -> Result<[ReceivedSpan], OTLPDecoderProcess.Failure>)?
         /// Scrapes every replica's metrics into `metrics` (called only while a page is open).
         public var scrape: @Sendable () async -> Void
 
@@ -28,8 +31,10 @@ public final class DashboardServer: Sendable {
             state: @escaping @Sendable () async -> DashboardState,
             act: @escaping @Sendable (ControlRequest) async -> ControlResponse, logs: LogRing,
             spans: SpanStore = SpanStore(), metrics: MetricsBoard = MetricsBoard(),
-            scrape: @escaping @Sendable () async -> Void = {}
+            scrape: @escaping @Sendable () async -> Void = {},
+            decodeTraces: (@Sendable ([UInt8]) async -> Result<[ReceivedSpan], OTLPDecoderProcess.Failure>)? = nil
         ) {
+            self.decodeTraces = decodeTraces
             self.state = state
             self.act = act
             self.logs = logs

@@ -1,4 +1,4 @@
-public import OTLPTraceWire
+public import OTLPSpan
 import Synchronization
 
 /// The spans the services exported to `up`, newest kept: at most `capacity`, the oldest dropped first, so a busy
