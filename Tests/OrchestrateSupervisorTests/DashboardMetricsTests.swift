@@ -22,24 +22,28 @@ import Testing
         """
     }
 
-    @Test func twoScrapesMakeAPoint() async throws {
+    @Test func twoScrapesMakeAPoint() throws {
         let board = MetricsBoard(length: 2)
-        board.record([
-            "order-service-1": ("order-service", Self.text(requests: 10, errors: 0, fast: 10, slow: 0, breaker: 0))
-        ])
+        let first = ContinuousClock.now
+        board.record(
+            ["order-service-1": ("order-service", Self.text(requests: 10, errors: 0, fast: 10, slow: 0, breaker: 0))],
+            at: first)
         #expect(board.series["order-service"]?.first?.requestsPerSecond == 0, "one scrape is no interval")
-        try await Task.sleep(for: .milliseconds(200))
-        board.record([
-            "order-service-1": ("order-service", Self.text(requests: 100, errors: 10, fast: 60, slow: 40, breaker: 1))
-        ])
+        board.record(
+            [
+                "order-service-1": (
+                    "order-service", Self.text(requests: 100, errors: 10, fast: 60, slow: 40, breaker: 1)
+                )
+            ],
+            at: first + .seconds(2))
         let point = try #require(board.series["order-service"]?.last)
-        #expect(point.requestsPerSecond > 100)  // 100 requests in ~0.2 s
-        #expect(point.errorsPerSecond > 0 && point.errorsPerSecond < point.requestsPerSecond)
+        #expect(point.requestsPerSecond == 50)  // 90 + 10 requests in 2 s
+        #expect(point.errorsPerSecond == 5)
         #expect(point.breakers == ["user-service": "open", "pay\"ment": "closed"])
-        // 90 new requests: 50 under 10 ms, 40 between 10 and 100 ms.
+        // 90 new requests in the histogram: 50 under 10 ms, 40 between 10 and 100 ms.
         #expect(abs((point.p50 ?? 0) - 9.0) < 0.001)  // rank 45 of 50 in (0, 10 ms]
         #expect(abs((point.p99 ?? 0) - 97.975) < 0.001)  // rank 89.1: 39.1 of 40 into (10, 100 ms]
-        board.record(["order-service-1": ("order-service", nil)])
+        board.record(["order-service-1": ("order-service", nil)], at: first + .seconds(4))
         #expect(board.series["order-service"]?.count == 2, "the series is bounded")
     }
 

@@ -56,7 +56,7 @@ public final class MetricsBoard: Sendable {
 
     /// One scrape of every replica (`replica` → (service, the text of its /metrics, or nil when it did not answer)),
     /// added as one point per service.
-    func record(_ scrapes: [String: (service: String, text: String?)]) {
+    func record(_ scrapes: [String: (service: String, text: String?)], at instant: ContinuousClock.Instant = .now) {
         let time = Int64(Date().timeIntervalSince1970 * 1000)
         state.withLock { state in
             var perService:
@@ -69,7 +69,8 @@ public final class MetricsBoard: Sendable {
                     state.previous[replica] = nil
                     continue
                 }
-                let now = Self.totals(text)
+                var now = Self.totals(text)
+                now.at = instant
                 defer { state.previous[replica] = now }
                 var entry = perService[scrape.service] ?? (0, 0, [:], 0, [:])
                 entry.breakers.merge(now.breakers) { max($0, $1) }
