@@ -4,7 +4,7 @@ import Synchronization
 
 /// The dashboard's OTLP decoder, `orchestrate-otlp`, as a child process fed one export at a time over a pipe: a frame
 /// of a 4-byte big-endian length and the bytes, answered by one JSON line. A separate process keeps SwiftProtobuf out
-/// of `orchestrate`, whose every command would otherwise start ~0.7 ms slower (BENCHMARKS.md). Started on the first
+/// of `orchestrate` (a 9.5 MB smaller binary, no protobuf in the CLI's build). Started on the first
 /// export, started again if it exits; it exits by itself when this process's end of the pipe closes.
 public final class OTLPDecoderProcess: Sendable {
     public struct Failure: Error, CustomStringConvertible {
@@ -77,8 +77,7 @@ public final class OTLPDecoderProcess: Sendable {
         }
     }
 
-    /// Spawned with `Spawn` (posix_spawn), not Foundation's Process, which would link more of Foundation into every
-    /// command's start-up.
+    /// Spawned with `Spawn` (posix_spawn: a clean signal mask, its own process group) over close-on-exec pipes.
     private static func launch(_ path: String) throws(SupervisorError) -> Child {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
