@@ -16,7 +16,8 @@ final class ReadinessBoard: Sendable {
 
     private struct State {
         var version: UInt64 = 0
-        var entries: [String: [Int: Entry]] = [:]
+        /// By service, then by replica address (two replicas of a service share an index during a swap).
+        var entries: [String: [String: Entry]] = [:]
         var waiters: [UInt64: CheckedContinuation<UInt64, Never>] = [:]
         var nextWaiter: UInt64 = 0
     }
@@ -26,13 +27,13 @@ final class ReadinessBoard: Sendable {
     var version: UInt64 { state.withLock { $0.version } }
 
     /// Changes one replica's entry and wakes whoever waits, when it changed.
-    func update(service: String, index: Int, _ change: (inout Entry) -> Void) {
+    func update(service: String, address: String, _ change: (inout Entry) -> Void) {
         let woken = state.withLock { state -> [CheckedContinuation<UInt64, Never>] in
-            var entry = state.entries[service]?[index] ?? Entry()
+            var entry = state.entries[service]?[address] ?? Entry()
             let before = entry
             change(&entry)
             guard entry != before else { return [] }
-            state.entries[service, default: [:]][index] = entry
+            state.entries[service, default: [:]][address] = entry
             return Self.bump(&state)
         }
         let version = self.version
@@ -55,7 +56,22 @@ final class ReadinessBoard: Sendable {
 
     /// The entries of one service's replicas.
     func entries(of service: String) -> [Entry] {
-        state.withLock { state in (state.entries[service] ?? [:]).sorted { $0.key < $1.key }.map(\.value) }
+        state.withLock { state in Array((state.entries[service] ?? [:]).values) }
+    }
+
+    /// One replica's entry; nil before it first posted.
+    func entry(service: String, address: String) -> Entry? {
+        state.withLock { $0.entries[service]?[address] }
+    }
+
+    /// Forgets a replica that no longer runs, and wakes whoever waits.
+    func remove(service: String, address: String) {
+        let woken = state.withLock { state -> [CheckedContinuation<UInt64, Never>] in
+            guard state.entries[service]?.removeValue(forKey: address) != nil else { return [] }
+            return Self.bump(&state)
+        }
+        let version = self.version
+        for continuation in woken { continuation.resume(returning: version) }
     }
 
     /// Returns the new version once it has moved past `seen` (at once when it already has), or when the task is

@@ -77,6 +77,8 @@ actor ReplicaRunner {
     private(set) var hasBeenReady = false
     private var wanted = false
     private var loop: Task<Void, Never>?
+    /// Out of rotation for good (`retire`): a passing readiness probe does not put it back.
+    private var isRetiring = false
 
     init(replica: LocalPlan.Replica, executable: String, context: RunnerContext) {
         self.replica = replica
@@ -85,7 +87,7 @@ actor ReplicaRunner {
         tracker = RestartTracker(policy: replica.supervision.restart, settings: context.settings.restart)
     }
 
-    var name: String { "\(replica.service)-\(replica.index)" }
+    nonisolated var name: String { "\(replica.service)-\(replica.index)" }
 
     func status() -> ReplicaStatus {
         ReplicaStatus(
@@ -132,6 +134,14 @@ actor ReplicaRunner {
         process?.signalGroup(SIGKILL)
     }
 
+    /// Takes the replica out of rotation for good, its process left running: what a replica being replaced is
+    /// while its connections drain (`Supervisor.replace`).
+    func retire() {
+        isRetiring = true
+        setReady(false, detail: "replaced; draining")
+        detail = "replaced; draining"
+    }
+
     /// Stops and starts again, counting a restart.
     func restart() async {
         await stop(reason: "restarting")
@@ -140,6 +150,8 @@ actor ReplicaRunner {
     }
 
     private func say(_ text: String) {
+        // Beside its replacement (same name), a replaced replica is told apart by its address.
+        let text = isRetiring ? "on \(replica.address) (replaced): \(text)" : text
         context.log.event(text, replica: name, service: replica.service)
     }
 
@@ -168,7 +180,7 @@ actor ReplicaRunner {
             self.process = process
             let started = ContinuousClock.now
             startedAt = started
-            context.state?.record(
+            context.state?.started(
                 service: replica.service, index: replica.index, pid: process.pid, executable: executable)
             say("started (PID \(process.pid)) on \(replica.address)\(replica.port.map { ":\($0)" } ?? "")")
             let probing = Task { await self.probe(process, started: started) }
@@ -176,7 +188,7 @@ actor ReplicaRunner {
             probing.cancel()
             self.process = nil
             setReady(false, detail: nil)
-            context.state?.record(service: replica.service, index: replica.index, pid: nil, executable: executable)
+            context.state?.exited(pid: process.pid)
             let uptime = ContinuousClock.now - started
             guard wanted, !Task.isCancelled else {
                 state = .stopped
@@ -212,10 +224,10 @@ actor ReplicaRunner {
     }
 
     private func setReady(_ ready: Bool, detail: String?) {
-        guard ready != isReady else { return }
+        guard ready != isReady, !(ready && isRetiring) else { return }
         isReady = ready
         if ready { hasBeenReady = true }
-        context.directory.setReady(ready, service: replica.service, index: replica.index)
+        context.directory.setReady(ready, service: replica.service, address: replica.address)
         if state == .running || state == .unready || state == .starting {
             state = ready ? .running : (hasBeenReady ? .unready : .starting)
         }
@@ -226,7 +238,7 @@ actor ReplicaRunner {
     /// Tells the board what this replica's readiness is now; waiters on it wake only when it changed.
     private func post() {
         let (ready, been, failed) = (isReady, hasBeenReady, state == .failed)
-        context.board.update(service: replica.service, index: replica.index) { entry in
+        context.board.update(service: replica.service, address: replica.address) { entry in
             entry.isReady = ready
             entry.hasBeenReady = been
             entry.hasFailed = failed

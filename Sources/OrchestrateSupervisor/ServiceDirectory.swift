@@ -29,6 +29,8 @@ public final class ServiceDirectory: Sendable {
 
     public let project: String
     private let replicas = Mutex<[Replica]>([])
+    /// Connections the forwarders hold open to each replica address: what a replica being replaced drains.
+    private let open = Mutex<[String: Int]>([:])
 
     public init(project: String, replicas: [Replica] = []) {
         self.project = project.lowercased()
@@ -37,10 +39,13 @@ public final class ServiceDirectory: Sendable {
 
     public var all: [Replica] { replicas.withLock { $0 } }
 
-    /// Adds the replica, or replaces the one with the same service and index.
+    /// Adds the replica, or replaces the one of the same service at the same address. Two replicas of a service may
+    /// share an index for a while: the one `up --watch` starts in place of another, until the old one is retired.
     public func upsert(_ replica: Replica) {
         replicas.withLock { replicas in
-            if let index = replicas.firstIndex(where: { $0.service == replica.service && $0.index == replica.index }) {
+            if let index = replicas.firstIndex(where: {
+                $0.service == replica.service && $0.address == replica.address
+            }) {
                 replicas[index] = replica
             } else {
                 replicas.append(replica)
@@ -49,13 +54,28 @@ public final class ServiceDirectory: Sendable {
     }
 
     /// Marks a replica ready (its readiness probe passes) or not (it fails, or the replica stopped).
-    public func setReady(_ ready: Bool, service: String, index: Int) {
+    public func setReady(_ ready: Bool, service: String, address: String) {
         replicas.withLock { replicas in
             for position in replicas.indices
-            where replicas[position].service == service && replicas[position].index == index {
+            where replicas[position].service == service && replicas[position].address == address {
                 replicas[position].isReady = ready
             }
         }
+    }
+
+    /// A forwarder opened (+1) or closed (-1) a connection to the address.
+    func connectionChanged(to address: String, by change: Int) {
+        open.withLock { $0[address, default: 0] += change }
+    }
+
+    /// The connections forwarders hold open to the address.
+    public func connections(to address: String) -> Int {
+        open.withLock { $0[address] ?? 0 }
+    }
+
+    /// Forgets a replica that no longer runs (retired by a swap, or its service scaled down or removed).
+    public func remove(service: String, address: String) {
+        replicas.withLock { $0.removeAll { $0.service == service && $0.address == address } }
     }
 
     /// The answer to a question for `name` of `type`.
@@ -73,7 +93,9 @@ public final class ServiceDirectory: Sendable {
         // `<index>.NAME`: one replica.
         if !isSRVName, let dot = name.firstIndex(of: "."), let index = Int(name[..<dot]) {
             let service = String(name[name.index(after: dot)...])
-            guard let replica = snapshot.first(where: { $0.service == service && $0.index == index }) else {
+            // During a swap two replicas share the index: the ready one answers.
+            let named = snapshot.filter { $0.service == service && $0.index == index }
+            guard let replica = named.first(where: \.isReady) ?? named.first else {
                 return (.nameError, [])
             }
             return (.noError, type == DNSMessage.RecordType.a.rawValue || type == 255 ? [.a(replica.address)] : [])

@@ -87,6 +87,8 @@ public final class ServiceForward: Sendable {
                             configuration: .init(isOutboundHalfClosureEnabled: true))
                     }
                 }
+            directory.connectionChanged(to: target.address, by: 1)
+            defer { directory.connectionChanged(to: target.address, by: -1) }
             let lastActivity = Activity()
             let quiet =
                 UInt64(idleCloseAfter.components.seconds) * 1_000_000_000
@@ -114,7 +116,7 @@ public final class ServiceForward: Sendable {
                             while true {
                                 try await Task.sleep(for: .milliseconds(250))
                                 let ready = directory.all.contains {
-                                    $0.service == target.service && $0.index == target.index && $0.isReady
+                                    $0.service == target.service && $0.address == target.address && $0.isReady
                                 }
                                 if !ready, lastActivity.quietFor >= quiet { throw LeftUnready() }
                             }

@@ -58,16 +58,27 @@ public final class StateRecorder: Sendable {
         try initial.write(to: path)
     }
 
-    func record(service: String, index: Int, pid: Int32?, executable: String) {
+    /// A replica's process started. Two processes may share a replica's index for a while (`up --watch` starts the
+    /// new one before it stops the old), so each is recorded, and forgotten, by its PID.
+    func started(service: String, index: Int, pid: Int32, executable: String) {
+        update { state in
+            state.processes.removeAll { $0.pid == pid }
+            state.processes.append(
+                StateFile.Process(
+                    service: service, replica: index, pid: pid, executable: executable,
+                    startTime: ProcessInfoReader.startTime(of: pid)))
+        }
+    }
+
+    /// A replica's process exited.
+    func exited(pid: Int32) {
+        update { state in state.processes.removeAll { $0.pid == pid } }
+    }
+
+    private func update(_ change: (inout StateFile) -> Void) {
         state.withLock { state in
-            state.processes.removeAll { $0.service == service && $0.replica == index }
-            if let pid {
-                state.processes.append(
-                    StateFile.Process(
-                        service: service, replica: index, pid: pid, executable: executable,
-                        startTime: ProcessInfoReader.startTime(of: pid)))
-            }
-            state.processes.sort { ($0.service, $0.replica) < ($1.service, $1.replica) }
+            change(&state)
+            state.processes.sort { ($0.service, $0.replica, $0.pid) < ($1.service, $1.replica, $1.pid) }
             try? state.write(to: path)
         }
     }

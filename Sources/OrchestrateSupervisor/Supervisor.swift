@@ -1,4 +1,5 @@
 import OrchestrateSpec
+import Synchronization
 
 /// Runs a `LocalPlan`: each service starts once every service it depends on is ready, independent services in
 /// parallel; replicas are probed, restarted with backoff and taken in and out of DNS; `shutdown` stops everything
@@ -20,17 +21,24 @@ public actor Supervisor {
     }
 
     /// Service names in plan order.
-    private let names: [String]
-    private let dependencies: [String: [String]]
-    private let waves: [[String]]
+    var names: [String]
+    var dependencies: [String: [String]]
+    var waves: [[String]]
     /// The gateway and the public services: they take outside traffic, so they stop first.
-    private let entryPoints: [String]
-    private let runners: [String: [ReplicaRunner]]
-    private let log: SupervisorLog
-    private let settings: Settings
-    private let board = ReadinessBoard()
-    private var starters: [Task<Void, Never>] = []
-    private var isShuttingDown = false
+    var entryPoints: [String]
+    var runners: [String: [ReplicaRunner]]
+    /// Replicas replaced by `up --watch`, out of rotation, draining until they stop.
+    var retiring: [ReplicaRunner] = []
+    /// The addresses of each service's current replicas: what readiness is asked of, from any thread.
+    let members = Mutex<[String: [String]]>([:])
+    let log: SupervisorLog
+    let settings: Settings
+    let board = ReadinessBoard()
+    let context: RunnerContext
+    let executableDirectory: String
+    var starters: [Task<Void, Never>] = []
+    var isShuttingDown = false
+    var addressPool: AddressPool?
 
     /// - Parameter executableDirectory: Where the products are (`swift build --show-bin-path`); a replica with an
     ///   `executable` of its own runs that instead.
@@ -55,18 +63,30 @@ public actor Supervisor {
         let context = RunnerContext(
             launcher: launcher, prober: prober, directory: directory, settings: settings, log: log, state: state,
             board: board)
+        self.context = context
+        self.executableDirectory = executableDirectory
         var runners: [String: [ReplicaRunner]] = [:]
         for replica in plan.replicas {
-            if let port = replica.port {
-                directory.upsert(
-                    ServiceDirectory.Replica(
-                        service: replica.service, index: replica.index, address: replica.address, port: port))
-            }
-            let executable = replica.executable ?? executableDirectory + "/" + replica.product
             runners[replica.service, default: []].append(
-                ReplicaRunner(replica: replica, executable: executable, context: context))
+                Self.runner(for: replica, executableDirectory: executableDirectory, context: context))
         }
         self.runners = runners
+        members.withLock { members in
+            for (service, replicas) in runners { members[service] = replicas.map(\.replica.address) }
+        }
+    }
+
+    /// A runner for the replica, listed in the directory (not ready) when it has a port.
+    static func runner(for replica: LocalPlan.Replica, executableDirectory: String, context: RunnerContext)
+        -> ReplicaRunner
+    {
+        if let port = replica.port {
+            context.directory.upsert(
+                ServiceDirectory.Replica(
+                    service: replica.service, index: replica.index, address: replica.address, port: port))
+        }
+        let executable = replica.executable ?? executableDirectory + "/" + replica.product
+        return ReplicaRunner(replica: replica, executable: executable, context: context)
     }
 
     /// Starts every service as soon as its dependencies are ready. Returns at once.
@@ -77,7 +97,7 @@ public actor Supervisor {
     }
 
     /// Waits on the board, not a clock: each readiness change wakes it to look again.
-    private func startWhenDependenciesReady(_ name: String) async {
+    func startWhenDependenciesReady(_ name: String) async {
         let dependencies = dependencies[name] ?? []
         var announced = ""
         while !Task.isCancelled, !isShuttingDown {
@@ -98,27 +118,29 @@ public actor Supervisor {
         for runner in runners[name, default: []] { await runner.start() }
     }
 
+    /// The board's entries of the service's current replicas (nil for one that has not posted yet).
+    private nonisolated func entries(_ name: String) -> [ReadinessBoard.Entry?] {
+        let addresses = members.withLock { $0[name] ?? [] }
+        return addresses.map { board.entry(service: name, address: $0) }
+    }
+
     /// Every replica has been ready since it was started (what a dependent waits for).
     private nonisolated func isServiceReady(_ name: String) -> Bool {
-        let entries = board.entries(of: name)
-        return entries.count == (runners[name]?.count ?? 0) && entries.allSatisfy(\.hasBeenReady)
+        entries(name).allSatisfy { $0?.hasBeenReady == true }
     }
 
     private nonisolated func isServiceFailed(_ name: String) -> Bool {
-        board.entries(of: name).contains(where: \.hasFailed)
+        entries(name).contains { $0?.hasFailed == true }
     }
 
     /// True once every replica of every service is ready.
     public nonisolated func allReady() -> Bool {
-        names.allSatisfy { name in
-            let entries = board.entries(of: name)
-            return entries.count == (runners[name]?.count ?? 0) && entries.allSatisfy(\.isReady)
-        }
+        members.withLock { Array($0.keys) }.allSatisfy { name in entries(name).allSatisfy { $0?.isReady == true } }
     }
 
     /// The services that have failed (crash loop, or cannot start): `up` reports them instead of waiting on.
     public nonisolated func failedServices() -> [String] {
-        names.filter(isServiceFailed)
+        members.withLock { Array($0.keys) }.sorted().filter(isServiceFailed)
     }
 
     /// Returns when readiness or failure may have changed since `seen` (a `readinessVersion`), or `deadline` passed.
@@ -166,7 +188,7 @@ public actor Supervisor {
     /// most `readyTimeout`), so a service with several replicas stays reachable.
     public func restart(_ name: String, readyTimeout: Duration = .seconds(60)) async throws {
         for runner in try replicas(of: name) {
-            log.note("restarting \(await runner.name)")
+            log.note("restarting \(runner.name)")
             await runner.restart()
             let deadline = ContinuousClock.now + readyTimeout
             while true {
@@ -197,6 +219,7 @@ public actor Supervisor {
         for name in names {
             for runner in runners[name, default: []] { await runner.kill() }
         }
+        for runner in retiring { await runner.kill() }
     }
 
     /// Stops everything: the gateway and public services first, then dependents before what they depend on; each
@@ -206,12 +229,17 @@ public actor Supervisor {
         for starter in starters { starter.cancel() }
         board.poke()
         let rest = waves.reversed().map { $0.filter { !entryPoints.contains($0) } }
+        let retiring = retiring
         for wave in [entryPoints] + rest {
             await withTaskGroup(of: Void.self) { group in
                 for name in wave {
                     for runner in runners[name, default: []] {
                         group.addTask { await runner.stop(reason: "shut down") }
                     }
+                }
+                // Replaced replicas still draining go with the first wave: nothing is sent to them any more.
+                if wave == entryPoints {
+                    for runner in retiring { group.addTask { await runner.stop(reason: "shut down") } }
                 }
             }
         }

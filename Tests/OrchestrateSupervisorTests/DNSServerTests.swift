@@ -72,9 +72,9 @@ import Testing
             let notReady = await Dig.run(dig, port: server.port, ["order-service"])
             #expect(notReady.contains("status: NOERROR"))
             #expect(notReady.contains("ANSWER: 0"))
-            directory.setReady(true, service: "order-service", index: 1)
+            directory.setReady(true, service: "order-service", address: "127.0.0.4")
             #expect(await Dig.run(dig, port: server.port, ["+short", "order-service"]) == "127.0.0.4")
-            directory.setReady(false, service: "user-service", index: 1)
+            directory.setReady(false, service: "user-service", address: "127.0.0.2")
             #expect(await Dig.run(dig, port: server.port, ["+short", "user-service"]) == "127.0.0.3")
         }
     }

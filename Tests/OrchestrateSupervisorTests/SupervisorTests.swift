@@ -106,7 +106,9 @@ final class FakeProber: Prober {
         if case .http(let path) = check, path == "/health" {
             failing = failingLiveness.withLock { $0.contains(key) || $0.contains(replica.service) }
         } else {
-            failing = failingReadiness.withLock { $0.contains(key) || $0.contains(replica.service) }
+            failing = failingReadiness.withLock {
+                $0.contains(key) || $0.contains(replica.service) || $0.contains(replica.address)
+            }
         }
         return ProbeRunner.Result(success: !failing, detail: failing ? "HTTP 503" : "HTTP 200")
     }
