@@ -3,643 +3,647 @@
 /// The JSON Schema of services.yaml, as `orchestrate schema` prints it.
 enum BuiltinSchema {
     static let json = ####"""
-{
-  "$schema": "http://json-schema.org/draft-07/schema#",
-  "$id": "urn:orchestrate:services.schema.json",
-  "title": "orchestrate services.yaml",
-  "description": "One file describing every service of a Swift microservice system. Reference: docs/services-yaml.md. This schema checks structure; `orchestrate validate` also checks references between fields.",
-  "type": "object",
-  "additionalProperties": false,
-  "required": [
-    "version",
-    "name",
-    "services"
-  ],
-  "patternProperties": {
-    "^x-": {
-      "description": "Extension fields, ignored: a place for YAML anchors."
-    }
-  },
-  "properties": {
-    "version": {
-      "const": 1
-    },
-    "name": {
-      "$ref": "#/definitions/label",
-      "description": "The system's name: the Kubernetes namespace, the compose project."
-    },
-    "images": {
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "registry": {
-          "type": "string"
-        },
-        "tag": {
-          "type": "string",
-          "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-        },
-        "pullPolicy": {
-          "enum": [
-            "Always",
-            "IfNotPresent",
-            "Never"
-          ]
-        }
-      }
-    },
-    "broker": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": [
-        "engine"
-      ],
-      "properties": {
-        "engine": {
-          "enum": [
-            "redis"
-          ]
-        },
-        "external": {
-          "$ref": "#/definitions/secretReference"
-        }
-      }
-    },
-    "gateway": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": [
-        "service"
-      ],
-      "properties": {
-        "service": {
-          "type": "string"
-        },
-        "jwt": {
+        {
+          "$schema": "http://json-schema.org/draft-07/schema#",
+          "$id": "urn:orchestrate:services.schema.json",
+          "title": "orchestrate services.yaml",
+          "description": "One file describing every service of a Swift microservice system. Reference: docs/services-yaml.md. This schema checks structure; `orchestrate validate` also checks references between fields.",
           "type": "object",
           "additionalProperties": false,
           "required": [
-            "secret"
+            "version",
+            "name",
+            "services"
           ],
+          "patternProperties": {
+            "^x-": {
+              "description": "Extension fields, ignored: a place for YAML anchors."
+            }
+          },
           "properties": {
-            "secret": {
-              "$ref": "#/definitions/label"
-            },
-            "algorithm": {
-              "enum": [
-                "HS256",
-                "RS256"
-              ]
-            },
-            "issuer": {
-              "type": "string"
-            },
-            "audience": {
-              "type": "string"
-            },
-            "rolesClaim": {
-              "type": "string",
-              "pattern": "^[^.]+(\\.[^.]+)*$"
-            }
-          }
-        },
-        "timeout": {
-          "$ref": "#/definitions/positiveDuration"
-        },
-        "maxBodySize": {
-          "$ref": "#/definitions/quantity"
-        }
-      }
-    },
-    "services": {
-      "type": "object",
-      "propertyNames": {
-        "$ref": "#/definitions/serviceName"
-      },
-      "additionalProperties": {
-        "$ref": "#/definitions/service"
-      }
-    }
-  },
-  "definitions": {
-    "label": {
-      "type": "string",
-      "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-      "description": "A DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit."
-    },
-    "serviceName": {
-      "type": "string",
-      "pattern": "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
-      "description": "A service name: a DNS-1123 label that starts with a letter (Kubernetes Service names are RFC 1035 labels)."
-    },
-    "eventName": {
-      "type": "string",
-      "maxLength": 253,
-      "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$",
-      "description": "An event name: DNS-1123 labels joined by dots, e.g. order.created."
-    },
-    "duration": {
-      "type": "string",
-      "pattern": "^([0-9]{1,9}(ms|s|m|h))+$",
-      "description": "A duration: 500ms, 5s, 1m30s, 2h."
-    },
-    "positiveDuration": {
-      "type": "string",
-      "pattern": "^(?=.*[1-9])([0-9]{1,9}(ms|s|m|h))+$",
-      "description": "A duration above zero: 500ms, 5s, 1m30s, 2h."
-    },
-    "quantity": {
-      "description": "A Kubernetes quantity: 250m, 0.5, 128Mi, 1Gi, 1G.",
-      "oneOf": [
-        {
-          "type": "string",
-          "pattern": "^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
-        },
-        {
-          "type": "number",
-          "minimum": 0
-        }
-      ]
-    },
-    "port": {
-      "type": "integer",
-      "minimum": 1,
-      "maximum": 65535
-    },
-    "secretReference": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": [
-        "secret"
-      ],
-      "description": "A value kept in a secret store, never in the spec.",
-      "properties": {
-        "secret": {
-          "$ref": "#/definitions/label",
-          "description": "The secret's name (.orchestrate/secrets/NAME locally, a Secret in Kubernetes)."
-        },
-        "key": {
-          "type": "string",
-          "pattern": "^[-._a-zA-Z0-9]{1,253}$",
-          "description": "The key inside the secret (a Kubernetes Secret key); default: value."
-        }
-      }
-    },
-    "routePath": {
-      "type": "string",
-      "pattern": "^/[A-Za-z0-9/\\-._~%!$&'()*+,;=:@]*$",
-      "not": {
-        "pattern": "(//|/\\.\\.?(/|$)|%2[fF])"
-      }
-    },
-    "probe": {
-      "oneOf": [
-        {
-          "type": "string",
-          "pattern": "^/\\S*$",
-          "description": "Short form: an HTTP path."
-        },
-        {
-          "type": "object",
-          "additionalProperties": false,
-          "properties": {
-            "http": {
-              "type": "string",
-              "pattern": "^/\\S*$",
-              "description": "An HTTP GET of this path; 2xx and 3xx pass."
-            },
-            "tcp": {
-              "$ref": "#/definitions/port",
-              "description": "A TCP connect to this port."
-            },
-            "command": {
-              "type": "array",
-              "minItems": 1,
-              "items": {
-                "type": "string"
-              },
-              "description": "A command run in the service's environment; exit 0 passes."
-            },
-            "interval": {
-              "$ref": "#/definitions/positiveDuration",
-              "description": "Time between checks; default 10s."
-            },
-            "timeout": {
-              "$ref": "#/definitions/positiveDuration",
-              "description": "Time one check may take; default 1s."
-            },
-            "initialDelay": {
-              "$ref": "#/definitions/duration",
-              "description": "Wait before the first check; default 0s."
-            },
-            "failureThreshold": {
-              "type": "integer",
-              "minimum": 1,
-              "description": "Failures in a row that change the verdict to failing; default 3."
-            },
-            "successThreshold": {
-              "type": "integer",
-              "minimum": 1,
-              "description": "Successes in a row that change the verdict to passing; default 1."
-            }
-          },
-          "oneOf": [
-            {
-              "required": [
-                "http"
-              ]
-            },
-            {
-              "required": [
-                "tcp"
-              ]
-            },
-            {
-              "required": [
-                "command"
-              ]
-            }
-          ]
-        }
-      ]
-    },
-    "singleSuccessProbe": {
-      "oneOf": [
-        {
-          "type": "string",
-          "pattern": "^/\\S*$",
-          "description": "Short form: an HTTP path."
-        },
-        {
-          "type": "object",
-          "additionalProperties": false,
-          "properties": {
-            "http": {
-              "type": "string",
-              "pattern": "^/\\S*$",
-              "description": "An HTTP GET of this path; 2xx and 3xx pass."
-            },
-            "tcp": {
-              "$ref": "#/definitions/port",
-              "description": "A TCP connect to this port."
-            },
-            "command": {
-              "type": "array",
-              "minItems": 1,
-              "items": {
-                "type": "string"
-              },
-              "description": "A command run in the service's environment; exit 0 passes."
-            },
-            "interval": {
-              "$ref": "#/definitions/positiveDuration",
-              "description": "Time between checks; default 10s."
-            },
-            "timeout": {
-              "$ref": "#/definitions/positiveDuration",
-              "description": "Time one check may take; default 1s."
-            },
-            "initialDelay": {
-              "$ref": "#/definitions/duration",
-              "description": "Wait before the first check; default 0s."
-            },
-            "failureThreshold": {
-              "type": "integer",
-              "minimum": 1,
-              "description": "Failures in a row that change the verdict to failing; default 3."
-            },
-            "successThreshold": {
-              "const": 1,
-              "description": "Must be 1 for liveness and startup probes."
-            }
-          },
-          "oneOf": [
-            {
-              "required": [
-                "http"
-              ]
-            },
-            {
-              "required": [
-                "tcp"
-              ]
-            },
-            {
-              "required": [
-                "command"
-              ]
-            }
-          ]
-        }
-      ]
-    },
-    "route": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": [
-        "prefix"
-      ],
-      "properties": {
-        "prefix": {
-          "$ref": "#/definitions/routePath",
-          "description": "Requests whose path starts with this go to the service."
-        },
-        "rewrite": {
-          "$ref": "#/definitions/routePath",
-          "description": "What replaces the prefix upstream."
-        },
-        "methods": {
-          "type": "array",
-          "items": {
-            "enum": [
-              "GET",
-              "HEAD",
-              "POST",
-              "PUT",
-              "PATCH",
-              "DELETE",
-              "OPTIONS"
-            ]
-          },
-          "description": "Methods allowed; all when absent."
-        },
-        "auth": {
-          "enum": [
-            "none",
-            "jwt"
-          ],
-          "description": "jwt: a valid bearer token is required; default none."
-        },
-        "rateLimit": {
-          "type": "object",
-          "additionalProperties": false,
-          "required": [
-            "rps"
-          ],
-          "properties": {
-            "rps": {
-              "type": "integer",
-              "minimum": 1
-            },
-            "burst": {
-              "type": "integer",
-              "minimum": 1
-            }
-          }
-        },
-        "timeout": {
-          "$ref": "#/definitions/positiveDuration"
-        },
-        "maxBodySize": {
-          "$ref": "#/definitions/quantity"
-        }
-      }
-    },
-    "service": {
-      "type": "object",
-      "additionalProperties": false,
-      "anyOf": [
-        {
-          "required": [
-            "product"
-          ]
-        },
-        {
-          "required": [
-            "image"
-          ]
-        },
-        {
-          "required": [
-            "builtin"
-          ]
-        }
-      ],
-      "not": {
-        "anyOf": [
-          {
-            "required": [
-              "product",
-              "image"
-            ]
-          },
-          {
-            "required": [
-              "product",
-              "command"
-            ]
-          },
-          {
-            "required": [
-              "builtin",
-              "product"
-            ]
-          },
-          {
-            "required": [
-              "builtin",
-              "image"
-            ]
-          },
-          {
-            "required": [
-              "builtin",
-              "command"
-            ]
-          }
-        ]
-      },
-      "properties": {
-        "product": {
-          "type": "string",
-          "description": "The SwiftPM executable product that is the service."
-        },
-        "image": {
-          "type": "string",
-          "description": "A prebuilt image to run instead of building a product."
-        },
-        "command": {
-          "type": "array",
-          "minItems": 1,
-          "items": {
-            "type": "string",
-            "minLength": 1
-          },
-          "description": "How `orchestrate up` runs a service that is not a SwiftPM product (a Python worker, a Node frontend, an existing binary): the program, found on PATH or relative to the spec's directory, then its arguments. Needs `image` for compose and Kubernetes."
-        },
-        "builtin": {
-          "enum": [
-            "gateway"
-          ],
-          "description": "A program of orchestrate's own that the service is: `gateway` runs orchestrate's API gateway (beside `orchestrate` under `up`, its image in compose and Kubernetes). The spec's `gateway.service` must name the service."
-        },
-        "port": {
-          "$ref": "#/definitions/port",
-          "description": "The port the service listens on."
-        },
-        "public": {
-          "type": "boolean",
-          "description": "Published outside the system; default false."
-        },
-        "replicas": {
-          "type": "integer",
-          "minimum": 0,
-          "description": "How many copies run; default 1."
-        },
-        "autoscaling": {
-          "type": "object",
-          "additionalProperties": false,
-          "required": [
-            "maxReplicas"
-          ],
-          "properties": {
-            "minReplicas": {
-              "type": "integer",
-              "minimum": 1
-            },
-            "maxReplicas": {
-              "type": "integer",
-              "minimum": 1
-            },
-            "targetCPUUtilization": {
-              "type": "integer",
-              "minimum": 1
-            }
-          }
-        },
-        "args": {
-          "type": "array",
-          "items": {
-            "type": "string"
-          },
-          "description": "Arguments after the executable."
-        },
-        "env": {
-          "type": "object",
-          "propertyNames": {
-            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
-          },
-          "additionalProperties": {
-            "oneOf": [
-              {
-                "type": [
-                  "string",
-                  "number",
-                  "boolean"
-                ]
-              },
-              {
-                "$ref": "#/definitions/secretReference"
-              }
-            ]
-          }
-        },
-        "database": {
-          "type": "object",
-          "additionalProperties": false,
-          "required": [
-            "name"
-          ],
-          "properties": {
-            "engine": {
-              "enum": [
-                "postgres"
-              ]
+            "version": {
+              "const": 1
             },
             "name": {
-              "$ref": "#/definitions/label"
+              "$ref": "#/definitions/label",
+              "description": "The system's name: the Kubernetes namespace, the compose project."
             },
-            "storage": {
-              "$ref": "#/definitions/quantity"
+            "images": {
+              "type": "object",
+              "additionalProperties": false,
+              "properties": {
+                "registry": {
+                  "type": "string"
+                },
+                "tag": {
+                  "type": "string",
+                  "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+                },
+                "pullPolicy": {
+                  "enum": [
+                    "Always",
+                    "IfNotPresent",
+                    "Never"
+                  ]
+                }
+              }
             },
-            "external": {
-              "$ref": "#/definitions/secretReference"
+            "broker": {
+              "type": "object",
+              "additionalProperties": false,
+              "required": [
+                "engine"
+              ],
+              "properties": {
+                "engine": {
+                  "enum": [
+                    "redis"
+                  ]
+                },
+                "external": {
+                  "$ref": "#/definitions/secretReference"
+                }
+              }
+            },
+            "gateway": {
+              "type": "object",
+              "additionalProperties": false,
+              "required": [
+                "service"
+              ],
+              "properties": {
+                "service": {
+                  "type": "string"
+                },
+                "jwt": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "required": [
+                    "secret"
+                  ],
+                  "properties": {
+                    "secret": {
+                      "$ref": "#/definitions/label"
+                    },
+                    "algorithm": {
+                      "enum": [
+                        "HS256",
+                        "RS256"
+                      ]
+                    },
+                    "issuer": {
+                      "type": "string"
+                    },
+                    "audience": {
+                      "type": "string"
+                    },
+                    "rolesClaim": {
+                      "type": "string",
+                      "pattern": "^[^.]+(\\.[^.]+)*$"
+                    }
+                  }
+                },
+                "timeout": {
+                  "$ref": "#/definitions/positiveDuration"
+                },
+                "maxBodySize": {
+                  "$ref": "#/definitions/quantity"
+                }
+              }
+            },
+            "services": {
+              "type": "object",
+              "propertyNames": {
+                "$ref": "#/definitions/serviceName"
+              },
+              "additionalProperties": {
+                "$ref": "#/definitions/service"
+              }
             }
-          }
-        },
-        "dependsOn": {
-          "type": "array",
-          "items": {
-            "type": "string"
           },
-          "description": "Services that must be ready first."
-        },
-        "publishes": {
-          "type": "array",
-          "items": {
-            "$ref": "#/definitions/eventName"
-          }
-        },
-        "subscribes": {
-          "type": "array",
-          "items": {
-            "$ref": "#/definitions/eventName"
-          }
-        },
-        "probes": {
-          "type": "object",
-          "additionalProperties": false,
-          "properties": {
-            "liveness": {
-              "$ref": "#/definitions/singleSuccessProbe"
+          "definitions": {
+            "label": {
+              "type": "string",
+              "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+              "description": "A DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit."
             },
-            "readiness": {
-              "$ref": "#/definitions/probe"
+            "serviceName": {
+              "type": "string",
+              "pattern": "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+              "description": "A service name: a DNS-1123 label that starts with a letter (Kubernetes Service names are RFC 1035 labels)."
             },
-            "startup": {
-              "$ref": "#/definitions/singleSuccessProbe"
+            "eventName": {
+              "type": "string",
+              "maxLength": 253,
+              "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$",
+              "description": "An event name: DNS-1123 labels joined by dots, e.g. order.created."
+            },
+            "duration": {
+              "type": "string",
+              "pattern": "^([0-9]{1,9}(ms|s|m|h))+$",
+              "description": "A duration: 500ms, 5s, 1m30s, 2h."
+            },
+            "positiveDuration": {
+              "type": "string",
+              "pattern": "^(?=.*[1-9])([0-9]{1,9}(ms|s|m|h))+$",
+              "description": "A duration above zero: 500ms, 5s, 1m30s, 2h."
+            },
+            "quantity": {
+              "description": "A Kubernetes quantity: 250m, 0.5, 128Mi, 1Gi, 1G.",
+              "oneOf": [
+                {
+                  "type": "string",
+                  "pattern": "^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+                },
+                {
+                  "type": "number",
+                  "minimum": 0
+                }
+              ]
+            },
+            "port": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 65535
+            },
+            "secretReference": {
+              "type": "object",
+              "additionalProperties": false,
+              "required": [
+                "secret"
+              ],
+              "description": "A value kept in a secret store, never in the spec.",
+              "properties": {
+                "secret": {
+                  "$ref": "#/definitions/label",
+                  "description": "The secret's name (.orchestrate/secrets/NAME locally, a Secret in Kubernetes)."
+                },
+                "key": {
+                  "type": "string",
+                  "pattern": "^[-._a-zA-Z0-9]{1,253}$",
+                  "description": "The key inside the secret (a Kubernetes Secret key); default: value."
+                }
+              }
+            },
+            "routePath": {
+              "type": "string",
+              "pattern": "^/[A-Za-z0-9/\\-._~%!$&'()*+,;=:@]*$",
+              "not": {
+                "pattern": "(//|/\\.\\.?(/|$)|%2[fF])"
+              }
+            },
+            "probe": {
+              "oneOf": [
+                {
+                  "type": "string",
+                  "pattern": "^/\\S*$",
+                  "description": "Short form: an HTTP path."
+                },
+                {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "properties": {
+                    "http": {
+                      "type": "string",
+                      "pattern": "^/\\S*$",
+                      "description": "An HTTP GET of this path; 2xx and 3xx pass."
+                    },
+                    "tcp": {
+                      "$ref": "#/definitions/port",
+                      "description": "A TCP connect to this port."
+                    },
+                    "command": {
+                      "type": "array",
+                      "minItems": 1,
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "A command run in the service's environment; exit 0 passes."
+                    },
+                    "interval": {
+                      "$ref": "#/definitions/positiveDuration",
+                      "description": "Time between checks; default 10s."
+                    },
+                    "timeout": {
+                      "$ref": "#/definitions/positiveDuration",
+                      "description": "Time one check may take; default 1s."
+                    },
+                    "initialDelay": {
+                      "$ref": "#/definitions/duration",
+                      "description": "Wait before the first check; default 0s."
+                    },
+                    "failureThreshold": {
+                      "type": "integer",
+                      "minimum": 1,
+                      "description": "Failures in a row that change the verdict to failing; default 3."
+                    },
+                    "successThreshold": {
+                      "type": "integer",
+                      "minimum": 1,
+                      "description": "Successes in a row that change the verdict to passing; default 1."
+                    }
+                  },
+                  "oneOf": [
+                    {
+                      "required": [
+                        "http"
+                      ]
+                    },
+                    {
+                      "required": [
+                        "tcp"
+                      ]
+                    },
+                    {
+                      "required": [
+                        "command"
+                      ]
+                    }
+                  ]
+                }
+              ]
+            },
+            "singleSuccessProbe": {
+              "oneOf": [
+                {
+                  "type": "string",
+                  "pattern": "^/\\S*$",
+                  "description": "Short form: an HTTP path."
+                },
+                {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "properties": {
+                    "http": {
+                      "type": "string",
+                      "pattern": "^/\\S*$",
+                      "description": "An HTTP GET of this path; 2xx and 3xx pass."
+                    },
+                    "tcp": {
+                      "$ref": "#/definitions/port",
+                      "description": "A TCP connect to this port."
+                    },
+                    "command": {
+                      "type": "array",
+                      "minItems": 1,
+                      "items": {
+                        "type": "string"
+                      },
+                      "description": "A command run in the service's environment; exit 0 passes."
+                    },
+                    "interval": {
+                      "$ref": "#/definitions/positiveDuration",
+                      "description": "Time between checks; default 10s."
+                    },
+                    "timeout": {
+                      "$ref": "#/definitions/positiveDuration",
+                      "description": "Time one check may take; default 1s."
+                    },
+                    "initialDelay": {
+                      "$ref": "#/definitions/duration",
+                      "description": "Wait before the first check; default 0s."
+                    },
+                    "failureThreshold": {
+                      "type": "integer",
+                      "minimum": 1,
+                      "description": "Failures in a row that change the verdict to failing; default 3."
+                    },
+                    "successThreshold": {
+                      "const": 1,
+                      "description": "Must be 1 for liveness and startup probes."
+                    }
+                  },
+                  "oneOf": [
+                    {
+                      "required": [
+                        "http"
+                      ]
+                    },
+                    {
+                      "required": [
+                        "tcp"
+                      ]
+                    },
+                    {
+                      "required": [
+                        "command"
+                      ]
+                    }
+                  ]
+                }
+              ]
+            },
+            "route": {
+              "type": "object",
+              "additionalProperties": false,
+              "required": [
+                "prefix"
+              ],
+              "properties": {
+                "prefix": {
+                  "$ref": "#/definitions/routePath",
+                  "description": "Requests whose path starts with this go to the service."
+                },
+                "rewrite": {
+                  "$ref": "#/definitions/routePath",
+                  "description": "What replaces the prefix upstream."
+                },
+                "methods": {
+                  "type": "array",
+                  "items": {
+                    "enum": [
+                      "GET",
+                      "HEAD",
+                      "POST",
+                      "PUT",
+                      "PATCH",
+                      "DELETE",
+                      "OPTIONS"
+                    ]
+                  },
+                  "description": "Methods allowed; all when absent."
+                },
+                "auth": {
+                  "enum": [
+                    "none",
+                    "jwt"
+                  ],
+                  "description": "jwt: a valid bearer token is required; default none."
+                },
+                "rateLimit": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "required": [
+                    "rps"
+                  ],
+                  "properties": {
+                    "rps": {
+                      "type": "integer",
+                      "minimum": 1
+                    },
+                    "burst": {
+                      "type": "integer",
+                      "minimum": 1
+                    }
+                  }
+                },
+                "timeout": {
+                  "$ref": "#/definitions/positiveDuration"
+                },
+                "maxBodySize": {
+                  "$ref": "#/definitions/quantity"
+                }
+              }
+            },
+            "service": {
+              "type": "object",
+              "additionalProperties": false,
+              "anyOf": [
+                {
+                  "required": [
+                    "product"
+                  ]
+                },
+                {
+                  "required": [
+                    "image"
+                  ]
+                },
+                {
+                  "required": [
+                    "builtin"
+                  ]
+                }
+              ],
+              "not": {
+                "anyOf": [
+                  {
+                    "required": [
+                      "product",
+                      "image"
+                    ]
+                  },
+                  {
+                    "required": [
+                      "product",
+                      "command"
+                    ]
+                  },
+                  {
+                    "required": [
+                      "builtin",
+                      "product"
+                    ]
+                  },
+                  {
+                    "required": [
+                      "builtin",
+                      "image"
+                    ]
+                  },
+                  {
+                    "required": [
+                      "builtin",
+                      "command"
+                    ]
+                  }
+                ]
+              },
+              "properties": {
+                "product": {
+                  "type": "string",
+                  "description": "The SwiftPM executable product that is the service."
+                },
+                "image": {
+                  "type": "string",
+                  "description": "A prebuilt image to run instead of building a product."
+                },
+                "command": {
+                  "type": "array",
+                  "minItems": 1,
+                  "items": {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  "description": "How `orchestrate up` runs a service that is not a SwiftPM product (a Python worker, a Node frontend, an existing binary): the program, found on PATH or relative to the spec's directory, then its arguments. Needs `image` for compose and Kubernetes."
+                },
+                "builtin": {
+                  "enum": [
+                    "gateway"
+                  ],
+                  "description": "A program of orchestrate's own that the service is: `gateway` runs orchestrate's API gateway (beside `orchestrate` under `up`, its image in compose and Kubernetes). The spec's `gateway.service` must name the service."
+                },
+                "port": {
+                  "$ref": "#/definitions/port",
+                  "description": "The port the service listens on."
+                },
+                "public": {
+                  "type": "boolean",
+                  "description": "Published outside the system; default false."
+                },
+                "replicas": {
+                  "type": "integer",
+                  "minimum": 0,
+                  "description": "How many copies run; default 1."
+                },
+                "autoscaling": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "required": [
+                    "maxReplicas"
+                  ],
+                  "properties": {
+                    "minReplicas": {
+                      "type": "integer",
+                      "minimum": 1
+                    },
+                    "maxReplicas": {
+                      "type": "integer",
+                      "minimum": 1
+                    },
+                    "targetCPUUtilization": {
+                      "type": "integer",
+                      "minimum": 1
+                    }
+                  }
+                },
+                "args": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  },
+                  "description": "Arguments after the executable."
+                },
+                "env": {
+                  "type": "object",
+                  "propertyNames": {
+                    "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"
+                  },
+                  "additionalProperties": {
+                    "oneOf": [
+                      {
+                        "type": [
+                          "string",
+                          "number",
+                          "boolean"
+                        ]
+                      },
+                      {
+                        "$ref": "#/definitions/secretReference"
+                      }
+                    ]
+                  }
+                },
+                "database": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "required": [
+                    "name"
+                  ],
+                  "properties": {
+                    "engine": {
+                      "enum": [
+                        "postgres"
+                      ]
+                    },
+                    "name": {
+                      "$ref": "#/definitions/label"
+                    },
+                    "storage": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "external": {
+                      "$ref": "#/definitions/secretReference"
+                    }
+                  }
+                },
+                "dependsOn": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  },
+                  "description": "Services that must be ready first."
+                },
+                "publishes": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/definitions/eventName"
+                  }
+                },
+                "subscribes": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/definitions/eventName"
+                  }
+                },
+                "probes": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "properties": {
+                    "liveness": {
+                      "$ref": "#/definitions/singleSuccessProbe"
+                    },
+                    "readiness": {
+                      "$ref": "#/definitions/probe"
+                    },
+                    "startup": {
+                      "$ref": "#/definitions/singleSuccessProbe"
+                    }
+                  }
+                },
+                "routes": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/definitions/route"
+                  }
+                },
+                "resources": {
+                  "type": "object",
+                  "additionalProperties": false,
+                  "properties": {
+                    "cpu": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "memory": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "ephemeralStorage": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "cpuLimit": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "memoryLimit": {
+                      "$ref": "#/definitions/quantity"
+                    },
+                    "ephemeralStorageLimit": {
+                      "$ref": "#/definitions/quantity"
+                    }
+                  }
+                },
+                "restart": {
+                  "enum": [
+                    "always",
+                    "on-failure",
+                    "never"
+                  ]
+                },
+                "stopGracePeriod": {
+                  "$ref": "#/definitions/duration"
+                },
+                "watch": {
+                  "type": "boolean",
+                  "description": "Whether `orchestrate up --watch` rebuilds and swaps the service when its files change; default true."
+                }
+              },
+              "dependencies": {
+                "command": [
+                  "image"
+                ]
+              }
             }
           }
-        },
-        "routes": {
-          "type": "array",
-          "items": {
-            "$ref": "#/definitions/route"
-          }
-        },
-        "resources": {
-          "type": "object",
-          "additionalProperties": false,
-          "properties": {
-            "cpu": {
-              "$ref": "#/definitions/quantity"
-            },
-            "memory": {
-              "$ref": "#/definitions/quantity"
-            },
-            "ephemeralStorage": {
-              "$ref": "#/definitions/quantity"
-            },
-            "cpuLimit": {
-              "$ref": "#/definitions/quantity"
-            },
-            "memoryLimit": {
-              "$ref": "#/definitions/quantity"
-            },
-            "ephemeralStorageLimit": {
-              "$ref": "#/definitions/quantity"
-            }
-          }
-        },
-        "restart": {
-          "enum": [
-            "always",
-            "on-failure",
-            "never"
-          ]
-        },
-        "stopGracePeriod": {
-          "$ref": "#/definitions/duration"
         }
-      },
-      "dependencies": {
-        "command": [
-          "image"
-        ]
-      }
-    }
-  }
-}
 
-"""####
+        """####
 }

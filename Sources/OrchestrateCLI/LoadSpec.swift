@@ -34,4 +34,22 @@ enum LoadSpec {
         }
         return spec
     }
+
+    /// Reads and checks the spec again (`up --watch`): the spec when it is valid, and the diagnostics as text
+    /// (file:line:column, the fix), uncoloured, for the log.
+    static func check(_ file: String) -> (spec: Spec?, diagnostics: String) {
+        let source: SpecSource
+        do {
+            source = try SpecSource.read(file, displayName: file)
+        } catch {
+            return (nil, "\(error)")
+        }
+        let result = SpecLoader.load(source.bytes)
+        var renderer = DiagnosticRenderer(format: .text, useColor: false)
+        if !result.diagnostics.isEmpty {
+            renderer.add(file: file, source: source, diagnostics: result.diagnostics, serviceCount: nil)
+        }
+        let text = result.diagnostics.isEmpty ? "" : String(renderer.finish().dropLast())
+        return (result.hasErrors ? nil : result.spec, text)
+    }
 }

@@ -31,10 +31,17 @@ struct Up: AsyncParsableCommand {
               orchestrate up -f services.yaml --no-build
               orchestrate up --infra native
               orchestrate up --dashboard-port 18888
+              orchestrate up --watch
 
             The dashboard (127.0.0.1 only; its URL carries a random token) shows every service and replica with \
             state, readiness, restarts, uptime, PID, CPU and memory, what a starting service waits for, a graph of \
             the dependencies, restart/stop/start buttons, and every service's log lines in one filtered view.
+
+            With --watch, a change to a product's sources (or to a target it depends on) builds the affected \
+            products (one `swift build` per batch of changes); a failed build shows its first errors and changes \
+            nothing that runs; a good one swaps each affected service one replica at a time, the new replica ready \
+            before the old one drains. A valid edit of services.yaml is applied as its difference; an invalid one \
+            is shown and changes nothing. `watch: false` on a service opts it out.
             """
     )
 
@@ -56,6 +63,14 @@ struct Up: AsyncParsableCommand {
 
     @Flag(help: "Serve no dashboard.")
     var noDashboard = false
+
+    @Flag(
+        help: """
+            Watch the products' sources (from the package), services.yaml and the commands' directories: rebuild \
+            and swap the affected services one replica at a time behind readiness; apply a valid edit of \
+            services.yaml; restart a command whose files changed.
+            """)
+    var watch = false
 
     @Option(help: "Colour the log prefixes: auto, always or never.")
     var color: ColorMode = .auto
@@ -103,6 +118,14 @@ struct Up: AsyncParsableCommand {
         configuration.builtinGateway = Self.builtinGateway(products: products)
         configuration.otlpDecoder = Self.besideOrchestrate(
             installed: OrchestrateVersion.otlpDecoderExecutable, built: "OTLPDecoder", products: products)
+        if watch {
+            let specPath = URL(fileURLWithPath: file).standardizedFileURL.path
+            let file = file
+            configuration.watch = WatchSettings(
+                specPath: specPath, swift: noBuild ? nil : Self.onPath("swift", environment: environment),
+                loadSpec: { LoadSpec.check(file) },
+                routeTable: { Generator.routeTable(for: Topology($0)) })
+        }
         let session = UpSession(configuration)
         let signals = SignalListener()
         let relay = Task {
@@ -116,6 +139,13 @@ struct Up: AsyncParsableCommand {
         } catch {
             POSIX.printError("orchestrate: \(error)")
             throw ExitCode.failure
+        }
+    }
+
+    /// The program's absolute path on PATH, if it is there.
+    static func onPath(_ program: String, environment: [String: String]) -> String? {
+        (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(program)" }.first {
+            $0.hasPrefix("/") && FileManager.default.isExecutableFile(atPath: $0)
         }
     }
 

@@ -32,6 +32,8 @@ public struct Service: Sendable {
         var restart: Located<RestartPolicy>?
         /// How long the service gets between SIGTERM and SIGKILL.
         var stopGracePeriod: Located<SpecDuration>?
+        /// Whether `orchestrate up --watch` rebuilds and swaps it when its files change (default true).
+        var watch: Located<Bool>?
         var location: SourceLocation
     }
 
@@ -79,8 +81,12 @@ public struct Service: Sendable {
     public var restart: Located<RestartPolicy>? { storage.fields.restart }
     /// How long the service gets between SIGTERM and SIGKILL.
     public var stopGracePeriod: Located<SpecDuration>? { storage.fields.stopGracePeriod }
+    /// Whether `orchestrate up --watch` rebuilds and swaps it when its files change (default true).
+    public var watch: Located<Bool>? { storage.fields.watch }
     public var location: SourceLocation { storage.fields.location }
 
+    /// `watch`, defaulted: true unless the service opted out.
+    public var watches: Bool { watch?.value ?? true }
     public var effectiveReplicas: Int { replicas?.value ?? 1 }
     public var effectiveRestart: RestartPolicy { restart?.value ?? .always }
     public var effectiveStopGracePeriod: SpecDuration { stopGracePeriod?.value ?? SpecDuration(milliseconds: 10_000) }

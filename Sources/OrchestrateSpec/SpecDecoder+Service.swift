@@ -4,7 +4,7 @@ extension SpecDecoder {
         "product", "image", "command", "builtin", "port", "public", "replicas", "autoscaling", "args", "env",
         "database",
         "dependsOn",
-        "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod",
+        "publishes", "subscribes", "probes", "routes", "resources", "restart", "stopGracePeriod", "watch",
     ]
 
     mutating func service(named name: Located<String>, _ node: YAMLNode, _ path: @autoclosure () -> String) -> Service?
@@ -14,7 +14,7 @@ extension SpecDecoder {
             name: name, product: nil, image: nil, command: [], builtin: nil, port: nil, isPublic: nil, replicas: nil,
             autoscaling: nil,
             args: [], env: [], database: nil, dependsOn: [], publishes: [], subscribes: [], probes: Probes(),
-            routes: [], resources: nil, restart: nil, stopGracePeriod: nil, location: location)
+            routes: [], resources: nil, restart: nil, stopGracePeriod: nil, watch: nil, location: location)
         var probesWritten = false
         for entry in entries {
             let key = text(entry.key)
@@ -51,6 +51,7 @@ extension SpecDecoder {
             case "resources": service.resources = resources(value, fieldPath())
             case "restart": service.restart = choice(value, fieldPath(), RestartPolicy.self)
             case "stopGracePeriod": service.stopGracePeriod = duration(value, fieldPath())
+            case "watch": service.watch = bool(value, fieldPath())
             default: unknownField(entry.key, path(), allowed: Self.serviceFields)
             }
         }

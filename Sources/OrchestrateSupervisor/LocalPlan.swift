@@ -62,19 +62,30 @@ public struct LocalPlan: Sendable {
     ///   - naming: How dependents reach services; nil: by name, with `stateDirectory/hosts`.
     ///   - searchPath: Where a `command:` program without a slash is looked for (`PATH`).
     ///   - builtinGateway: The built-in gateway's binary, for a `builtin: gateway` service.
+    ///   - keeping: Stable addresses services already have (a spec changed under `up --watch`): each keeps its
+    ///     own, and a new service takes the lowest free one.
     public static func make(
         spec: Spec, stateDirectory: String, dnsPort: Int, secrets: SecretStore,
         addresses: LoopbackAddresses = .linux, projectDirectory: String = ".", naming: Naming? = nil,
-        searchPath: String = "/usr/local/bin:/usr/bin:/bin", builtinGateway: String? = nil
+        searchPath: String = "/usr/local/bin:/usr/bin:/bin", builtinGateway: String? = nil,
+        keeping kept: [String: String] = [:]
     ) throws -> LocalPlan {
         let topology = Topology(spec)
         guard topology.isAcyclic else {
             throw SupervisorError(.plan, "the dependencies form a cycle; `orchestrate validate` names it")
         }
         let naming = naming ?? .hostsFile(stateDirectory + "/hosts")
-        var serviceAddresses: [String: String] = [:]
-        for (position, node) in topology.nodes.filter({ $0.endpoint != nil }).enumerated() {
-            serviceAddresses[node.name] = try ServiceAddresses.address(position)
+        let withEndpoints = topology.nodes.filter { $0.endpoint != nil }.map(\.name)
+        var serviceAddresses = kept.filter { withEndpoints.contains($0.key) }
+        var position = 0
+        for name in withEndpoints where serviceAddresses[name] == nil {
+            var address = try ServiceAddresses.address(position)
+            while serviceAddresses.values.contains(address) {
+                position += 1
+                address = try ServiceAddresses.address(position)
+            }
+            serviceAddresses[name] = address
+            position += 1
         }
         var replicas: [Replica] = []
         var generated: [String] = []

@@ -25,9 +25,11 @@ enum PrivateHosts {
     }
 
     /// Writes `text` into the file at `path` in place: a replica's bind mount holds the file, not its name, so the
-    /// same file must change. A symbolic link at `path` is refused, not followed (O_NOFOLLOW).
+    /// same file must change. It is overwritten from the start and then cut to length, never emptied first, so a
+    /// reader meanwhile still finds the lines that did not change (the machine's, then the services' names, which
+    /// a swap under `up --watch` never moves). A symbolic link at `path` is refused, not followed (O_NOFOLLOW).
     static func write(_ text: String, to path: String) throws(SupervisorError) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw SupervisorError(.start, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
@@ -41,6 +43,9 @@ enum PrivateHosts {
                 throw SupervisorError(.start, "cannot write \(path): \(String(cString: strerror(errno)))")
             }
             written += count
+        }
+        guard ftruncate(descriptor, off_t(bytes.count)) == 0 else {
+            throw SupervisorError(.start, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }
 

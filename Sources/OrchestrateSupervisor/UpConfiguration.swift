@@ -46,6 +46,8 @@ public struct UpConfiguration: Sendable {
     /// Give every replica `.orchestrate/hosts` as its /etc/hosts, so dependencies are called by name; off, or where
     /// that is not possible, `<DEP>_URL` carries the service's stable address instead.
     public var privateHostsFile = true
+    /// `up --watch`: rebuild and swap on source changes, apply edits of services.yaml; nil does neither.
+    public var watch: WatchSettings?
     /// Whether the log also goes to the terminal (tests capture it instead).
     public var logsToTerminal = true
     /// What `up` says before its log exists (generated secrets, reclaimed processes).

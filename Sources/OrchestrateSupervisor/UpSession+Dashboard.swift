@@ -4,28 +4,11 @@ import OrchestrateSpec
 extension UpSession {
     /// What the dashboard reads and does: the spec's services (and `--infra native`'s servers), every replica with
     /// its CPU and memory, and control requests as the CLI sends them.
-    func dashboardSource(ring: LogRing, spans: SpanStore, infrastructure: [String], plan: LocalPlan)
+    func dashboardSource(ring: LogRing, spans: SpanStore, infrastructure: [String])
         -> DashboardServer.Source
     {
-        let addresses = Dictionary(
-            plan.serviceEndpoints.map { ($0.service, "\($0.address):\($0.port)") },
-            uniquingKeysWith: { first, _ in first })
-        let spec = configuration.spec
-        var listed = infrastructure.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.map {
-            DashboardState.Service(name: $0, kind: "infrastructure", port: nil, dependsOn: [], url: nil)
-        }
-        listed += spec.services.map { service in
-            let kind =
-                service.product != nil ? "product" : service.builtin != nil ? "gateway" : "command"
-            return DashboardState.Service(
-                name: service.name.value, kind: kind, port: service.port?.value,
-                dependsOn: service.dependsOn.map(\.value),
-                url: configuration.forwardsPublicPorts && service.isPublished
-                    ? service.port.map { "http://localhost:\($0.value)" } : nil,
-                address: addresses[service.name.value])
-        }
-        let services = listed
-        let project = spec.name.value
+        let infrastructure = infrastructure.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let project = configuration.spec.name.value
         let capacity = ring.capacity
         let usage = ProcessUsage()
         let metrics = MetricsBoard()
@@ -33,6 +16,7 @@ extension UpSession {
             state: { [weak self] in
                 let replicas = await self?.handle(ControlRequest(command: .status)).replicas ?? []
                 usage.keep(only: Set(replicas.compactMap(\.pid)))
+                let services = await self?.dashboardServices(infrastructure: infrastructure) ?? []
                 return DashboardState(
                     project: project, services: services,
                     replicas: replicas.map { .init(status: $0, usage: $0.pid.flatMap(usage.read)) },
@@ -59,6 +43,28 @@ extension UpSession {
                 }
                 metrics.record(scrapes)
             })
+    }
+
+    /// The services as the dashboard lists them: `--infra native`'s servers, then the spec's (as `up --watch` last
+    /// applied it).
+    func dashboardServices(infrastructure: [String]) -> [DashboardState.Service] {
+        let addresses = Dictionary(
+            (plan?.serviceEndpoints ?? []).map { ($0.service, "\($0.address):\($0.port)") },
+            uniquingKeysWith: { first, _ in first })
+        var listed = infrastructure.map {
+            DashboardState.Service(name: $0, kind: "infrastructure", port: nil, dependsOn: [], url: nil)
+        }
+        listed += configuration.spec.services.map { service in
+            let kind =
+                service.product != nil ? "product" : service.builtin != nil ? "gateway" : "command"
+            return DashboardState.Service(
+                name: service.name.value, kind: kind, port: service.port?.value,
+                dependsOn: service.dependsOn.map(\.value),
+                url: configuration.forwardsPublicPorts && service.isPublished
+                    ? service.port.map { "http://localhost:\($0.value)" } : nil,
+                address: addresses[service.name.value])
+        }
+        return listed
     }
 
     /// Where each running replica of the spec's services serves `/metrics`: its port, or `METRICS_PORT` (the

@@ -44,6 +44,7 @@ extension UpSession {
             throw SupervisorError(.start, "cannot serve DNS on 127.0.0.1:\(configuration.dnsPort)", underlying: error)
         }
         started("the DNS server") { await dns.stop() }
+        self.directory = directory
 
         // Names: a private /etc/hosts for every replica where this system allows it; else addresses in the URLs.
         let hostsPath = stateDirectory + "/hosts"
@@ -58,7 +59,7 @@ extension UpSession {
                 naming = .hostsFile(hostsPath)
             }
         }
-        var plan = try makePlan(dnsPort: dns.port, naming: naming)
+        var plan = try makePlan(configuration.spec, dnsPort: dns.port, naming: naming)
         try PrivateHosts.write(PrivateHosts.text(machine: machineHosts, plan: plan), to: hostsPath)
         let forwards = publicPorts()
         if configuration.checksAddresses {
@@ -86,6 +87,7 @@ extension UpSession {
             ring: configuration.dashboardPort == nil ? nil : LogRing(capacity: configuration.dashboardLogLines))
         setLog(log)
 
+        var otlpEndpoint: String?
         let socketPath = stateDirectory + "/control.sock"
         let recorder: StateRecorder
         do {
@@ -106,8 +108,7 @@ extension UpSession {
         if let port = configuration.dashboardPort, let ring = log.ring {
             let decoder = configuration.otlpDecoder.map { OTLPDecoderProcess(path: $0) }
             var source = dashboardSource(
-                ring: ring, spans: SpanStore(), infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [],
-                plan: plan)
+                ring: ring, spans: SpanStore(), infrastructure: infrastructure?.plan.replicas.map(\.service) ?? [])
             if let decoder {
                 source.decodeTraces = { await decoder.decode($0) }
                 started("the OTLP decoder") { decoder.stop() }
@@ -121,6 +122,7 @@ extension UpSession {
             started("the dashboard") { await dashboard.stop() }
             dashboardURL = dashboard.url
             if decoder != nil {
+                otlpEndpoint = dashboard.otlpEndpoint
                 plan = Self.exportingTraces(plan, to: dashboard.otlpEndpoint, spec: configuration.spec)
             } else {
                 log.note("no orchestrate-otlp beside orchestrate: the dashboard shows no traces")
@@ -141,48 +143,73 @@ extension UpSession {
         }
 
         self.plan = plan
+        replanning = Replanning(
+            dnsPort: dns.port, naming: naming, hostsPath: hostsPath, machineHosts: machineHosts,
+            infrastructure: infrastructure, otlpEndpoint: otlpEndpoint)
+        addressPool = AddressPool(
+            addresses: configuration.addresses,
+            taken: plan.replicas.map(\.address) + (infrastructure?.plan.replicas.map(\.address) ?? []))
         for (service, address, port) in plan.serviceEndpoints {
-            do {
-                let forward = try await ServiceForward.start(
-                    service: service, host: address, port: port, directory: directory)
-                started("\(address):\(port), the address of \(service)") { await forward.stop() }
-            } catch {
-                log.note("cannot listen on \(address):\(port) for \(service): \(error)")
-            }
+            await forwardStableAddress(service: service, address: address, port: port)
         }
         let services = Supervisor(
             plan: plan, executableDirectory: configuration.productsDirectory, launcher: configuration.launcher,
             prober: configuration.prober, directory: directory, log: log, state: recorder,
             settings: configuration.settings)
         supervisors.append(services)
+        if let addressPool { await services.setAddressPool(addressPool) }
         started("the services: entry points first, then dependents before what they depend on") {
             await services.shutdown()
         }
         await services.start()
-        for (service, port) in forwards {
-            do {
-                let forward = try await ServiceForward.start(
-                    service: service, host: "127.0.0.1", port: port, directory: directory)
-                started("localhost:\(port), the forward to \(service)") { await forward.stop() }
-                log.note("\(service) is also at http://localhost:\(port)")
-            } catch {
-                log.note("cannot forward localhost:\(port) to \(service): \(error)")
-            }
+        for (service, port) in forwards { await forwardLocalhost(service: service, port: port) }
+        if let watch = configuration.watch {
+            try await startWatching(watch, log: log)
+        }
+    }
+
+    /// Serves the service's stable address (what its name resolves to). (Stopping a forward twice, at drain after
+    /// `up --watch` stopped it, does nothing.)
+    func forwardStableAddress(service: String, address: String, port: Int) async {
+        guard let directory else { return }
+        do {
+            let forward = try await ServiceForward.start(
+                service: service, host: address, port: port, directory: directory)
+            stableForwards[service] = forward
+            started("\(address):\(port), the address of \(service)") { await forward.stop() }
+        } catch {
+            note("cannot listen on \(address):\(port) for \(service): \(error)")
+        }
+    }
+
+    /// Forwards `localhost:PORT` to a public service.
+    func forwardLocalhost(service: String, port: Int) async {
+        guard let directory else { return }
+        do {
+            let forward = try await ServiceForward.start(
+                service: service, host: "127.0.0.1", port: port, directory: directory)
+            localForwards[service] = forward
+            started("localhost:\(port), the forward to \(service)") { await forward.stop() }
+            note("\(service) is also at http://localhost:\(port)")
+        } catch {
+            note("cannot forward localhost:\(port) to \(service): \(error)")
         }
     }
 
     /// The plan of the spec's replicas, with what they inherit from the supervisor's environment.
-    private func makePlan(dnsPort: Int, naming: LocalPlan.Naming) throws(SupervisorError) -> LocalPlan {
+    func makePlan(
+        _ spec: Spec, dnsPort: Int, naming: LocalPlan.Naming, keeping kept: [String: String] = [:]
+    ) throws(SupervisorError) -> LocalPlan {
         let configuration = configuration
         var plan: LocalPlan
         do {
             plan = try LocalPlan.make(
-                spec: configuration.spec, stateDirectory: configuration.stateDirectory, dnsPort: dnsPort,
+                spec: spec, stateDirectory: configuration.stateDirectory, dnsPort: dnsPort,
                 secrets: SecretStore(
                     directory: configuration.stateDirectory + "/secrets", environment: configuration.environment),
                 addresses: configuration.addresses, projectDirectory: configuration.projectDirectory, naming: naming,
                 searchPath: configuration.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-                builtinGateway: configuration.builtinGateway)
+                builtinGateway: configuration.builtinGateway, keeping: kept)
         } catch {
             throw SupervisorError(.start, "\(error)")
         }
@@ -200,9 +227,9 @@ extension UpSession {
     }
 
     /// The public services and their ports, when `localhost` forwards are wanted.
-    private func publicPorts() -> [(service: String, port: Int)] {
+    func publicPorts(_ spec: Spec? = nil) -> [(service: String, port: Int)] {
         guard configuration.forwardsPublicPorts else { return [] }
-        return configuration.spec.services.filter(\.isPublished).compactMap { service in
+        return (spec ?? configuration.spec).services.filter(\.isPublished).compactMap { service in
             service.port.map { (service.name.value, $0.value) }
         }
     }

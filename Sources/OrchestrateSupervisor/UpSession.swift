@@ -14,7 +14,8 @@ public actor UpSession {
     }
 
     public private(set) var state: State = .starting
-    let configuration: UpConfiguration
+    /// Its spec changes when `up --watch` applies an edit of services.yaml.
+    var configuration: UpConfiguration
     /// What started, in order, with how to stop it.
     private var started: [(what: String, stop: @Sendable () async -> Void)] = []
     /// The supervisors, the infrastructure's first: what control requests and escalation reach.
@@ -28,6 +29,28 @@ public actor UpSession {
     var startedAt = ContinuousClock.now
     /// The dashboard's address with its token, once it serves.
     public internal(set) var dashboardURL: String?
+    /// Who answers DNS, and which replicas the forwarders reach.
+    var directory: ServiceDirectory?
+    /// The forwarders at each service's stable address, and at `localhost:PORT` for public services.
+    var stableForwards: [String: ServiceForward] = [:]
+    var localForwards: [String: ServiceForward] = [:]
+    /// What planning the spec again needs (`up --watch`), once everything started.
+    var replanning: Replanning?
+    /// Where replicas started by `up --watch` get their addresses.
+    var addressPool: AddressPool?
+    /// What each product is built from (`up --watch`); nil when sources are not watched.
+    var packageSources: PackageSources?
+
+    /// What the first plan was made with, so an edited spec is planned the same way.
+    struct Replanning: Sendable {
+        var dnsPort: Int
+        var naming: LocalPlan.Naming
+        var hostsPath: String
+        var machineHosts: String
+        var infrastructure: NativeInfrastructure?
+        /// Where the services export traces (the dashboard's OTLP endpoint), when it decodes them.
+        var otlpEndpoint: String?
+    }
 
     public init(_ configuration: UpConfiguration) {
         self.configuration = configuration

@@ -30,3 +30,27 @@ public enum ExampleProject {
     /// The ports its services.yaml declares.
     public static let declaredPorts = [8000, 8080, 8081, 8082]
 }
+
+/// The copy of examples/storefront that `up --watch` tests edit: `.build/watch-example/storefront`, its own `.build`
+/// kept between runs (scripts/test builds it), its sources put back from examples/storefront before each test.
+extension ExampleProject {
+    public static let watchCopy = ExternalTool.packageRoot.appendingPathComponent(".build/watch-example/storefront")
+
+    public static var watchCopyIsBuilt: Bool {
+        ["Catalog", "Storefront"].allSatisfy {
+            FileManager.default.isExecutableFile(atPath: watchCopy.appendingPathComponent(".build/debug/\($0)").path)
+        }
+    }
+
+    /// Puts the example's files back into the copy (what a test edited), and forgets the copy's `up` state.
+    public static func resetWatchCopy() throws -> URL {
+        let manager = FileManager.default
+        try? manager.removeItem(at: watchCopy.appendingPathComponent(".orchestrate"))
+        for name in ["Package.swift", "Package.resolved", "services.yaml", "recommender.py", "Sources"] {
+            let target = watchCopy.appendingPathComponent(name)
+            try? manager.removeItem(at: target)
+            try manager.copyItem(at: directory.appendingPathComponent(name), to: target)
+        }
+        return watchCopy
+    }
+}
