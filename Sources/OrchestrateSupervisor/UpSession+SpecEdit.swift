@@ -10,12 +10,12 @@ extension UpSession {
     func applySpecEdit(_ watch: WatchSettings, log: SupervisorLog) async {
         let (loaded, diagnostics) = watch.loadSpec()
         guard let spec = loaded else {
-            note("services.yaml is invalid; nothing changed:")
-            for line in diagnostics.split(separator: "\n", omittingEmptySubsequences: false) { note(String(line)) }
+            specNote("services.yaml is invalid; nothing changed:")
+            for line in diagnostics.split(separator: "\n", omittingEmptySubsequences: false) { specNote(String(line)) }
             return
         }
         if let refusal = refusal(of: spec) {
-            note("services.yaml: \(refusal); nothing changed (stop and start `orchestrate up` for it)")
+            specNote("services.yaml: \(refusal); nothing changed (stop and start `orchestrate up` for it)")
             return
         }
         guard let replanning, let supervisor = supervisors.last, let current = plan else { return }
@@ -24,7 +24,7 @@ extension UpSession {
             next = try makePlan(
                 spec, dnsPort: replanning.dnsPort, naming: replanning.naming, keeping: current.serviceAddresses)
         } catch {
-            note("services.yaml cannot run: \(error); nothing changed")
+            specNote("services.yaml cannot run: \(error); nothing changed")
             return
         }
         if let infrastructure = replanning.infrastructure { next = infrastructure.apply(to: next, spec: spec) }
@@ -42,7 +42,7 @@ extension UpSession {
                 try routes.write(
                     toFile: configuration.stateDirectory + "/routes.json", atomically: true, encoding: .utf8)
             } catch {
-                note("cannot write routes.json: \(error); nothing changed")
+                specNote("cannot write routes.json: \(error); nothing changed")
                 return
             }
         }
@@ -96,10 +96,15 @@ extension UpSession {
         now.replicas = await supervisor.replicas()
         plan = now
         rewriteHosts(now)
-        note(
+        specNote(
             summary.isEmpty
                 ? "services.yaml is valid; nothing that runs changed"
                 : "services.yaml applied: \(summary.joined(separator: "; "))")
+    }
+
+    /// Says it in the log, and in the dashboard's log view under `services.yaml`.
+    private func specNote(_ text: String) {
+        announce(text, service: "services.yaml")
     }
 
     /// What an edit cannot change while `up` runs, if the edit changes it.
@@ -129,7 +134,7 @@ extension UpSession {
         var moved: [LocalPlan.Replica] = []
         for replica in replicas {
             guard let placed = try? pool.moved(replica) else {
-                note("no free address for \(replica.service)-\(replica.index): 127.0.0.0/24 is full")
+                specNote("no free address for \(replica.service)-\(replica.index): 127.0.0.0/24 is full")
                 continue
             }
             moved.append(placed)
@@ -140,10 +145,10 @@ extension UpSession {
     /// A product services.yaml now names that was never built: built before anything changes.
     private func buildNewProducts(_ products: [String], watch: WatchSettings, log: SupervisorLog) async -> Bool {
         guard let swift = watch.swift else {
-            note("services.yaml names \(products.joined(separator: ", ")), which is not built; nothing changed")
+            specNote("services.yaml names \(products.joined(separator: ", ")), which is not built; nothing changed")
             return false
         }
-        note("building \(products.joined(separator: ", ")), new in services.yaml")
+        specNote("building \(products.joined(separator: ", ")), new in services.yaml")
         let build = WatchBuild(
             swift: swift, packageDirectory: configuration.projectDirectory, environment: configuration.environment,
             launcher: configuration.launcher)
@@ -155,7 +160,7 @@ extension UpSession {
                 FileManager.default.isExecutableFile(atPath: configuration.productsDirectory + "/" + $0)
             })
         else {
-            note(
+            specNote(
                 "cannot build \(products.joined(separator: ", ")) (\(outcome.failure ?? "no such product")); nothing changed"
             )
             return false
@@ -192,7 +197,7 @@ extension UpSession {
             try PrivateHosts.write(
                 PrivateHosts.text(machine: replanning.machineHosts, plan: plan), to: replanning.hostsPath)
         } catch {
-            note("cannot rewrite \(replanning.hostsPath): \(error)")
+            specNote("cannot rewrite \(replanning.hostsPath): \(error)")
         }
     }
 }

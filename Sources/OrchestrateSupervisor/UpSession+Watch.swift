@@ -74,7 +74,7 @@ extension UpSession {
             path.hasPrefix(configuration.projectDirectory + "/")
                 ? String(path.dropFirst(configuration.projectDirectory.count + 1)) : path
         }.sorted()
-        note(
+        announce(
             "building \(products.sorted().joined(separator: ", ")) (\(changed.prefix(3).joined(separator: ", "))"
                 + "\(changed.count > 3 ? ", …" : ""))")
         let before = Dictionary(uniqueKeysWithValues: products.map { ($0, binaryStamp($0)) })
@@ -87,16 +87,16 @@ extension UpSession {
         }
         guard outcome.succeeded else {
             let first = outcome.errors.first.map { "; first error: \($0)" } ?? ""
-            note(
+            announce(
                 "the build failed (\(outcome.failure ?? "no reason given"))\(first); nothing changed: every replica "
                     + "keeps running its last good build, and the next good build swaps")
             return []
         }
-        note("built in \(Self.format(ContinuousClock.now - began))")
+        announce("built in \(Self.format(ContinuousClock.now - began))")
         var swaps: [(String, String)] = []
         for product in products.sorted() {
             guard binaryStamp(product) != before[product] else {
-                note("\(product): the build made no new binary; nothing to swap")
+                announce("\(product): the build made no new binary; nothing to swap")
                 continue
             }
             for service in configuration.spec.services where service.product?.value == product {
@@ -130,6 +130,12 @@ extension UpSession {
         return configuration.spec.services.filter { !$0.command.isEmpty && $0.watches }.map(\.name.value)
     }
 
+    /// Says it in the log, and in the dashboard's log view under the service (the build's under `build`).
+    func announce(_ text: String, service: String = "build") {
+        note(text)
+        log?.ring?.append(text, service: service, replica: "orchestrate")
+    }
+
     /// Replaces the service's replicas with new ones of the same configuration, one at a time behind readiness.
     func swap(_ service: String, why: String) async {
         guard let supervisor = supervisors.last else { return }
@@ -151,12 +157,14 @@ extension UpSession {
             return
         }
         let began = ContinuousClock.now
-        note("swapping \(service) (\(why)): one replica at a time, each new one ready before the old one drains")
+        announce(
+            "swapping \(service) (\(why)): one replica at a time, each new one ready before the old one drains",
+            service: service)
         do {
             try await supervisor.replace(service, with: moved)
-            note("\(service) swapped in \(Self.format(ContinuousClock.now - began))")
+            announce("\(service) swapped in \(Self.format(ContinuousClock.now - began))", service: service)
         } catch {
-            note("\(service): \(error); the swap stopped there")
+            announce("\(service): \(error); the swap stopped there", service: service)
             let running = Set(await supervisor.replicas().map(\.address))
             for replica in moved where !running.contains(replica.address) { pool.release(replica.address) }
         }

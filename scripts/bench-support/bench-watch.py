@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""scripts/bench watch: `orchestrate up --watch`'s edit-to-ready time beside its floor, measured in the same run.
+
+For each scenario, ROUNDS (5) rounds, each of them:
+1. Floor: with nothing running, the one-line change written, then the same `swift build` that `up --watch` runs for
+   it, then the service's binary started alone (the environment its replica had under `up`, on a free address)
+   until GET /ready answers 200. Floor = build + cold start to ready, from the write.
+2. Watch: `orchestrate up --watch` started (the products already built), the next one-line change written, then
+   the service's stable address polled (a new connection per call, every 5 ms) until the answer shows the change.
+   Edit-to-ready = from the write to that answer: the watcher, the build, the new replica's start and readiness,
+   and the swap. The log's "built in" and "swapped in" lines split it.
+Scenarios: a leaf service (catalog in a copy of examples/storefront, the --product build) and ServiceKit, the
+shop's shared target (a copy of this repository; every service product is rebuilt: one `swift build`).
+Every wait is bounded; every process started is stopped; the edited files are put back."""
+import json, os, re, signal, socket, statistics, subprocess, sys, time, urllib.request
+
+orchestrate = sys.argv[1]
+copies = sys.argv[2]
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+
+SCENARIOS = [
+    dict(name="leaf service (catalog, examples/storefront)", directory=os.path.join(copies, "storefront"),
+         file="Sources/Catalog/Catalog.swift", old='"tea", "kettle", "cup"', new='"tea", "kettle", "cup", "v{n}"',
+         build=["--product", "Catalog"], product="Catalog", service="catalog", path="/items", replicas=5),
+    dict(name="shared target (ServiceKit, the shop)", directory=os.path.join(copies, "shop"),
+         file="Sources/ServiceKit/ServiceMain.swift", old='["status": "ok"]', new='["status": "ok-v{n}"]',
+         build=[], product="UserService", service="user-service", path="/health", replicas=8),
+]
+
+
+def get(url, timeout=1.0):
+    """The body of a 200 answer on a new connection, else None."""
+    try:
+        request = urllib.request.Request(url, headers={"Connection": "close"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read().decode() if response.status == 200 else None
+    except Exception:
+        return None
+
+
+def wait_for(condition, limit, interval=0.005):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def write(path, text):
+    # As an editor saves: the whole file, renamed into place.
+    temporary = path + ".bench-tmp"
+    with open(temporary, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+class Up:
+    def __init__(self, directory, replicas):
+        self.log_path = os.path.join(directory, ".bench-up.log")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [orchestrate, "up", "--watch", "--no-dashboard", "--color", "never", "-f",
+             os.path.join(directory, "services.yaml")], cwd=directory, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.directory = directory
+        if not wait_for(lambda: "all %d replicas" % replicas in self.text() and "watching" in self.text(), 600, 0.05):
+            self.stop()
+            sys.exit("up --watch did not get ready:\n" + self.text()[-3000:])
+
+    def text(self):
+        with open(self.log_path) as handle:
+            return handle.read()
+
+    def status(self):
+        output = subprocess.run([orchestrate, "status", "--format", "json", "-f",
+                                 os.path.join(self.directory, "services.yaml")], capture_output=True, text=True,
+                                timeout=60).stdout
+        return json.loads(output)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self.log.close()
+
+
+def stable_address(directory, service):
+    with open(os.path.join(directory, ".orchestrate", "hosts")) as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) >= 2 and fields[1] == service:
+                return fields[0]
+    sys.exit("no stable address for %s" % service)
+
+
+def environment_of(pid):
+    with open("/proc/%d/environ" % pid, "rb") as handle:
+        pairs = [item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item]
+    return {key.decode(): value.decode() for key, value in pairs}
+
+
+def floor(scenario, source, n, environment, port):
+    """Seconds from the write to the service, built alone and started alone, answering /ready."""
+    directory = scenario["directory"]
+    started = time.monotonic()
+    write(source, scenario["original"].replace(scenario["old"], scenario["new"].format(n=n)))
+    subprocess.run(["swift", "build", "--package-path", directory] + scenario["build"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
+    built = time.monotonic()
+    binary = os.path.join(directory, ".build", "debug", scenario["product"])
+    process = subprocess.Popen([binary], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: get("http://%s:%d/ready" % (environment["HOST"], port)) is not None, 120, 0.002):
+            sys.exit("%s did not get ready alone" % scenario["service"])
+        ready = time.monotonic()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    return ready - started, built - started, ready - built
+
+
+def watch(scenario, source, n, replicas):
+    """Seconds from the write to the change served at the service's stable address; and the log's split."""
+    up = Up(scenario["directory"], replicas)
+    try:
+        rows = [row for row in up.status() if row["service"] == scenario["service"]]
+        url = "http://%s:%d%s" % (stable_address(scenario["directory"], scenario["service"]), rows[0]["port"],
+                                  scenario["path"])
+        marker = "v%d" % n
+        environment = environment_of(rows[0]["pid"])
+        before = len(up.text())
+        started = time.monotonic()
+        write(source, scenario["original"].replace(scenario["old"], scenario["new"].format(n=n)))
+        if not wait_for(lambda: (get(url) or "").find(marker) >= 0, 1800):
+            sys.exit("the change was never served:\n" + up.text()[-3000:])
+        served = time.monotonic() - started
+        log = up.text()[before:]
+        built = re.search(r"built in ([0-9.]+) s", log)
+        return served, float(built.group(1)) if built else None, environment, rows[0]["port"]
+    finally:
+        up.stop()
+
+
+def main():
+    print("## watch")
+    print()
+    print("Machine: %d cores, %s; %s" % (os.cpu_count(), os.uname().machine, subprocess.run(
+        ["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0].split(" (")[0]))
+    print()
+    print("| change | floor: build + cold start (median) | watch: edit to ready (median) | watch ÷ floor | "
+          "floor runs (s) | watch runs (s) | of which build, under watch (s) |")
+    print("|---|---:|---:|---:|---|---|---|")
+    for scenario in SCENARIOS:
+        source = os.path.join(scenario["directory"], scenario["file"])
+        with open(source) as handle:
+            scenario["original"] = handle.read()
+        if scenario["old"] not in scenario["original"]:
+            sys.exit("%s has no %s" % (source, scenario["old"]))
+        floors, watches, builds, starts = [], [], [], []
+        environment, port = None, None
+        n = int(time.time()) % 100000 * 100
+        try:
+            # A first watch run: the replica's environment for the floor's alone-run; not counted.
+            n += 1
+            _, _, environment, port = watch(scenario, source, n, scenario["replicas"])
+            environment = dict(environment, HOST="127.0.0.250")
+            for _ in range(ROUNDS):
+                n += 1
+                total, build, start = floor(scenario, source, n, environment, port)
+                floors.append(total)
+                starts.append(start)
+                n += 1
+                served, built, _, _ = watch(scenario, source, n, scenario["replicas"])
+                watches.append(served)
+                builds.append(built)
+        finally:
+            write(source, scenario["original"])
+            subprocess.run(["swift", "build", "--package-path", scenario["directory"]] + scenario["build"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
+        floor_median, watch_median = statistics.median(floors), statistics.median(watches)
+        print("| %s | %.2f s | %.2f s | %.2f× | %s | %s | %s |" % (
+            scenario["name"], floor_median, watch_median, watch_median / floor_median,
+            ", ".join("%.2f" % value for value in floors), ", ".join("%.2f" % value for value in watches),
+            ", ".join("%.2f" % value if value is not None else "?" for value in builds)))
+        sys.stdout.flush()
+        print("", file=sys.stderr)
+        print("%s: cold start to ready alone: %s s" % (scenario["name"], ", ".join("%.3f" % s for s in starts)),
+              file=sys.stderr)
+    print()
+    print("Command: scripts/bench watch (ROUNDS=%d)" % ROUNDS)
+
+
+main()
