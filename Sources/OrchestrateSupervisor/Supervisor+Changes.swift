@@ -89,17 +89,7 @@ extension Supervisor {
     }
 
     private func adopt(shape plan: LocalPlan) {
-        var names: [String] = []
-        var dependencies: [String: [String]] = [:]
-        var entryPoints: [String] = []
-        for replica in plan.replicas where dependencies[replica.service] == nil {
-            names.append(replica.service)
-            dependencies[replica.service] = replica.supervision.dependsOn
-            if replica.supervision.isEntryPoint { entryPoints.append(replica.service) }
-        }
-        self.names = names
-        self.dependencies = dependencies
-        self.entryPoints = entryPoints
+        (names, dependencies, entryPoints) = Self.shape(of: plan)
         waves = plan.waves
         board.poke()
     }

@@ -46,17 +46,7 @@ public actor Supervisor {
         plan: LocalPlan, executableDirectory: String, launcher: any ProcessLauncher, prober: any Prober,
         directory: ServiceDirectory, log: SupervisorLog, state: StateRecorder? = nil, settings: Settings = Settings()
     ) {
-        var names: [String] = []
-        var dependencies: [String: [String]] = [:]
-        var entryPoints: [String] = []
-        for replica in plan.replicas where dependencies[replica.service] == nil {
-            names.append(replica.service)
-            dependencies[replica.service] = replica.supervision.dependsOn
-            if replica.supervision.isEntryPoint { entryPoints.append(replica.service) }
-        }
-        self.names = names
-        self.dependencies = dependencies
-        self.entryPoints = entryPoints
+        (names, dependencies, entryPoints) = Self.shape(of: plan)
         waves = plan.waves
         self.log = log
         self.settings = settings
@@ -74,6 +64,20 @@ public actor Supervisor {
         members.withLock { members in
             for (service, replicas) in runners { members[service] = replicas.map(\.replica.address) }
         }
+    }
+
+    /// The plan's services in order, what each depends on, and its entry points.
+    static func shape(of plan: LocalPlan) -> (names: [String], dependencies: [String: [String]], entryPoints: [String])
+    {
+        var names: [String] = []
+        var dependencies: [String: [String]] = [:]
+        var entryPoints: [String] = []
+        for replica in plan.replicas where dependencies[replica.service] == nil {
+            names.append(replica.service)
+            dependencies[replica.service] = replica.supervision.dependsOn
+            if replica.supervision.isEntryPoint { entryPoints.append(replica.service) }
+        }
+        return (names, dependencies, entryPoints)
     }
 
     /// A runner for the replica, listed in the directory (not ready) when it has a port.

@@ -49,6 +49,13 @@ extension UpSession {
     /// One batch of changed files.
     func changed(_ batch: Set<String>, watch: WatchSettings, log: SupervisorLog) async {
         guard state == .running else { return }
+        var batch = batch
+        // The kernel dropped events (its queue overflowed): anything may have changed.
+        if batch.contains(configuration.projectDirectory) {
+            batch.insert(watch.specPath)
+            batch.formUnion((packageSources?.directories ?? []).map { $0 + "/" })
+            batch.insert(configuration.projectDirectory + "/")
+        }
         if batch.contains(watch.specPath) { await applySpecEdit(watch, log: log) }
         var swaps: [(service: String, why: String)] = []
         if let swift = watch.swift, var sources = packageSources {
@@ -59,14 +66,17 @@ extension UpSession {
             swaps += await rebuild(batch, sources: sources, swift: swift, log: log)
         }
         swaps += commandServices(changedBy: batch, watch: watch).map { ($0, "files under its directory changed") }
-        for (service, why) in swaps { await swap(service, why: why) }
+        // Services swap side by side, each one replica at a time.
+        await withTaskGroup(of: Void.self) { group in
+            for (service, why) in swaps { group.addTask { await self.swap(service, why: why) } }
+        }
     }
 
     /// Builds the running products the batch affects; the services whose binary the build changed.
     private func rebuild(_ batch: Set<String>, sources: PackageSources, swift: String, log: SupervisorLog) async
         -> [(service: String, why: String)]
     {
-        let running = Set(configuration.spec.services.compactMap(\.product?.value))
+        let running = Set(configuration.spec.services.filter(\.watches).compactMap(\.product?.value))
         let products = batch.reduce(into: Set<String>()) { $0.formUnion(sources.products(affectedBy: $1)) }
             .intersection(running)
         guard !products.isEmpty else { return [] }
@@ -99,7 +109,7 @@ extension UpSession {
                 announce("\(product): the build made no new binary; nothing to swap")
                 continue
             }
-            for service in configuration.spec.services where service.product?.value == product {
+            for service in configuration.spec.services where service.product?.value == product && service.watches {
                 swaps.append((service.name.value, "a new build of \(product)"))
             }
         }

@@ -47,8 +47,15 @@ import Testing
         var latest: String { bodies.withLock { $0.last ?? "" } }
     }
 
+    /// Where the test's own files go: outside the project, whose every file is watched.
+    let scratch: URL
+
+    init() throws {
+        scratch = try ExternalTool.temporaryDirectory("watch-test")
+    }
+
     func status(_ spec: URL) async throws -> [ReplicaStatus] {
-        let log = spec.deletingLastPathComponent().appendingPathComponent("status-\(UUID().uuidString).log").path
+        let log = scratch.appendingPathComponent("status-\(UUID().uuidString).log").path
         let process = try ChildProcess(
             orchestrate, ["status", "--format", "json", "-f", spec.path], environment: ["PATH": "/usr/bin:/bin"],
             logPath: log)
@@ -85,7 +92,7 @@ import Testing
                 "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                 "HOME": ProcessInfo.processInfo.environment["HOME"] ?? copy.path,
             ],
-            logPath: copy.appendingPathComponent("up.log").path)
+            logPath: scratch.appendingPathComponent("up.log").path)
         var stopped = false
         defer { if !stopped { up.signal(SIGKILL) } }
         #expect(await eventually(.seconds(300)) { up.log.contains("all 5 replicas of 4 services ready") }, "\(up.log)")
@@ -125,6 +132,9 @@ import Testing
         #expect(viaStorefront.failures.withLock { $0 } == [], "through storefront")
         #expect(straight.failures.withLock { $0 } == [], "to catalog's address")
         #expect(straight.calls.load(ordering: .relaxed) > 20)
+        print(
+            "UpWatchTests: through the swap, \(viaStorefront.calls.load(ordering: .relaxed)) calls through storefront "
+                + "and \(straight.calls.load(ordering: .relaxed)) to catalog's address")
         let swapped = try await status(spec)
         #expect(Set(pids(swapped, "catalog")).isDisjoint(with: pids(before, "catalog")))
         #expect(swapped.filter { $0.service == "catalog" }.allSatisfy { $0.restarts == 0 && $0.ready })
@@ -167,7 +177,7 @@ import Testing
         #expect(pids(scaled, "storefront").contains(pids(scaledFrom, "storefront")[0]), "the first one kept running")
         let resolved = try ChildProcess(
             orchestrate, ["resolve", "-f", spec.path, "storefront"], environment: ["PATH": "/usr/bin:/bin"],
-            logPath: copy.appendingPathComponent("resolve.log").path)
+            logPath: scratch.appendingPathComponent("resolve.log").path)
         #expect(await resolved.wait(timeout: .seconds(60)) == 0)
         for row in scaled where row.service == "storefront" {
             #expect(resolved.log.contains(row.address), "\(resolved.log)")
@@ -194,6 +204,7 @@ import Testing
                 return now.count == 1 && now != first
             }, "\(up.log)")
         #expect(up.log.contains("swapping recommender (files under its directory changed)"))
+        #expect(up.log.components(separatedBy: "swapping recommender").count == 2, "one touch, one restart")
         try edit(spec, "    replicas: many\n", "    replicas: 2\n")
         try edit(
             spec, "    command: [python3, recommender.py]", "    watch: false\n    command: [python3, recommender.py]")
@@ -211,5 +222,6 @@ import Testing
         #expect(await up.wait(timeout: .seconds(60)) == 0, "\(up.log)")
         stopped = true
         #expect(!up.log.contains("FAILED"), "\(up.log)")
+        try? FileManager.default.removeItem(at: scratch)
     }
 }

@@ -12,7 +12,7 @@ public struct WatchSettings: Sendable {
     /// commands only).
     public var swift: String?
     /// How long files must be quiet before a batch of changes is acted on (an editor's save, a checkout).
-    public var quiet: Duration = .milliseconds(100)
+    public var quiet: Duration = .milliseconds(50)
 
     public init(
         specPath: String, swift: String?, loadSpec: @escaping @Sendable () -> (spec: Spec?, diagnostics: String),
