@@ -35,6 +35,7 @@ extension UpSession {
         if !missing.isEmpty {
             guard await buildNewProducts(missing, watch: watch, log: log) else { return }
         }
+        if let snapshots { next.replicas = snapshots.running(next.replicas) }
         let routes = watch.routeTable(spec)
         let routesChanged = routes != configuration.routeTable
         if routesChanged, let routes {
@@ -96,6 +97,7 @@ extension UpSession {
         now.replicas = await supervisor.replicas()
         plan = now
         rewriteHosts(now)
+        snapshots?.removeAll(except: Set(now.replicas.compactMap(\.executable)))
         specNote(
             summary.isEmpty
                 ? "services.yaml is valid; nothing that runs changed"

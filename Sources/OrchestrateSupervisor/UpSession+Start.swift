@@ -142,6 +142,15 @@ extension UpSession {
             plan = infrastructure.apply(to: plan, spec: configuration.spec)
         }
 
+        // Under --watch the products run from snapshots (`ProductSnapshots`), which a build never links over.
+        if configuration.watch != nil,
+            let snapshots = ProductSnapshots.prepare(
+                directory: stateDirectory + "/bin", products: configuration.productsDirectory)
+        {
+            self.snapshots = snapshots
+            plan.replicas = snapshots.running(plan.replicas)
+            started("the products' snapshots (.orchestrate/bin)") { snapshots.removeAll(except: []) }
+        }
         self.plan = plan
         replanning = Replanning(
             dnsPort: dns.port, naming: naming, hostsPath: hostsPath, machineHosts: machineHosts,

@@ -88,6 +88,8 @@ extension UpSession {
             "building \(products.sorted().joined(separator: ", ")) (\(changed.prefix(3).joined(separator: ", "))"
                 + "\(changed.count > 3 ? ", …" : ""))")
         let before = Dictionary(uniqueKeysWithValues: products.map { ($0, binaryStamp($0)) })
+        let runningNow = await supervisors.last?.replicas() ?? []
+        for product in products { snapshots?.vacate(product) }
         let build = WatchBuild(
             swift: swift, packageDirectory: sources.packageDirectory, environment: configuration.environment,
             launcher: configuration.launcher)
@@ -96,6 +98,12 @@ extension UpSession {
             log.output(line, replica: "build", service: "build")
         }
         guard outcome.succeeded else {
+            // The build's output back where it was (a replica runs it meanwhile through its snapshot).
+            for product in products {
+                if let snapshot = runningNow.first(where: { $0.product == product })?.executable {
+                    snapshots?.restore(product, from: snapshot)
+                }
+            }
             let first = outcome.errors.first.map { "; first error: \($0)" } ?? ""
             announce(
                 "the build failed (\(outcome.failure ?? "no reason given"))\(first); nothing changed: every replica "
@@ -149,7 +157,8 @@ extension UpSession {
     /// Replaces the service's replicas with new ones of the same configuration, one at a time behind readiness.
     func swap(_ service: String, why: String) async {
         guard let supervisor = supervisors.last else { return }
-        let current = await supervisor.replicas().filter { $0.service == service }
+        var current = await supervisor.replicas().filter { $0.service == service }
+        if let snapshots { current = snapshots.running(current) }
         await replace(service, with: current, why: why, on: supervisor)
     }
 
@@ -179,6 +188,9 @@ extension UpSession {
             for replica in moved where !running.contains(replica.address) { pool.release(replica.address) }
         }
         plan?.replicas = await supervisor.replicas()
-        if let plan { rewriteHosts(plan) }
+        if let plan {
+            rewriteHosts(plan)
+            snapshots?.removeAll(except: Set(plan.replicas.compactMap(\.executable)))
+        }
     }
 }

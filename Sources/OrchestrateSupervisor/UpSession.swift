@@ -40,6 +40,8 @@ public actor UpSession {
     var addressPool: AddressPool?
     /// What each product is built from (`up --watch`); nil when sources are not watched.
     var packageSources: PackageSources?
+    /// The products' binaries the replicas run under `up --watch`.
+    var snapshots: ProductSnapshots?
 
     /// What the first plan was made with, so an edited spec is planned the same way.
     struct Replanning: Sendable {

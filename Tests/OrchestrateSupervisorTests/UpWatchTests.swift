@@ -87,7 +87,7 @@ import Testing
         try ExampleProject.spec(ports: ports).write(to: spec, atomically: true, encoding: .utf8)
         let catalogSource = copy.appendingPathComponent("Sources/Catalog/Catalog.swift")
         let up = try ChildProcess(
-            orchestrate, ["up", "--watch", "-f", spec.path, "--color", "never", "--no-dashboard"],
+            orchestrate, ["up", "--watch", "-f", spec.path, "--color", "never"],
             environment: [
                 "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                 "HOME": ProcessInfo.processInfo.environment["HOME"] ?? copy.path,
@@ -140,6 +140,15 @@ import Testing
         #expect(swapped.filter { $0.service == "catalog" }.allSatisfy { $0.restarts == 0 && $0.ready })
         #expect(pids(swapped, "storefront") == pids(before, "storefront"), "only catalog was rebuilt")
         #expect(up.log.contains("building Catalog (Sources/Catalog/Catalog.swift)"), "\(up.log)")
+        // The build's progress and the swap are in the dashboard's log view too.
+        let dashboard = try #require(
+            up.log.split(separator: "\n").first { $0.contains("dashboard: http://") }?
+                .split(separator: " ").last.map(String.init))
+        let logsURL = dashboard.replacingOccurrences(of: "/?token=", with: "/api/logs?after=0&token=")
+        let logs = String(buffer: try await HTTPClient.shared.get(url: logsURL).get().body ?? ByteBuffer())
+        #expect(logs.contains(#""service":"build""#), "\(logs.prefix(2000))")
+        #expect(logs.contains("Compiling Catalog"))
+        #expect(logs.contains("catalog swapped in"))
 
         // 2. A syntax error: the error shown with file:line:column; the old build keeps serving. Fixed: it swaps.
         try edit(catalogSource, #""saucer"]"#, #""saucer""#)
@@ -183,6 +192,35 @@ import Testing
             #expect(resolved.log.contains(row.address), "\(resolved.log)")
         }
 
+        // catalog's environment changed: catalog alone is replaced, behind readiness.
+        try edit(spec, "    product: Catalog\n", "    product: Catalog\n    env: { GREETING: hello }\n")
+        #expect(
+            await eventually(.seconds(60)) { up.log.contains("services.yaml applied: catalog restarted") },
+            "\(up.log)")
+        let restarted = try await status(spec)
+        #expect(Set(pids(restarted, "catalog")).isDisjoint(with: pids(scaled, "catalog")))
+        #expect(pids(restarted, "storefront") == pids(scaled, "storefront"))
+        #expect(pids(restarted, "edge") == pids(scaled, "edge"))
+        // A service added, then removed.
+        let extraPort = try ChildProcess.freePort()
+        let withoutExtra = try String(contentsOf: spec, encoding: .utf8)
+        let extra = [
+            "  extra:", "    command: [python3, recommender.py]", "    image: storefront-recommender:0.1.0",
+            "    port: \(extraPort)", "    dependsOn: [catalog]", "",
+        ]
+        try (withoutExtra + extra.joined(separator: "\n")).write(to: spec, atomically: true, encoding: .utf8)
+        #expect(
+            try await eventually(.seconds(60)) {
+                try await status(spec).contains { $0.service == "extra" && $0.ready }
+            }, "\(up.log)")
+        #expect(up.log.contains("services.yaml applied: added extra"))
+        try withoutExtra.write(to: spec, atomically: true, encoding: .utf8)
+        #expect(
+            await eventually(.seconds(60)) { up.log.contains("services.yaml applied: removed extra") }, "\(up.log)")
+        let settled = try await status(spec)
+        #expect(!settled.contains { $0.service == "extra" })
+        #expect(pids(settled, "catalog") == pids(restarted, "catalog"))
+
         // 4. An invalid edit: the diagnostic (file:line:column) is shown and nothing changes.
         try edit(
             spec, "    port: \(ports[8081]!)\n    replicas: 2\n", "    port: \(ports[8081]!)\n    replicas: many\n")
@@ -192,7 +230,7 @@ import Testing
         #expect(up.log.contains("error[wrong-type]: services.catalog.replicas"), "\(up.log)")
         #expect(up.log.range(of: #"services\.yaml:\d+:\d+: error"#, options: .regularExpression) != nil)
         let unchanged = try await status(spec)
-        #expect(unchanged.map(\.pid) == scaled.map(\.pid))
+        #expect(unchanged.map(\.pid) == settled.map(\.pid))
 
         // 5. A command's file touched: it restarts (behind readiness); with `watch: false` it does not.
         let recommender = copy.appendingPathComponent("recommender.py")
