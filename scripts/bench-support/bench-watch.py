@@ -131,7 +131,9 @@ def floor(scenario, source, n, environment, port):
     cpu = children_cpu()
     started = time.monotonic()
     write(source, scenario["original"].replace(scenario["old"], scenario["new"].format(n=n)))
-    subprocess.run(["swift", "build", "--package-path", directory] + scenario["build"], check=True,
+    # In the package's directory, as up --watch builds: swiftc's commands name the working directory, so a build
+    # from elsewhere does not match the last one's and recompiles far more (20 s instead of 7 s for ServiceKit).
+    subprocess.run(["swift", "build", "--package-path", directory] + scenario["build"], check=True, cwd=directory,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
     built = time.monotonic()
     build_cpu = children_cpu() - cpu
@@ -218,7 +220,8 @@ def main():
         finally:
             write(source, scenario["original"])
             subprocess.run(["swift", "build", "--package-path", scenario["directory"]] + scenario["build"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
+                           cwd=scenario["directory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=1800)
         floor_median, watch_median = statistics.median(floors), statistics.median(watches)
         print("| %s | %.2f s | %.2f s | %.2f× | %s | %s | %s | %.2f s / %.2f s | %.0f ms |" % (
             scenario["name"], floor_median, watch_median, watch_median / floor_median,
