@@ -35,7 +35,6 @@ extension UpSession {
         if !missing.isEmpty {
             guard await buildNewProducts(missing, watch: watch, log: log) else { return }
         }
-        if let snapshots { next.replicas = snapshots.running(next.replicas) }
         let routes = watch.routeTable(spec)
         let routesChanged = routes != configuration.routeTable
         if routesChanged, let routes {
@@ -47,6 +46,8 @@ extension UpSession {
                 return
             }
         }
+        changesUnderWay += 1
+        if let snapshots { next.replicas = snapshots.running(next.replicas) }
         let running = await supervisor.replicas()
         configuration.spec = spec
         configuration.routeTable = routes
@@ -97,7 +98,8 @@ extension UpSession {
         now.replicas = await supervisor.replicas()
         plan = now
         rewriteHosts(now)
-        snapshots?.removeAll(except: Set(now.replicas.compactMap(\.executable)))
+        changesUnderWay -= 1
+        await pruneSnapshots(on: supervisor)
         specNote(
             summary.isEmpty
                 ? "services.yaml is valid; nothing that runs changed"

@@ -157,9 +157,12 @@ extension UpSession {
     /// Replaces the service's replicas with new ones of the same configuration, one at a time behind readiness.
     func swap(_ service: String, why: String) async {
         guard let supervisor = supervisors.last else { return }
+        changesUnderWay += 1
         var current = await supervisor.replicas().filter { $0.service == service }
         if let snapshots { current = snapshots.running(current) }
         await replace(service, with: current, why: why, on: supervisor)
+        changesUnderWay -= 1
+        await pruneSnapshots(on: supervisor)
     }
 
     /// Moves each replica to a free address and replaces the running ones with them; says how it went.
@@ -188,9 +191,16 @@ extension UpSession {
             for replica in moved where !running.contains(replica.address) { pool.release(replica.address) }
         }
         plan?.replicas = await supervisor.replicas()
-        if let plan {
-            rewriteHosts(plan)
-            snapshots?.removeAll(except: Set(plan.replicas.compactMap(\.executable)))
-        }
+        if let plan { rewriteHosts(plan) }
+    }
+
+    /// Removes the snapshots no replica runs any more, unless a swap or an edit is still under way: services swap
+    /// side by side, and one that finished first must not remove the snapshot another's next replica is about to
+    /// run. The last one to finish removes them.
+    func pruneSnapshots(on supervisor: Supervisor) async {
+        guard let snapshots, changesUnderWay == 0 else { return }
+        let running = Set(await supervisor.replicas().compactMap(\.executable))
+        guard changesUnderWay == 0 else { return }
+        snapshots.removeAll(except: running)
     }
 }

@@ -42,6 +42,9 @@ public actor UpSession {
     var packageSources: PackageSources?
     /// The products' binaries the replicas run under `up --watch`.
     var snapshots: ProductSnapshots?
+    /// Swaps and services.yaml edits under way: while any is, no snapshot is removed (its next replicas run
+    /// snapshots that no running replica runs yet).
+    var changesUnderWay = 0
 
     /// What the first plan was made with, so an edited spec is planned the same way.
     struct Replanning: Sendable {

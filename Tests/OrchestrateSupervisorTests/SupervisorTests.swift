@@ -58,18 +58,40 @@ final class FakeLauncher: ProcessLauncher {
     let missing: Set<String>
     /// Products whose processes ignore SIGTERM.
     let stubborn: Set<String>
+    /// Fail a launch whose executable is not there, as exec does (else only `missing` fails).
+    let checksFiles: Bool
+    /// A launch that waits until `release()`: the product, and which of its launches (1 for its first).
+    let hold: (product: String, launch: Int)?
+    private let held = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// Launches asked for, by product (failed ones too).
+    private let attempts = Mutex<[String: Int]>([:])
     private let nextPID = Atomic<Int32>(1000)
 
-    init(missing: Set<String> = [], stubborn: Set<String> = []) {
+    init(
+        missing: Set<String> = [], stubborn: Set<String> = [], checksFiles: Bool = false,
+        hold: (product: String, launch: Int)? = nil
+    ) {
         self.missing = missing
         self.stubborn = stubborn
+        self.checksFiles = checksFiles
+        self.hold = hold
     }
 
     func launch(_ request: LaunchRequest, output: @escaping @Sendable (String) -> Void) async throws
         -> any LaunchedProcess
     {
-        let product = URL(fileURLWithPath: request.executable).lastPathComponent
-        guard !missing.contains(product) else {
+        // `Store.1234` (a snapshot under `up --watch`) is a launch of Store.
+        let file = URL(fileURLWithPath: request.executable).lastPathComponent
+        let product = String(file.prefix { $0 != "." })
+        let attempt = attempts.withLock { attempts in
+            attempts[product, default: 0] += 1
+            return attempts[product] ?? 0
+        }
+        if let hold, hold.product == product, attempt == hold.launch {
+            await withCheckedContinuation { continuation in held.withLock { $0.append(continuation) } }
+        }
+        guard !missing.contains(product), !checksFiles || FileManager.default.fileExists(atPath: request.executable)
+        else {
             throw SupervisorError(.launch, "cannot start \(request.executable): No such file or directory")
         }
         let name = "\(product)@\(request.environment["HOST"] ?? "?")"
@@ -92,6 +114,17 @@ final class FakeLauncher: ProcessLauncher {
 
     func launches(_ product: String) -> Int {
         processes.withLock { $0.filter { $0.name.hasPrefix(product + "@") }.count }
+    }
+
+    /// How many launches wait for `release()`.
+    var holding: Int { held.withLock { $0.count } }
+
+    func release() {
+        let waiting = held.withLock { held in
+            defer { held = [] }
+            return held
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }
 

@@ -29,11 +29,14 @@ import Testing
         let directory: URL
     }
 
-    func withSession(launcher: FakeLauncher = FakeLauncher(), _ body: (Session) async throws -> Void) async throws {
-        let spec = try #require(SpecLoader.load(Array(Self.spec.utf8)).spec)
+    func withSession(
+        spec text: String = Self.spec, products: String = "/bin", launcher: FakeLauncher = FakeLauncher(),
+        _ body: (Session) async throws -> Void
+    ) async throws {
+        let spec = try #require(SpecLoader.load(Array(text.utf8)).spec)
         let directory = try ExternalTool.temporaryDirectory("session")
         defer { try? FileManager.default.removeItem(at: directory) }
-        var configuration = UpConfiguration(spec: spec, projectDirectory: directory.path, productsDirectory: "/bin")
+        var configuration = UpConfiguration(spec: spec, projectDirectory: directory.path, productsDirectory: products)
         configuration.launcher = launcher
         configuration.prober = FakeProber()
         configuration.checksAddresses = false
@@ -133,4 +136,57 @@ import Testing
         #expect(error?.code == .start)
         #expect(await session.state == .stopped)
     }
+
+    /// Services swap side by side under `up --watch`, each replica of a product running a snapshot of its build
+    /// (`.orchestrate/bin/PRODUCT.INODE`). One service's swap that ends first must not remove the snapshot another
+    /// service's next replica is about to run (it did: the shop's second user-service replica could not start).
+    @Test func aSwapThatEndsFirstKeepsTheSnapshotsOfTheOthers() async throws {
+        let products = try ExternalTool.temporaryDirectory("session-products")
+        defer { try? FileManager.default.removeItem(at: products) }
+        func build(_ product: String) throws {
+            // A new binary as a linker leaves it: a new file (a new inode) in the old one's place.
+            let path = products.appendingPathComponent(product).path
+            try "#!/bin/sh\n# \(UUID())\n".write(toFile: path + ".new", atomically: false, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path + ".new")
+            #expect(rename(path + ".new", path) == 0)
+        }
+        for product in ["Store", "Edge"] { try build(product) }
+        let spec = Self.spec.replacingOccurrences(
+            of: "store: { product: Store, port: 4101,", with: "store: { product: Store, port: 4101, replicas: 2,")
+        // Store's third launch (the first of its new replicas) waits until edge's swap has ended.
+        let launcher = FakeLauncher(checksFiles: true, hold: (product: "Store", launch: 3))
+        try await withSession(spec: spec, products: products.path, launcher: launcher) { session in
+            #expect(await eventually { await session.session.state == .running })
+            let snapshots = try #require(
+                ProductSnapshots.prepare(
+                    directory: session.directory.appendingPathComponent(".orchestrate/bin").path,
+                    products: products.path))
+            await session.session.use(snapshots)
+            for product in ["Store", "Edge"] { try build(product) }
+
+            let store = Task { await session.session.swap("store", why: "a new build of Store") }
+            #expect(await eventually { launcher.holding == 1 })
+            await session.session.swap("edge", why: "a new build of Edge")
+            let swapped = await log(session)
+            #expect(swapped.contains("edge swapped in"), "\(swapped)")
+            launcher.release()
+            await store.value
+
+            let log = await log(session)
+            #expect(log.contains("store swapped in"), "\(log)")
+            #expect(!log.contains("cannot start"), "\(log)")
+            #expect(launcher.running("Store").count == 2)
+            #expect(launcher.launches("Store") == 4)
+            // What runs now is what is kept; the first build's snapshots are gone.
+            let kept = try FileManager.default.contentsOfDirectory(
+                atPath: session.directory.appendingPathComponent(".orchestrate/bin").path)
+            #expect(Set(kept.map { String($0.prefix { $0 != "." }) }) == ["Store", "Edge"], "\(kept)")
+            #expect(kept.count == 2, "\(kept)")
+        }
+    }
+}
+
+extension UpSession {
+    /// What `up --watch` sets up at start (without watching a package).
+    func use(_ snapshots: ProductSnapshots) { self.snapshots = snapshots }
 }

@@ -160,12 +160,24 @@ import Testing
         let stillServing = try await HTTPClient.shared.get(url: direct).get()
         #expect(stillServing.status == .ok)
         #expect(String(buffer: stillServing.body ?? ByteBuffer()).contains("saucer"))
+        // Fixed, in the same batch as an edit to storefront: one build of both, and the two services swap side by
+        // side (catalog's two replicas one at a time, storefront's one), every new replica running the new build.
         try edit(catalogSource, #""saucer""#, #""saucer", "spoon"]"#)
+        try edit(
+            copy.appendingPathComponent("Sources/Storefront/Storefront.swift"), "http://HOST:PORT\\n",
+            "http://HOST:PORT (it names catalog)\\n")
         #expect(
             await eventually(.seconds(300)) {
                 let response = try? await HTTPClient.shared.get(url: direct).get()
                 return String(buffer: response?.body ?? ByteBuffer()).contains("spoon")
             }, "\(up.log)")
+        #expect(await eventually(.seconds(120)) { up.log.contains("storefront swapped in") }, "\(up.log)")
+        #expect(up.log.contains("building Catalog, Storefront ("), "one batch, one build: \(up.log)")
+        #expect(!up.log.contains("cannot start"), "\(up.log)")
+        let both = try await status(spec)
+        #expect(both.filter { $0.service == "catalog" }.count == 2)
+        #expect(both.filter { $0.service == "catalog" || $0.service == "storefront" }.allSatisfy { $0.ready })
+        #expect(Set(pids(both, "storefront")).isDisjoint(with: pids(broken, "storefront")))
 
         // 3. services.yaml scales storefront from 1 to 2: the new replica is ready, in status and in DNS; nothing
         // else restarts.
