@@ -307,27 +307,16 @@ final class GatewayProxy: Sendable {
         return Set(words.filter(CallerHeaders.isValidRole))
     }
 
-    /// Hop-by-hop headers (RFC 9110 §7.6.1), and what only the gateway may set.
-    static let droppedRequestHeaders: Set<String> = [
+    /// Hop-by-hop headers (RFC 9110 §7.6.1), and what only the gateway may set (`X-Request-ID` is its own).
+    static let droppedRequestHeaders = HeaderNames([
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding",
-        "upgrade", "host", "traceparent", "tracestate", InternalToken.headerName.lowercased(),
-        CallerHeaders.subject.lowercased(), CallerHeaders.roles.lowercased(),
-    ]
+        "upgrade", "host", "traceparent", "tracestate", "x-request-id", InternalToken.headerName,
+        CallerHeaders.subject, CallerHeaders.roles,
+    ])
     /// Set by the gateway from the connection; a client's own are dropped unless it is a trusted proxy.
-    static let forwardingHeaders: Set<String> = [
+    static let forwardingHeaders = HeaderNames([
         "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",
-    ]
-
-    /// The names a `Connection` header lists: hop-by-hop for this message only (RFC 9110 §7.6.1).
-    static func connectionOptions(_ values: [String]) -> Set<String> {
-        var names: Set<String> = []
-        for value in values {
-            for token in value.split(separator: ",") {
-                names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
-            }
-        }
-        return names
-    }
+    ])
 
     /// Whether a header value can be sent as it is: no control characters other than tab (RFC 9110 §5.5).
     static func isSendable(_ value: String) -> Bool {
@@ -348,8 +337,9 @@ final class GatewayProxy: Sendable {
         return value
     }
 
-    /// Hop-by-hop response headers, and the upstream's `Server`.
-    static let droppedResponseHeaders: Set<String> = [
+    /// Hop-by-hop response headers, the upstream's `Server`, and `X-Request-ID` (the gateway's own).
+    static let droppedResponseHeaders = HeaderNames([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "server",
-    ]
+        "x-request-id",
+    ])
 }

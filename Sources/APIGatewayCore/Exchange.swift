@@ -35,7 +35,6 @@ final class Exchange {
     var caller: Caller?
     var outgoing: HTTPRequestHead?
     var ticket: CircuitBreaker.Ticket?
-    var timer: Scheduled<Void>?
     var connection: UpstreamConnection?
     var reused = false
     var attempt = 0
@@ -59,7 +58,11 @@ final class Exchange {
         self.path = path
         self.query = query
         deadline = start + .milliseconds(Int64(route.route.timeoutMilliseconds))
-        idempotent = [.GET, .HEAD, .OPTIONS, .PUT, .DELETE].contains(head.method)
+        idempotent =
+            switch head.method {
+            case .GET, .HEAD, .OPTIONS, .PUT, .DELETE: true
+            default: false
+            }
     }
 
     func received(body: ByteBuffer) {

@@ -18,18 +18,14 @@ extension ProxyHandler {
         let head = exchange.head
         let upstream = exchange.route.upstream
         let fromTrustedProxy = peer.map(proxy.trustedProxies.contains) ?? false
-        var options: Set<String> = []
-        if head.headers.contains(name: "connection") {
-            options = GatewayProxy.connectionOptions(head.headers[canonicalForm: "connection"].map(String.init))
-        }
+        let options = HeaderNames.connectionOptions(head.headers)
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 8)
         headers.add(name: "Host", value: upstream.authority)
         for (name, value) in head.headers {
-            let lowercased = name.lowercased()
-            if GatewayProxy.droppedRequestHeaders.contains(lowercased) || options.contains(lowercased) { continue }
-            if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(lowercased) { continue }
-            if lowercased == "x-request-id" { continue }
+            if GatewayProxy.droppedRequestHeaders.contains(name) { continue }
+            if !options.isEmpty, options.contains(name.lowercased()) { continue }
+            if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(name) { continue }
             // A value the upstream would refuse is the client's mistake: refused here, before the breaker sees it.
             guard GatewayProxy.isSendable(value) else {
                 throw ServiceError(
@@ -49,7 +45,7 @@ extension ProxyHandler {
             if !fromTrustedProxy {
                 let host = head.headers.first(name: "host")
                 headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-                headers.replaceOrAdd(name: "Forwarded", value: GatewayProxy.forwarded(peer: peer, host: host))
+                headers.replaceOrAdd(name: "Forwarded", value: forwarded(peer: peer, host: host))
                 if let host, GatewayProxy.isSendable(host) {
                     headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
                 }
@@ -57,6 +53,15 @@ extension ProxyHandler {
         }
         let target = RouteTable.rewrite(path: exchange.path, query: exchange.query, route: exchange.route.route)
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+    }
+
+    /// `Forwarded` for this connection's client: the peer is the connection's, and a client sends the same `Host`
+    /// with every request, so the last value is kept.
+    func forwarded(peer: String, host: String?) -> String {
+        if let last = lastForwarded, last.host == host { return last.value }
+        let value = GatewayProxy.forwarded(peer: peer, host: host)
+        lastForwarded = (host, value)
+        return value
     }
 
     // MARK: The upstream's side
@@ -132,8 +137,6 @@ extension ProxyHandler {
         switch part {
         case .head(let head):
             guard head.status.code >= 200 else { return }  // 1xx: the gateway answers for itself
-            exchange.timer?.cancel()
-            exchange.timer = nil
             exchange.status = Int(head.status.code)
             exchange.upstreamKeepAlive = head.isKeepAlive
             if let ticket = exchange.ticket {
@@ -144,14 +147,10 @@ extension ProxyHandler {
             }
             var headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 1)
-            var options: Set<String> = []
-            if head.headers.contains(name: "connection") {
-                options = GatewayProxy.connectionOptions(head.headers[canonicalForm: "connection"].map(String.init))
-            }
+            let options = HeaderNames.connectionOptions(head.headers)
             for (name, value) in head.headers {
-                let lowercased = name.lowercased()
-                if GatewayProxy.droppedResponseHeaders.contains(lowercased) || options.contains(lowercased) { continue }
-                if lowercased == "x-request-id" { continue }
+                if GatewayProxy.droppedResponseHeaders.contains(name) { continue }
+                if !options.isEmpty, options.contains(name.lowercased()) { continue }
                 headers.add(name: name, value: value)
             }
             headers.add(name: "X-Request-ID", value: exchange.requestID)
@@ -306,8 +305,6 @@ extension ProxyHandler {
     /// Metrics, the span and the log line of a finished request.
     func complete(_ exchange: Exchange) {
         exchange.finished = true
-        exchange.timer?.cancel()
-        exchange.timer = nil
         if self.exchange === exchange { self.exchange = nil }
         readHeld = false
         let route = exchange.route.route.prefix

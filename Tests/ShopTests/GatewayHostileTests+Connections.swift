@@ -82,6 +82,32 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// Each request on a kept-alive connection has its own route's deadline, though the connection keeps one timer:
+    /// a short deadline after a long one, and a second short one after a first that was answered in time, both end
+    /// in a 504 (the upstream's `/slow` would answer 200 after 2 s, inside the long route's 5 s).
+    @Test func eachRequestOnAConnectionHasItsRoutesDeadline() async throws {
+        let routes = [
+            route("/api/echo", rewrite: "/echo"), route("/api/quick", rewrite: "/echo", timeout: 300),
+            route("/api/slow", rewrite: "/slow", timeout: 300),
+        ].joined(separator: ",")
+        try await withGatewayProcess(routes: routes, environment: ["HTTP_IDLE_TIMEOUT": "120s"]) { gateway, _ in
+            for first in ["/api/echo/a", "/api/quick/a"] {
+                let answers = try await offThePool {
+                    let connection = try RawConnection(port: gateway.port)
+                    var answers: [(bytes: String, closed: Bool)] = []
+                    for path in [first, "/api/slow", "/api/echo/b"] {
+                        connection.send("GET \(path) HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                        answers.append(connection.readAnswer(timeout: .seconds(30)))
+                    }
+                    return answers
+                }
+                #expect(answers.map { statusCode($0.bytes) } == [200, 504, 200], "after \(first): \(answers)")
+                #expect(answers[1].bytes.contains(#""code":"upstream-timeout""#), "\(answers[1].bytes)")
+                #expect(!answers.contains { $0.closed }, "\(answers)")
+            }
+        }
+    }
+
     /// `nbf` and `iat` in the future are refused; a token that became valid a moment ago is accepted.
     @Test func notBeforeAndIssuedAt() async throws {
         struct TimedClaims: JWTPayload {

@@ -179,6 +179,30 @@ final class ClockBox: @unchecked Sendable {
     func advance(_ duration: Duration) { now += duration }
 }
 
+struct HeaderNamesTests {
+    let names = HeaderNames(["x-request-id", "te", "connection"])
+
+    @Test func namesMatchWithoutRegardToASCIICase() {
+        for name in ["X-Request-ID", "x-request-id", "X-REQUEST-ID", "TE", "Connection"] {
+            #expect(names.contains(name), "\(name)")
+        }
+        // The same length one byte off, or one byte longer.
+        for name in ["x-request-ie", "tf", "Connectiom", "", "x-request-id ", "connection\0", "t\u{00C9}"] {
+            #expect(!names.contains(name), "\(name)")
+        }
+    }
+
+    @Test func connectionOptionsAreTheNamesListedBesidesCloseAndKeepAlive() {
+        let headers = HTTPHeaders([
+            ("Connection", "keep-alive, X-Secret-Hop"), ("connection", " \tUpgrade ,, close,\tKeep-Alive "),
+            ("X-Other", "a, b"),
+        ])
+        #expect(HeaderNames.connectionOptions(headers) == ["x-secret-hop", "upgrade"])
+        #expect(HeaderNames.connectionOptions(HTTPHeaders([("Connection", "close")])).isEmpty)
+        #expect(HeaderNames.connectionOptions(HTTPHeaders()).isEmpty)
+    }
+}
+
 @Suite(.timeLimit(.minutes(5)), .serialized) struct GatewayTests {
     @Test func proxiesWithRewriteAndForwardsWhatUpstreamsNeed() async throws {
         try await withUpstream { port in

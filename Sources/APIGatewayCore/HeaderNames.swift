@@ -1,0 +1,55 @@
+import NIOHTTP1
+
+/// A fixed set of header names, matched without regard to ASCII case (RFC 9110 §5.1) and without lowercasing or
+/// hashing the name asked about: the proxy asks for every header of every request and response.
+struct HeaderNames: Sendable {
+    /// The lowercase names, by their length in bytes.
+    private let byLength: [[[UInt8]]]
+
+    init(_ names: [String]) {
+        let longest = names.map(\.utf8.count).max() ?? 0
+        var byLength = [[[UInt8]]](repeating: [], count: longest + 1)
+        for name in names { byLength[name.utf8.count].append(Array(name.lowercased().utf8)) }
+        self.byLength = byLength
+    }
+
+    func contains(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count < byLength.count else { return false }
+        let candidates = byLength[count]
+        if candidates.isEmpty { return false }
+        return candidates.contains { Self.equalIgnoringCase($0, name.utf8) }
+    }
+
+    /// `lowercase` is already lowercase; `other` has the same length.
+    static func equalIgnoringCase(_ lowercase: [UInt8], _ other: some Sequence<UInt8>) -> Bool {
+        var index = 0
+        for byte in other {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == lowercase[index] else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// The names the `Connection` headers of `headers` list: hop-by-hop for this message only (RFC 9110 §7.6.1).
+    /// `close` and `keep-alive` are left out: they name no header the proxy would forward.
+    static func connectionOptions(_ headers: HTTPHeaders) -> Set<String> {
+        var names: Set<String> = []
+        for (name, value) in headers where connection.contains(name) {
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                // Optional whitespace (RFC 9110 §5.6.3) around each name.
+                let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+                guard let first = token.firstIndex(where: { !isSpace($0) }),
+                    let last = token.lastIndex(where: { !isSpace($0) })
+                else { continue }
+                let option = String(decoding: token[first...last], as: UTF8.self).lowercased()
+                if option == "close" || option == "keep-alive" { continue }
+                names.insert(option)
+            }
+        }
+        return names
+    }
+
+    private static let connection = HeaderNames(["connection"])
+}
