@@ -33,6 +33,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&fileActions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
         posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        // Nothing else of the test process: a pipe or socket another test has open would otherwise stay open in
+        // this child, and whoever waits for its end would wait as long as this child runs.
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&fileActions, 3) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -55,6 +58,15 @@ public final class ChildProcess: @unchecked Sendable {
         pid = child
     }
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module does not
+    /// declare.
+    private static let addCloseFrom:
+        (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
+            dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np").map {
+                unsafeBitCast(
+                    $0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+            }
+
     /// The exit status (or 128 + signal), waiting at most `timeout`; nil while it still runs.
     public func wait(timeout: Duration) async -> Int32? {
         if let exitStatus { return exitStatus }
@@ -62,6 +74,7 @@ public final class ChildProcess: @unchecked Sendable {
         repeat {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
+            if result < 0, errno == ECHILD { return nil }
             if result == pid {
                 let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 exitStatus = code
@@ -94,10 +107,14 @@ public final class ChildProcess: @unchecked Sendable {
         var killed = false
         while true {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
                 exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 return exitStatus
             }
+            // Not a child of ours any more (reaped elsewhere): there is nothing to wait for, and looping on it would
+            // hold this thread, one of the two in the cooperative pool, for good.
+            if result < 0, errno != EINTR { return nil }
             if !killed, ContinuousClock.now >= end {
                 kill(pid, SIGKILL)
                 killed = true
