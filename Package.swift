@@ -256,6 +256,7 @@ let package = Package(
             ),
             .target(
                 name: "OrchestrateTestSupport",
+                dependencies: ["CSupervisorSpawn"],
                 path: "Tests/OrchestrateTestSupport",
                 swiftSettings: swiftSettings
             ),

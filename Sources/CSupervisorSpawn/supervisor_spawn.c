@@ -195,3 +195,13 @@ pid_t orchestrate_spawn(const char *path, char *const argv[], char *const envp[]
 int orchestrate_pipe(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
+
+int orchestrate_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+#else
+    (void)actions;
+    (void)lowest;
+    return -1;
+#endif
+}

@@ -1,3 +1,4 @@
+import CSupervisorSpawn
 import Foundation
 
 /// posix_spawnp for the short-lived commands the supervisor runs itself (the build step, command probes): a clean
@@ -42,6 +43,9 @@ enum Spawn {
             posix_spawn_file_actions_addclose(&fileActions, descriptor)
             posix_spawn_file_actions_addclose(&fileActions, other)
         }
+        // Nothing else of the supervisor's: a socket or pipe end someone else waits on (a Foundation Process's
+        // exit watch, a client's connection) does not stay open for as long as this command runs.
+        _ = orchestrate_spawn_close_from(&fileActions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

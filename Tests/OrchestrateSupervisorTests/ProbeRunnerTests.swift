@@ -66,4 +66,33 @@ import Testing
             await runner.run(.command(["no-such-program-here"]), host: "", port: nil, timeout: .seconds(1)).success
                 == false)
     }
+
+    /// A command holds nothing of the supervisor's but standard input, output and error: here a descriptor opened
+    /// without close-on-exec, as Foundation's Process opens the socket by which it sees its own child end.
+    @Test func aCommandInheritsNoDescriptorOfTheSupervisors() async throws {
+        let descriptor = open("/dev/null", O_RDONLY)
+        try #require(descriptor > 2)
+        defer { close(descriptor) }
+        let check = ["sh", "-c", "test ! -e /proc/$$/fd/\(descriptor)"]
+        #expect(await runner.run(.command(check), host: "", port: nil, timeout: .seconds(5)).success)
+        // The check itself sees one that is there.
+        let present = ["sh", "-c", "exec 3</dev/null; test -e /proc/$$/fd/3"]
+        #expect(await runner.run(.command(present), host: "", port: nil, timeout: .seconds(5)).success)
+    }
+}
+
+/// The tests' own children (ChildProcess) inherit nothing either: a validator's Foundation Process, run beside one,
+/// would otherwise wait for that child's end as well as its own (the hang of a CI run).
+@Suite(.timeLimit(.minutes(1))) struct ChildProcessDescriptorTests {
+    @Test func aChildOfTheTestsInheritsNoDescriptor() async throws {
+        let descriptor = open("/dev/null", O_RDONLY)
+        try #require(descriptor > 2)
+        defer { close(descriptor) }
+        let directory = try ExternalTool.temporaryDirectory("child-fds")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let child = try ChildProcess(
+            "/bin/sh", ["-c", "test ! -e /proc/$$/fd/\(descriptor)"], environment: [:],
+            logPath: directory.appendingPathComponent("log").path)
+        #expect(await child.wait(timeout: .seconds(10)) == 0)
+    }
 }

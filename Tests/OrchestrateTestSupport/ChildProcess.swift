@@ -1,3 +1,4 @@
+import CSupervisorSpawn
 public import Foundation
 
 #if canImport(Glibc)
@@ -8,10 +9,11 @@ public import Foundation
 ///
 /// Started with posix_spawn and a clean signal mask (the test process blocks signals on its threads, and a child
 /// inherits the mask: without a clean one it would ignore SIGTERM), its output appended to a log file. Foundation's
-/// Process is not used: from an async test, beside a long-lived child, it stopped noticing that other children
-/// exited.
+/// Process is not used for them: it sees its child end as the end of a socket the child inherits, and a long-lived
+/// child that inherited that socket too (from a spawn on another thread) kept it from noticing for as long as it
+/// ran. These children, for the same reason, inherit nothing but standard input, output and error.
 public final class ChildProcess: @unchecked Sendable {
-    public let pid: pid_t
+    public let pid: Int32
     public let logPath: String
     private var exitStatus: Int32?
 
@@ -35,7 +37,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
         // Nothing else of the test process: a pipe or socket another test has open would otherwise stay open in
         // this child, and whoever waits for its end would wait as long as this child runs.
-        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&fileActions, 3) }
+        // (Foundation's Process sees its child's end as the end of a socket the child inherits: a child of ours that
+        // inherited it too made a validator's run wait until that child ended.)
+        _ = orchestrate_spawn_close_from(&fileActions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -57,15 +61,6 @@ public final class ChildProcess: @unchecked Sendable {
         }
         pid = child
     }
-
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module does not
-    /// declare.
-    private static let addCloseFrom:
-        (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
-            dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np").map {
-                unsafeBitCast(
-                    $0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-            }
 
     /// The exit status (or 128 + signal), waiting at most `timeout`; nil while it still runs.
     public func wait(timeout: Duration) async -> Int32? {

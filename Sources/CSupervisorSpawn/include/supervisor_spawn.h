@@ -1,6 +1,7 @@
 #ifndef ORCHESTRATE_SUPERVISOR_SPAWN_H
 #define ORCHESTRATE_SUPERVISOR_SPAWN_H
 
+#include <spawn.h>
 #include <sys/types.h>
 
 /// Starts `path` with `argv` and `envp` in `directory`, as the leader of a new process group, with standard input
@@ -30,5 +31,10 @@ int orchestrate_hosts_namespace_check(const char *hosts_file);
 
 /// A pipe whose both ends are close-on-exec (pipe2 is a GNU extension Swift's Glibc module does not show).
 int orchestrate_pipe(int fds[2]);
+
+/// Adds "close every descriptor from `lowest` on" to `actions` (glibc 2.34's posix_spawn_file_actions_addclosefrom_np,
+/// which Swift's Glibc module does not show): a child started with it holds nothing of its parent's but what the
+/// earlier actions gave it. Without it (another libc) a descriptor that is not close-on-exec is inherited; -1 then.
+int orchestrate_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 #endif
