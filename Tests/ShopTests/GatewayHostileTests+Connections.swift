@@ -17,6 +17,30 @@ import Testing
 #endif
 
 extension GatewayHostileTrafficTests {
+    /// A `METRICS_PORT` that is not a port, or is the public port, stops the gateway at start with exit 78
+    /// (EX_CONFIG) and a message that names the variable.
+    @Test func aBadMetricsPortStopsTheGatewayNamingIt() async throws {
+        let directory = try ExternalTool.temporaryDirectory("metrics-port")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routes = directory.appendingPathComponent("routes.json")
+        try Data(
+            #"{"gateway":"api-gateway","jwt":{"algorithm":"HS256"},"routes":[]}"#.utf8
+        ).write(to: routes)
+        let port = try ChildProcess.freePort()
+        for bad in ["metrics", "0", "70000", "-1", String(port)] {
+            let gateway = try ChildProcess(
+                binaries.appendingPathComponent("APIGateway").path,
+                environment: [
+                    "HOST": "127.0.0.1", "PORT": String(port), "ROUTES_FILE": routes.path, "JWT_SECRET": jwtSecret,
+                    "METRICS_PORT": bad,
+                ], logPath: directory.appendingPathComponent("gateway-\(bad).log").path)
+            let status = await gateway.wait(timeout: .seconds(30))
+            if status == nil { gateway.signal(SIGKILL) }
+            #expect(status == 78, "METRICS_PORT=\(bad): \(gateway.log.suffix(500))")
+            #expect(gateway.log.contains("METRICS_PORT"), "METRICS_PORT=\(bad): \(gateway.log.suffix(500))")
+        }
+    }
+
     /// `/metrics` is served on `METRICS_PORT` only: through the public port it is a 404 however it is spelled.
     @Test func metricsAreServedOnTheMetricsPortOnly() async throws {
         let metricsPort = try ChildProcess.freePort()
