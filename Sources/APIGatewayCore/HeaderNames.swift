@@ -22,7 +22,7 @@ struct HeaderNames: Sendable {
     }
 
     /// `lowercase` is already lowercase; `other` has the same length.
-    static func equalIgnoringCase(_ lowercase: [UInt8], _ other: some Sequence<UInt8>) -> Bool {
+    private static func equalIgnoringCase(_ lowercase: [UInt8], _ other: some Sequence<UInt8>) -> Bool {
         var index = 0
         for byte in other {
             let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
@@ -38,8 +38,6 @@ struct HeaderNames: Sendable {
         var names: Set<String> = []
         for (name, value) in headers where connection.contains(name) {
             for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                // Optional whitespace (RFC 9110 §5.6.3) around each name.
-                let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
                 guard let first = token.firstIndex(where: { !isSpace($0) }),
                     let last = token.lastIndex(where: { !isSpace($0) })
                 else { continue }
@@ -52,4 +50,7 @@ struct HeaderNames: Sendable {
     }
 
     private static let connection = HeaderNames(["connection"])
+
+    /// Optional whitespace (RFC 9110 §5.6.3), as around each name of a list.
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
 }
