@@ -108,12 +108,13 @@ extension GatewayHostileTrafficTests {
 
     /// Each request on a kept-alive connection has its own route's deadline, though the connection keeps one timer:
     /// a short deadline after a long one, and a second short one after a first that was answered in time, both end
-    /// in a 504 (the upstream's `/slow` would answer 200 after 2 s, inside the long route's 5 s). Each connection
-    /// first reaches the upstream through the long route, so the short route's first answer is not a cold start.
+    /// in a 504 (the upstream's `/slower` answers after 8 s). Each connection first reaches the upstream through the
+    /// long route, so the short route's first answer is not a cold start. The margins are 4 s both ways: with 1 s
+    /// routes and a 2 s upstream, an echo answered in time took over 1 s once, with every suite running at once.
     @Test func eachRequestOnAConnectionHasItsRoutesDeadline() async throws {
         let routes = [
-            route("/api/echo", rewrite: "/echo"), route("/api/quick", rewrite: "/echo", timeout: 1000),
-            route("/api/slow", rewrite: "/slow", timeout: 1000),
+            route("/api/echo", rewrite: "/echo", timeout: 30000), route("/api/quick", rewrite: "/echo", timeout: 4000),
+            route("/api/slow", rewrite: "/slower", timeout: 4000),
         ].joined(separator: ",")
         try await withGatewayProcess(routes: routes, environment: ["HTTP_IDLE_TIMEOUT": "120s"]) { gateway, _ in
             for (paths, expected) in [

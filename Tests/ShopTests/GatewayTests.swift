@@ -37,12 +37,16 @@ func token(
 }
 
 /// An upstream that answers what it was sent: `/echo…` returns method, path and headers as JSON; `/slow` answers
-/// after 2 s; `/fail` answers 500.
+/// after 2 s and `/slower` after 8 s; `/fail` answers 500.
 func withUpstream(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
     let router = Router()
     router.get("/slow") { _, _ in
         try await Task.sleep(for: .seconds(2))
         return "late"
+    }
+    router.get("/slower") { _, _ in
+        try await Task.sleep(for: .seconds(8))
+        return "later"
     }
     router.get("/fail") { _, _ -> Response in Response(status: .internalServerError) }
     let echo: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
