@@ -23,15 +23,18 @@ public enum Observability {
     private static let state = Mutex<(bootstrapped: Bool, tracer: (any Service)?)>((false, nil))
 
     /// Bootstraps swift-log (JSON lines with trace and span ids), swift-metrics (Prometheus) and
-    /// swift-distributed-tracing (swift-otel; OTLP/HTTP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, none
-    /// otherwise). Later calls do nothing; the returned service (the span processor) runs beside the server.
+    /// swift-distributed-tracing (swift-otel with OTLP/HTTP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+    /// otherwise `PropagatingTracer`, which records nothing and carries `traceparent` through). Later calls do
+    /// nothing; the returned service (the span processor, when exporting) runs beside the server.
     @discardableResult
     public static func bootstrap(serviceName: String, environment: [String: String]) -> (any Service)? {
         state.withLock { state in
             if state.bootstrapped { return state.tracer }
             state.bootstrapped = true
             let level = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            let provider = OTel.makeLoggingMetadataProvider()
+            let endpoint = environment[ServiceVariable.otlpEndpoint] ?? ""
+            let provider =
+                endpoint.isEmpty ? PropagatingTracer.loggingMetadataProvider : OTel.makeLoggingMetadataProvider()
             LoggingSystem.bootstrap(
                 { label, provider in JSONLogHandler(label: label, level: level, metadataProvider: provider) },
                 metadataProvider: provider)
@@ -43,22 +46,22 @@ public enum Observability {
                 return (clean(name), labels.map { (clean($0.0), $0.1) })
             }
             MetricsSystem.bootstrap(factory)
+            // With no exporter, nothing would be recorded: the tracer only carries trace context through.
+            guard !endpoint.isEmpty else {
+                InstrumentationSystem.bootstrap(PropagatingTracer())
+                return nil
+            }
             var configuration = OTel.Configuration.default
             configuration.serviceName = serviceName
             configuration.logs.enabled = false
             configuration.metrics.enabled = false
             configuration.diagnosticLogLevel = .warning
-            let endpoint = environment[ServiceVariable.otlpEndpoint] ?? ""
-            configuration.traces.exporter = endpoint.isEmpty ? .none : .otlp
+            configuration.traces.exporter = .otlp
             configuration.traces.otlpExporter.protocol = .httpProtobuf
             // Head sampling, parent-based: a request that arrives with a sampled `traceparent` is traced, one without
             // is traced with probability `OTEL_TRACES_SAMPLER_ARG` (default 1). OTel's own `OTEL_TRACES_SAMPLER`
-            // still overrides the kind. With no exporter a root is never recorded: its span would be dropped at the
-            // end anyway, and recording costs two hand-offs to the processor's task per span (about a third of the
-            // gateway's CPU per request, BENCHMARKS.md). Its ids are still made, propagated and logged.
-            let ratio =
-                endpoint.isEmpty
-                ? 0 : environment["OTEL_TRACES_SAMPLER_ARG"].flatMap(Double.init).map { min(max($0, 0), 1) } ?? 1
+            // still overrides the kind.
+            let ratio = environment["OTEL_TRACES_SAMPLER_ARG"].flatMap(Double.init).map { min(max($0, 0), 1) } ?? 1
             configuration.traces.sampler = .parentBasedTraceIDRatio(ratio: ratio) ?? .parentBasedAlwaysOn
             do {
                 let backend = try OTel.makeTracingBackend(configuration: configuration)

@@ -232,6 +232,28 @@ struct HeaderNamesTests {
         }
     }
 
+    /// A client's malformed `traceparent` is not passed on: the upstream gets a trace the gateway started.
+    @Test func aMalformedTraceparentIsReplacedNotForwarded() async throws {
+        try await withUpstream { port in
+            try await withGateway(upstreamPort: port, routes: route("/api/things", rewrite: "/echo")) { client in
+                for hostile in [
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                    "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736",
+                ] {
+                    let response = try await client.execute(
+                        uri: "/api/things/7", method: .get,
+                        headers: [HTTPField.Name("traceparent")!: hostile, HTTPField.Name("tracestate")!: "a=b"])
+                    #expect(response.status == .ok)
+                    let echoed = response.json as? [String: String] ?? [:]
+                    let sent = try #require(echoed["h:traceparent"])
+                    #expect(sent.utf8.count == 55 && sent.hasPrefix("00-") && sent.hasSuffix("-00"), "\(sent)")
+                    #expect(!sent.contains("4bf92f3577b34da6a3ce929d0e0e4736"))
+                    #expect(echoed["h:tracestate"] == nil)
+                }
+            }
+        }
+    }
+
     @Test func jwtRoutesNeedAValidToken() async throws {
         try await withUpstream { port in
             try await withGateway(upstreamPort: port, routes: route("/api/private", rewrite: "/echo", auth: true)) {
