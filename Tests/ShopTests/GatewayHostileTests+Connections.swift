@@ -106,6 +106,31 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// Requests a client pipelines (all sent in one write, before any answer) are answered in order on the one
+    /// connection, each with its own body, a refused one among them included.
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withGatewayProcess(routes: route("/api/echo", rewrite: "/echo")) { gateway, _ in
+            let answer = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send(
+                    "GET /api/echo/1 HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+                        + "POST /api/echo/2 HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nhello"
+                        + "GET /nowhere HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+                        + "POST /api/echo/3 HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        + "3\r\nabc\r\n0\r\n\r\n"
+                        + "GET /api/echo/4 HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+                return connection.readUntilClosed(timeout: .seconds(30))
+            }
+            #expect(answer.closed, "\(answer.bytes)")
+            let answers = answer.bytes.components(separatedBy: "HTTP/1.1 ").dropFirst()
+            #expect(answers.map { Int($0.prefix(3)) } == [200, 200, 404, 200, 200], "\(answer.bytes)")
+            let bodies = answers.map { $0.components(separatedBy: "\r\n\r\n").last ?? "" }
+            let echoed = bodies.map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+            #expect(echoed.map { $0?["path"] } == ["/echo/1", "/echo/2", nil, "/echo/3", "/echo/4"], "\(bodies)")
+            #expect(echoed.map { $0?["bodyBytes"] } == ["0", "5", nil, "3", "0"], "\(bodies)")
+        }
+    }
+
     /// Each request on a kept-alive connection has its own route's deadline, though the connection keeps one timer:
     /// a short deadline after a long one, and a second short one after a first that was answered in time, both end
     /// in a 504 (the upstream's `/slower` answers after 8 s). Each connection first reaches the upstream through the
