@@ -328,8 +328,9 @@ extension ProxyHandler {
             span.end()
         }
         let level = proxy.requestLogLevel
-        if proxy.logger.logLevel <= level {
-            proxy.logger.log(
+        guard proxy.logger.logLevel <= level else { return }
+        let log = {
+            self.proxy.logger.log(
                 level: level, "request",
                 metadata: [
                     "request_id": .string(requestID), "hb.request.method": .string(head.method.rawValue),
@@ -338,5 +339,7 @@ extension ProxyHandler {
                     "duration_ms": .stringConvertible(Double(elapsed) / 1e6),
                 ])
         }
+        // In the span's context, the logging metadata provider adds its trace and span ids, as in the services' lines.
+        if let span { ServiceContext.withValue(span.context, operation: log) } else { log() }
     }
 }

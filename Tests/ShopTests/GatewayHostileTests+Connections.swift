@@ -131,6 +131,33 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// The gateway's line for a request carries the trace it continued and the span it sent upstream, as a service's
+    /// line does: the dashboard links a log line to its trace by `trace_id`.
+    @Test func theRequestLineCarriesTheTrace() async throws {
+        let logged = ["LOG_LEVEL": "info", "REQUEST_LOG_LEVEL": "info"]
+        try await withGatewayProcess(routes: route("/api/echo", rewrite: "/echo"), environment: logged) { gateway, _ in
+            let answer = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send(
+                    "GET /api/echo/traced HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n"
+                        + "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n")
+                return connection.readUntilClosed(timeout: .seconds(30))
+            }
+            let body = answer.bytes.components(separatedBy: "\r\n\r\n").last ?? ""
+            let sent = try #require(
+                (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String])?["h:traceparent"])
+            func line() -> Substring? {
+                gateway.process.log.split(separator: "\n").first { $0.contains("/api/echo/traced") }
+            }
+            #expect(await eventually { line() != nil })
+            let text = String(try #require(line()))
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            #expect(object["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736", "\(text)")
+            #expect(object["trace_flags"] as? String == "1", "\(text)")
+            #expect(sent.split(separator: "-").dropFirst(2).first.map(String.init) == object["span_id"] as? String)
+        }
+    }
+
     /// Each request on a kept-alive connection has its own route's deadline, though the connection keeps one timer:
     /// a short deadline after a long one, and a second short one after a first that was answered in time, both end
     /// in a 504 (the upstream's `/slower` answers after 8 s). Each connection first reaches the upstream through the
