@@ -10,7 +10,7 @@ extension UpSession {
     func startWatching(_ watch: WatchSettings, log: SupervisorLog) async throws(SupervisorError) {
         var sources: PackageSources?
         if let swift = watch.swift, configuration.spec.services.contains(where: { $0.product != nil }) {
-            sources = describePackage(swift: swift)
+            sources = await describePackage(swift: swift)
         }
         packageSources = sources
         let project = configuration.projectDirectory
@@ -34,11 +34,13 @@ extension UpSession {
     }
 
     /// `swift package describe --type json`, read; nil (said in the log) when it fails: sources are then not
-    /// watched, the rest is.
-    func describePackage(swift: String) -> PackageSources? {
-        let described = ForegroundCommand.run(
-            [swift, "package", "--package-path", configuration.projectDirectory, "describe", "--type", "json"],
-            capture: true)
+    /// watched, the rest is. It runs on a thread of its own (0.2 s to seconds, while SwiftPM resolves): the session
+    /// answers status, swaps and stops meanwhile.
+    func describePackage(swift: String) async -> PackageSources? {
+        let words = [swift, "package", "--package-path", configuration.projectDirectory, "describe", "--type", "json"]
+        let described = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: ForegroundCommand.run(words, capture: true)) }
+        }
         guard described.status == 0, let sources = try? PackageSources.parse(Data(described.output.utf8)) else {
             note("cannot read the package (swift package describe exited \(described.status)): sources are not watched")
             return nil
@@ -59,7 +61,7 @@ extension UpSession {
         if batch.contains(watch.specPath) { await applySpecEdit(watch, log: log) }
         var swaps: [(service: String, why: String)] = []
         if let swift = watch.swift, var sources = packageSources {
-            if batch.contains(where: sources.isManifest), let described = describePackage(swift: swift) {
+            if batch.contains(where: sources.isManifest), let described = await describePackage(swift: swift) {
                 sources = described
                 packageSources = described
             }
