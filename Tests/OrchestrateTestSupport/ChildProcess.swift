@@ -35,10 +35,7 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&fileActions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
         posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        // Nothing else of the test process: a pipe or socket another test has open would otherwise stay open in
-        // this child, and whoever waits for its end would wait as long as this child runs.
-        // (Foundation's Process sees its child's end as the end of a socket the child inherits: a child of ours that
-        // inherited it too made a validator's run wait until that child ended.)
+        // Nothing else of the test process (see the type's comment for why).
         _ = orchestrate_spawn_close_from(&fileActions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
