@@ -131,6 +131,47 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// On SIGTERM the gateway closes its idle kept-alive connections at once, answers the request in flight (with
+    /// `Connection: close`, then closes that connection too), and exits with 0.
+    @Test func aStopAnswersTheRequestInFlightAndClosesIdleConnections() async throws {
+        let metricsPort = try ChildProcess.freePort()
+        try await withGatewayProcess(
+            routes: route("/api/slow", rewrite: "/slower", timeout: 30000),
+            environment: ["HTTP_IDLE_TIMEOUT": "120s", "METRICS_PORT": String(metricsPort)]
+        ) { gateway, _ in
+            let (idle, busy) = try await offThePool { () throws -> (RawConnection, RawConnection) in
+                let idle = try RawConnection(port: gateway.port)
+                idle.send("GET /health HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                #expect(statusCode(idle.readAnswer(timeout: .seconds(30)).bytes) == 200)
+                let busy = try RawConnection(port: gateway.port)
+                busy.send("GET /api/slow HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                return (idle, busy)
+            }
+            // The upstream answers `/slower` after 8 s: the stop comes while the gateway waits for it. (The gauge also
+            // counts the `/metrics` request that reads it.)
+            let inFlight = try await eventually {
+                let metrics = try? await HTTPClient.shared.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(5))
+                guard let metrics else { return false }
+                let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+                let gauge = text.split(separator: "\n").first {
+                    $0.hasPrefix(#"http_server_active_requests{http_request_method="GET"} "#)
+                }
+                return (gauge?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 2
+            }
+            #expect(inFlight)
+            gateway.process.signal(SIGTERM)
+            let (idleEnd, busyEnd) = try await offThePool {
+                (idle.readUntilClosed(timeout: .seconds(5)), busy.readUntilClosed(timeout: .seconds(30)))
+            }
+            #expect(idleEnd.closed && idleEnd.bytes.isEmpty, "\(idleEnd.bytes)")
+            #expect(busyEnd.closed && statusCode(busyEnd.bytes) == 200, "\(busyEnd.bytes)")
+            #expect(busyEnd.bytes.lowercased().contains("connection: close"), "\(busyEnd.bytes)")
+            #expect(busyEnd.bytes.hasSuffix("later"), "\(busyEnd.bytes)")
+            #expect(await gateway.process.wait(timeout: .seconds(30)) == 0, "\(gateway.process.log.suffix(800))")
+        }
+    }
+
     /// The gateway's line for a request carries the trace it continued and the span it sent upstream, as a service's
     /// line does: the dashboard links a log line to its trace by `trace_id`.
     @Test func theRequestLineCarriesTheTrace() async throws {
