@@ -256,6 +256,7 @@ let package = Package(
                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "FluentKit", package: "fluent-kit"),
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
                 ],
                 swiftSettings: swiftSettings
             ),

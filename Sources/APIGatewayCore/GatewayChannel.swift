@@ -7,8 +7,8 @@ import ServiceKit
 import Synchronization
 
 /// The gateway's HTTP/1 connections, for Hummingbird's server (which binds, and stops accepting and drains on
-/// shutdown): NIO's HTTP codec with the `ServerLimits` header limit, its pipelining handler (which also closes a
-/// connection once its answer is written when the server is quiescing), and a `ProxyHandler`.
+/// shutdown): NIO's HTTP codec with the `ServerLimits` header limit, `ResponseOrdering` (pipelined requests, and the
+/// close of a connection once its answer is written when the server is quiescing), and a `ProxyHandler`.
 struct GatewayChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let channel: any Channel
@@ -23,8 +23,9 @@ struct GatewayChannel: ServerChildChannel {
             limits.maxHeaderListSize = proxy.limits.maxHeaderBytes
             limits.maxHeaderFieldCount = 256
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try channel.pipeline.syncOperations.addHandler(ResponseOrdering())
             try channel.pipeline.syncOperations.addHandler(
                 ProxyHandler(proxy: proxy, loop: proxy.loops.state(for: channel.eventLoop)))
             return Value(channel: channel)

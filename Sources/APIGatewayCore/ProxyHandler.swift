@@ -13,8 +13,8 @@ import Tracing
 /// bodies with backpressure. No task is started per request, except to verify a token the loop has not seen
 /// (`VerifiedTokens`), to resolve an upstream name whose answer is not cached, and for `/ready`.
 ///
-/// Requests on one connection are answered in order, one at a time (NIO's `HTTPServerPipelineHandler` in front holds
-/// pipelined ones back). The connection is closed after `HTTP_IDLE_TIMEOUT` without a request, when the client stops
+/// Requests on one connection are answered in order, one at a time (`ResponseOrdering` in front holds pipelined ones
+/// back). The connection is closed after `HTTP_IDLE_TIMEOUT` without a request, when the client stops
 /// sending a body for `HTTP_BODY_READ_TIMEOUT`, and after an answer given before the client finished its body.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
