@@ -332,7 +332,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         watchDeadline(of: exchange)
+        // The gateway answers `Expect: 100-continue` itself, once the request is admitted (a refused one gets its
+        // final status instead, and the client need not send the body): the upstream's `100` never reaches the
+        // client, and without this a client waits for its own timeout (curl: 1 s) before it sends the body.
+        if head.version.major == 1, head.version.minor >= 1, Self.expectsContinue(head.headers), let context {
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
         connect(exchange)
+    }
+
+    /// Whether a request asks for `100 Continue` before it sends its body.
+    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
+        headers.first(name: "expect").map { $0.lowercased() == "100-continue" } ?? false
     }
 
     /// Times `exchange` out at its route's deadline, with one timer per connection that moves on to the request in

@@ -131,6 +131,39 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// A client that sends `Expect: 100-continue` gets `100 Continue` from the gateway once its request is admitted,
+    /// then sends the body, which reaches the upstream without the expectation; a refused one gets its final status
+    /// and no `100`.
+    @Test func theGatewayAnswersExpectContinue() async throws {
+        let routes = [route("/api/echo", rewrite: "/echo"), route("/api/private", rewrite: "/echo", auth: true)]
+            .joined(separator: ",")
+        try await withGatewayProcess(routes: routes) { gateway, _ in
+            let (interim, final) = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send(
+                    "POST /api/echo/up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+                let interim = connection.readAnswer(timeout: .seconds(30))
+                connection.send("hello")
+                return (interim, connection.readAnswer(timeout: .seconds(30)))
+            }
+            #expect(interim.bytes.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim.bytes)")
+            #expect(statusCode(final.bytes) == 200, "\(final.bytes)")
+            let body = final.bytes.components(separatedBy: "\r\n\r\n").last ?? ""
+            let echoed = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String]
+            #expect(echoed?["bodyBytes"] == "5", "\(body)")
+            #expect(echoed?["h:expect"] == nil, "\(body)")
+
+            let refused = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                connection.send(
+                    "POST /api/private/up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n"
+                        + "Expect: 100-continue\r\n\r\n")
+                return connection.readAnswer(timeout: .seconds(30))
+            }
+            #expect(statusCode(refused.bytes) == 401, "\(refused.bytes)")
+        }
+    }
+
     /// On SIGTERM the gateway closes its idle kept-alive connections at once, answers the request in flight (with
     /// `Connection: close`, then closes that connection too), and exits with 0.
     @Test func aStopAnswersTheRequestInFlightAndClosesIdleConnections() async throws {
