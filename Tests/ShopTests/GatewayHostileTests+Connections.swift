@@ -141,7 +141,8 @@ extension GatewayHostileTrafficTests {
             let (interim, final) = try await offThePool {
                 let connection = try RawConnection(port: gateway.port)
                 connection.send(
-                    "POST /api/echo/up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+                    "POST /api/echo/up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+                )
                 let interim = connection.readAnswer(timeout: .seconds(30))
                 connection.send("hello")
                 return (interim, connection.readAnswer(timeout: .seconds(30)))
