@@ -27,7 +27,7 @@ extension ProxyHandler {
             if !options.isEmpty, options.contains(name.lowercased()) { continue }
             if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(name) { continue }
             // Answered by the gateway (`admit`); the body follows the head without waiting.
-            if name.utf8.count == 6, name.lowercased() == "expect", value.lowercased() == "100-continue" { continue }
+            if name.utf8.count == 6, name.lowercased() == "expect", Self.isContinueExpectation(value) { continue }
             // A value the upstream would refuse is the client's mistake: refused here, before the breaker sees it.
             guard GatewayProxy.isSendable(value) else {
                 throw ServiceError(

@@ -344,7 +344,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Whether a request asks for `100 Continue` before it sends its body.
     static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
-        headers.first(name: "expect").map { $0.lowercased() == "100-continue" } ?? false
+        headers.first(name: "expect").map(isContinueExpectation) ?? false
+    }
+
+    /// Whether an `Expect` value is `100-continue`, the one expectation the gateway answers itself.
+    static func isContinueExpectation(_ value: String) -> Bool {
+        value.lowercased() == "100-continue"
     }
 
     /// Times `exchange` out at its route's deadline, with one timer per connection that moves on to the request in
