@@ -239,6 +239,16 @@ extension ProxyHandler {
     func timedOut(_ exchange: Exchange) {
         guard self.exchange === exchange, !exchange.finished, !exchange.responseStarted else { return }
         let route = exchange.route.route
+        guard exchange.ticket != nil else {
+            // Still being checked (its token, most likely): the upstream was never asked.
+            fail(
+                exchange,
+                ServiceError(
+                    .gatewayTimeout, code: "gateway-timeout",
+                    message: "the request was not checked within \(route.timeoutMilliseconds) ms, the route's timeout"),
+                outcome: nil)
+            return
+        }
         if !exchange.clientEnded, exchange.connection != nil {
             // The upstream was waiting for the client's body: the client's failure, not the upstream's.
             fail(

@@ -253,6 +253,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fail(exchange, error, outcome: nil)
             return
         }
+        // The route's deadline counts from here, so a token check that outlasts it is answered on time too (and,
+        // with no ticket taken yet, never counts against the upstream's breaker: `timedOut`).
+        watchDeadline(of: exchange)
         guard prepared.route.requiresJWT else {
             admit(exchange)
             return
@@ -331,7 +334,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 outcome: nil)
             return
         }
-        watchDeadline(of: exchange)
         // The gateway answers `Expect: 100-continue` itself, once the request is admitted (a refused one gets its
         // final status instead, and the client need not send the body): the upstream's `100` never reaches the
         // client, and without this a client waits for its own timeout (curl: 1 s) before it sends the body.
