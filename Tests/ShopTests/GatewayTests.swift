@@ -9,6 +9,7 @@ import NIOHTTP1
 import OrchestrateContract
 import OrchestrateTestSupport
 import ServiceKit
+import Synchronization
 import Testing
 
 @testable import APIGatewayCore
@@ -405,6 +406,58 @@ struct HeaderNamesTests {
                 #expect(try await client.execute(uri: "/api/read", method: .get).status == .ok)
             }
         }
+    }
+
+    /// A token check that outlasts the route's timeout is answered at the deadline with `gateway-timeout`, never
+    /// with `upstream-timeout`, and does not count against the upstream, which was never asked. The gateway runs in
+    /// this process, so its check runs on this process's cooperative pool: every pool thread is held in `sleep`
+    /// while the request arrives, and the check can start only after the route's 20 ms are long gone. A plain thread
+    /// sends the request; the gateway's event loops are NIO's threads, not the pool's.
+    @Test func aTokenCheckThatOutlastsTheDeadlineIsNotTheUpstreamsFailure() async throws {
+        try await withUpstream { port in
+            let routes = [
+                route("/api/private", rewrite: "/echo", auth: true, timeout: 20),
+                route("/api/patient", rewrite: "/echo", auth: true, timeout: 10000),
+            ].joined(separator: ",")
+            try await withGateway(upstreamPort: port, routes: routes) { client in
+                let gatewayPort = try #require(client.port)
+                let authorization = "Bearer " + (try await token())
+                let width = ProcessInfo.processInfo.activeProcessorCount
+                var answers: [String] = []
+                // Ten: the breaker's minimum number of calls, so that counting them would open it.
+                for _ in 0..<10 {
+                    answers.append(
+                        try await offThePool {
+                            let holding = HeldThreads()
+                            for _ in 0..<width {
+                                Task.detached {
+                                    holding.count.withLock { $0 += 1 }
+                                    usleep(300_000)
+                                }
+                            }
+                            while holding.count.withLock({ $0 }) < width { usleep(1000) }
+                            let connection = try RawConnection(port: gatewayPort)
+                            connection.send(
+                                "GET /api/private HTTP/1.1\r\nHost: x\r\nAuthorization: \(authorization)\r\n"
+                                    + "Connection: close\r\n\r\n")
+                            return connection.readUntilClosed(timeout: .seconds(10)).bytes
+                        })
+                }
+                for answer in answers {
+                    #expect(statusCode(answer) == 504, "\(answer)")
+                    #expect(answer.contains(#""code":"gateway-timeout""#), "\(answer)")
+                }
+                // The same upstream, through a route with time for the check: its breaker did not open.
+                let served = try await client.execute(
+                    uri: "/api/patient", method: .get, headers: [.authorization: authorization])
+                #expect(served.status == .ok, "\(served.json)")
+            }
+        }
+    }
+
+    /// How many of the cooperative pool's threads a test holds.
+    final class HeldThreads: Sendable {
+        let count = Mutex(0)
     }
 
     @Test func anUnreachableUpstreamIs502AndUnknownPathsAre404() async throws {
