@@ -455,6 +455,91 @@ struct HeaderNamesTests {
         }
     }
 
+    /// An HTTP/1.0 upstream: a connection whose answer said `Connection: keep-alive` carries the next request, one
+    /// whose answer did not is never used again (the upstream here leaves it open, so reusing it would hang), and a
+    /// body that ends with the connection reaches the client whole. The upstream (Python, raw sockets) answers each
+    /// request with its number and the number of the connection it came on. A request sent on a connection that
+    /// should not have been used again would show as a gap in the request numbers (the gateway sends a failed idempotent
+    /// request again on a new connection, so the connection numbers alone would not tell).
+    @Test func anHTTP10UpstreamIsKeptAliveOnlyWhenItSaysSo() async throws {
+        let python = try #require(ExternalTool.find("python3"))
+        let directory = try ExternalTool.temporaryDirectory("http10")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("upstream.py")
+        try Data(
+            #"""
+            import socket, sys, threading
+            server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+            count = 0
+            requests = 0
+            def serve(connection, number):
+                buffered = b""
+                with connection:
+                    while True:
+                        data = connection.recv(65536)
+                        if not data:
+                            return
+                        buffered += data
+                        while b"\r\n\r\n" in buffered:
+                            global requests
+                            requests += 1
+                            head, buffered = buffered.split(b"\r\n\r\n", 1)
+                            body = b"request %d, connection %d" % (requests, number)
+                            length = b"Content-Length: %d\r\n\r\n" % len(body)
+                            if b" /keep" in head:
+                                connection.sendall(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n" + length + body)
+                            elif b" /once" in head:
+                                connection.sendall(b"HTTP/1.0 200 OK\r\n" + length + body)
+                            else:
+                                connection.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+                                return
+            while True:
+                connection, _ = server.accept()
+                count += 1
+                threading.Thread(target=serve, args=(connection, count), daemon=True).start()
+            """#.utf8
+        ).write(to: script)
+        let port = try ChildProcess.freePort()
+        let upstream = try ChildProcess(
+            python.path, [script.path, String(port)], environment: ["PATH": "/usr/bin:/bin"],
+            logPath: directory.appendingPathComponent("upstream.log").path)
+        defer { upstream.signal(SIGKILL) }
+        // Bounded wait for the upstream: 100 × 50 ms.
+        for _ in 0..<100 {
+            if (try? RawConnection(port: port)) != nil { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let routes = [
+            route("/api/keep", rewrite: "/keep"), route("/api/once", rewrite: "/once"),
+            route("/api/eof", rewrite: "/eof"),
+        ].joined(separator: ",")
+        try await withGateway(upstreamPort: port, routes: routes) { client in
+            let gatewayPort = try #require(client.port)
+            let (answers, untilClosed) = try await offThePool {
+                // One client connection, so one event loop and its one pool of upstream connections.
+                let connection = try RawConnection(port: gatewayPort)
+                var answers: [String] = []
+                for path in ["/api/keep", "/api/keep", "/api/keep", "/api/once", "/api/once", "/api/keep"] {
+                    connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answers.append(connection.readAnswer(timeout: .seconds(10)).bytes)
+                }
+                let once = try RawConnection(port: gatewayPort)
+                once.send("GET /api/eof HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return (answers, once.readUntilClosed(timeout: .seconds(10)).bytes)
+            }
+            #expect(answers.allSatisfy { statusCode($0) == 200 }, "\(answers)")
+            let numbers = answers.map { answer in answer.firstMatch(of: /connection (\d+)$/).flatMap { Int($0.1) } }
+            let first = try #require(numbers[0], "\(answers)")
+            let requests = answers.map { answer in answer.firstMatch(of: /request (\d+),/).flatMap { Int($0.1) } }
+            #expect(requests == Array(1...6), "\(answers)")
+            // keep, keep, keep, once (on the kept connection), once (a new one), keep (a new one again).
+            #expect(numbers == [first, first, first, first, first + 1, first + 2], "\(answers)")
+            #expect(statusCode(untilClosed) == 200, "\(untilClosed)")
+            // The body, whose end only the upstream's close told, as one chunk and the last one.
+            #expect(untilClosed.firstMatch(of: /\r\nrequest 7, connection \d+\r\n0\r\n\r\n$/) != nil, "\(untilClosed)")
+        }
+    }
+
     /// How many of the cooperative pool's threads a test holds.
     final class HeldThreads: Sendable {
         let count = Mutex(0)
