@@ -57,9 +57,10 @@ extension ProxyHandler {
     }
 
     func local(
-        _ head: HTTPRequestHead, requestID: String, route: String, start: NIODeadline, error: ServiceError
+        _ head: HTTPRequestHead, requestID: String, route: String, start: NIODeadline, error: ServiceError,
+        close: Bool = false
     ) {
-        writeError(error, requestID: requestID, version: head.version, close: !head.isKeepAlive)
+        writeError(error, requestID: requestID, version: head.version, close: close || !head.isKeepAlive)
         record(
             head, route: route, routeIndex: -1, status: error.status.code, start: start, requestID: requestID,
             span: nil)

@@ -226,6 +226,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let requestID = Self.requestID(given: head.headers.first(name: "x-request-id"), loop: loop)
+        if head.method == .CONNECT || head.method == .TRACE {
+            // Refused as nginx refuses them. A CONNECT is no request for a route: the codec takes what follows it for
+            // a tunnel's bytes, and its answer's body was left unread on the kept-alive upstream connection, where
+            // it broke the next client's request (502, counted against the breaker). A TRACE would echo the
+            // headers the gateway adds upstream, the internal token among them.
+            local(
+                head, requestID: requestID, route: "NotFound", start: .now(),
+                error: ServiceError(
+                    .methodNotAllowed, code: "method-not-allowed",
+                    message: "the gateway does not forward \(head.method.rawValue) requests"),
+                close: head.method == .CONNECT)
+            return
+        }
         let (rawPath, query) = Self.split(head.uri)
         let path: String
         switch RequestPath.normalize(rawPath) {
