@@ -22,6 +22,17 @@ extension ProxyHandler {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 8)
         headers.add(name: "Host", value: upstream.authority)
+        // The client's framing is not forwarded, so a chunked body is framed again explicitly: NIO frames a body only
+        // for POST, PUT and PATCH by itself, and would send any other method's body bare, for the upstream to read as
+        // the next request.
+        if let coding = head.headers.first(name: "transfer-encoding") {
+            guard head.headers[canonicalForm: "transfer-encoding"].map({ $0.lowercased() }) == ["chunked"] else {
+                throw ServiceError(
+                    .init(code: 501, reasonPhrase: "Not Implemented"), code: "unsupported-transfer-encoding",
+                    message: "Transfer-Encoding \(coding) is not supported; only chunked is")
+            }
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
         for (name, value) in head.headers {
             if GatewayProxy.droppedRequestHeaders.contains(name) { continue }
             if !options.isEmpty, options.contains(name.lowercased()) { continue }

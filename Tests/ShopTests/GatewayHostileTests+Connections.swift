@@ -169,6 +169,46 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// A chunked body reaches the upstream chunked whatever the method: a `GET` or `DELETE` body sent bare would be
+    /// read by the upstream as the next request, one the gateway never checked. A transfer coding other than chunked
+    /// is refused with 501, as nginx refuses it.
+    @Test func aChunkedBodyIsFramedForTheUpstreamWhateverTheMethod() async throws {
+        try await withGatewayProcess(routes: route("/api/echo", rewrite: "/echo")) { gateway, _ in
+            let smuggled = "GET /echo/smuggled HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+            let chunk = String(smuggled.utf8.count, radix: 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n"
+            let (answers, coded) = try await offThePool {
+                let connection = try RawConnection(port: gateway.port)
+                var answers: [String] = []
+                for method in ["GET", "DELETE", "POST"] {
+                    connection.send(
+                        "\(method) /api/echo/\(method) HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + chunk)
+                    answers.append(connection.readAnswer(timeout: .seconds(30)).bytes)
+                }
+                connection.send("GET /api/echo/after HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                answers.append(connection.readAnswer(timeout: .seconds(30)).bytes)
+                let gzip = try RawConnection(port: gateway.port)
+                gzip.send(
+                    "POST /api/echo/gz HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        + chunk)
+                return (answers, gzip.readUntilClosed(timeout: .seconds(30)))
+            }
+            let echoes = answers.map { answer in
+                (try? JSONSerialization.jsonObject(
+                    with: Data((answer.components(separatedBy: "\r\n\r\n").last ?? "").utf8)))
+                    as? [String: String]
+            }
+            #expect(answers.allSatisfy { statusCode($0) == 200 }, "\(answers)")
+            #expect(echoes.map { $0?["path"] } == ["/echo/GET", "/echo/DELETE", "/echo/POST", "/echo/after"])
+            for echo in echoes.prefix(3) {
+                #expect(echo?["bodyBytes"] == String(smuggled.utf8.count), "\(String(describing: echo))")
+                #expect(echo?["h:transfer-encoding"] == "chunked", "\(String(describing: echo))")
+            }
+            #expect(statusCode(coded.bytes) == 501 && coded.closed, "\(coded.bytes)")
+            #expect(coded.bytes.contains(#""code":"unsupported-transfer-encoding""#), "\(coded.bytes)")
+        }
+    }
+
     /// A client that sends `Expect: 100-continue` gets `100 Continue` from the gateway once its request is admitted,
     /// then sends the body, which reaches the upstream without the expectation; a refused one gets its final status
     /// and no `100`.
