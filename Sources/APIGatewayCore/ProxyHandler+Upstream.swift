@@ -183,8 +183,10 @@ extension ProxyHandler {
             guard exchange.responseStarted else { return }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable {
-                context.flush()
+                // Paused before the flush: a flush that drains the client's buffer reports it writable at once,
+                // which resumes the reads. Paused after it, they would stay paused for good.
                 connection.pauseReads()
+                context.flush()
             }
         case .end:
             guard exchange.responseStarted else { return }

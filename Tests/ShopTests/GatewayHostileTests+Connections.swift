@@ -106,6 +106,31 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// An answer larger than the socket buffers and the write watermarks between them reaches a client that reads
+    /// it at once and one that reads it slowly, whole, and the connection then carries the next request. (The
+    /// gateway once paused the upstream after a flush that had already made the client writable again: it stopped
+    /// after ~128 KiB for good.)
+    @Test func aLargeAnswerReachesFastAndSlowClientsWhole() async throws {
+        let routes = [route("/api/echo", rewrite: "/echo"), route("/api/large", rewrite: "/large")]
+            .joined(separator: ",")
+        try await withGatewayProcess(routes: routes) { gateway, _ in
+            let results = try await offThePool {
+                try [(65536, Duration.zero), (16384, .milliseconds(1))].map { chunk, pause in
+                    let connection = try RawConnection(port: gateway.port)
+                    connection.send("GET /api/large HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                    let large = connection.readLargeAnswer(timeout: .seconds(20), chunk: chunk, pause: pause)
+                    connection.send("GET /api/echo/after HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                    return (large, connection.readAnswer(timeout: .seconds(10)).bytes)
+                }
+            }
+            for (large, next) in results {
+                #expect(statusCode(large.head) == 200, "\(large.head)")
+                #expect(large.length == largeAnswerBytes && large.received == largeAnswerBytes, "\(large)")
+                #expect(statusCode(next) == 200 && next.contains("/echo/after"), "\(next)")
+            }
+        }
+    }
+
     /// Requests a client pipelines (all sent in one write, before any answer) are answered in order on the one
     /// connection, each with its own body, a refused one among them included.
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {

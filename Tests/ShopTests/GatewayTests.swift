@@ -37,8 +37,11 @@ func token(
             iss: issuer.map { .init(value: $0) }, roles: roles))
 }
 
+/// The size of the upstream's `/large` answer: far more than the socket buffers and NIO's write watermarks hold.
+let largeAnswerBytes = 8 << 20
+
 /// An upstream that answers what it was sent: `/echo…` returns method, path and headers as JSON; `/slow` answers
-/// after 2 s and `/slower` after 8 s; `/fail` answers 500.
+/// after 2 s and `/slower` after 8 s; `/fail` answers 500; `/large` answers `largeAnswerBytes` bytes.
 func withUpstream(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
     let router = Router()
     router.get("/slow") { _, _ in
@@ -50,6 +53,9 @@ func withUpstream(_ body: @escaping @Sendable (Int) async throws -> Void) async 
         return "later"
     }
     router.get("/fail") { _, _ -> Response in Response(status: .internalServerError) }
+    router.get("/large") { _, _ -> Response in
+        Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: 0x6C, count: largeAnswerBytes)))
+    }
     let echo: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }

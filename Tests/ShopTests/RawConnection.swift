@@ -101,6 +101,41 @@ final class RawConnection: @unchecked Sendable {
         return (String(decoding: received, as: UTF8.self), false)
     }
 
+    /// The head of one answer and how many bytes of its `Content-Length` body arrived, read at most `chunk` bytes at a
+    /// time with `pause` after each read (a slow client), until the body is whole, the server closes, or `timeout`
+    /// passes. The body is counted, not kept.
+    func readLargeAnswer(timeout: Duration, chunk: Int = 65536, pause: Duration = .zero) -> (
+        head: String, length: Int?, received: Int
+    ) {
+        var head: [UInt8] = []
+        var length: Int?
+        var received = 0
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        while ContinuousClock.now < deadline, length.map({ received < $0 }) ?? true {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 100) > 0 else { continue }
+            // Never past this answer's end, so that the next one is left for the next read.
+            let wanted = length.map { min(chunk, $0 - received) } ?? 1
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, wanted, 0) }
+            if count <= 0 { break }
+            if length == nil {
+                head.append(buffer[0])
+                if head.count >= 4, head.suffix(4).elementsEqual("\r\n\r\n".utf8) {
+                    let text = String(decoding: head, as: UTF8.self).lowercased()
+                    length =
+                        text.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                        .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
+                        ?? 0
+                }
+            } else {
+                received += count
+                if pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.attoseconds) / 1e18) }
+            }
+        }
+        return (String(decoding: head, as: UTF8.self), length, received)
+    }
+
     /// Whether the server has closed this connection (without waiting).
     var isClosedByServer: Bool {
         var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
