@@ -103,6 +103,8 @@ final class UpstreamPool {
             return
         }
         connection.owner = nil
+        // Read again, for the next response and to learn at once when the upstream closes it.
+        connection.resumeReads()
         connection.idleSince = .now()
         connection.pooled = true
         idle[connection.key, default: []].append(connection)
@@ -182,6 +184,8 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     var owner: ProxyHandler?
     var idleSince: NIODeadline = .now()
     var pooled = false
+    /// Paused by `pauseReads`: the response's end can arrive in the same read as the part that paused it.
+    private(set) var readsPaused = false
 
     init(key: String, channel: any Channel, pool: UpstreamPool) {
         self.key = key
@@ -215,10 +219,14 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Stops reading the response while the client cannot take more of it.
     func pauseReads() {
+        guard !readsPaused else { return }
+        readsPaused = true
         try? channel.syncOptions?.setOption(.autoRead, value: false)
     }
 
     func resumeReads() {
+        guard readsPaused else { return }
+        readsPaused = false
         try? channel.syncOptions?.setOption(.autoRead, value: true)
     }
 
