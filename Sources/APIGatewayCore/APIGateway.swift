@@ -313,6 +313,11 @@ final class GatewayProxy: Sendable {
         "upgrade", "host", "traceparent", "tracestate", "x-request-id", InternalToken.headerName,
         CallerHeaders.subject, CallerHeaders.roles,
     ])
+    /// Request headers nginx accepts once only (`ngx_http_headers_in`): a second one is refused with 400.
+    static let uniqueRequestHeaders = HeaderNames([
+        "authorization", "expect", "if-modified-since", "if-unmodified-since", "if-range", "if-match",
+        "if-none-match", "content-range",
+    ])
     /// Set by the gateway from the connection; a client's own are dropped unless it is a trusted proxy.
     static let forwardingHeaders = HeaderNames([
         "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",

@@ -33,8 +33,21 @@ extension ProxyHandler {
             }
             headers.add(name: "Transfer-Encoding", value: "chunked")
         }
+        var unique: [String] = []
+        var hosts = 0
         for (name, value) in head.headers {
+            if name.utf8.count == 4, name.lowercased() == "host" { hosts += 1 }
             if GatewayProxy.droppedRequestHeaders.contains(name) { continue }
+            // Two of these leave open which one counts (the gateway checks the first Authorization, the upstream
+            // may read the last): refused, as nginx refuses them.
+            if GatewayProxy.uniqueRequestHeaders.contains(name) {
+                let lowercased = name.lowercased()
+                guard !unique.contains(lowercased) else {
+                    throw ServiceError(
+                        .badRequest, code: "duplicate-header", message: "the request has more than one \(name) header")
+                }
+                unique.append(lowercased)
+            }
             if !options.isEmpty, options.contains(name.lowercased()) { continue }
             if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(name) { continue }
             // Answered by the gateway (`admit`); the body follows the head without waiting.
@@ -45,6 +58,12 @@ extension ProxyHandler {
                     .badRequest, code: "bad-header", message: "the \(name) header holds control characters")
             }
             headers.add(name: name, value: value)
+        }
+        // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host (HTTP/1.0 at most one).
+        guard hosts == 1 || (hosts == 0 && head.version == .http1_0) else {
+            throw ServiceError(
+                .badRequest, code: "bad-host",
+                message: hosts == 0 ? "an HTTP/1.1 request needs a Host header" : "the request has more than one Host")
         }
         headers.add(name: "X-Request-ID", value: exchange.requestID)
         if let span = exchange.span {
