@@ -313,6 +313,7 @@ final class GatewayProxy: Sendable {
         "upgrade", "host", "traceparent", "tracestate", "x-request-id", InternalToken.headerName,
         CallerHeaders.subject, CallerHeaders.roles,
     ])
+    static let host = HeaderNames(["host"])
     /// Request headers nginx accepts once only (`ngx_http_headers_in`): a second one is refused with 400.
     static let uniqueRequestHeaders = HeaderNames([
         "authorization", "expect", "if-modified-since", "if-unmodified-since", "if-range", "if-match",

@@ -36,7 +36,7 @@ extension ProxyHandler {
         var unique: [String] = []
         var hosts = 0
         for (name, value) in head.headers {
-            if name.utf8.count == 4, name.lowercased() == "host" { hosts += 1 }
+            if GatewayProxy.host.contains(name) { hosts += 1 }
             if GatewayProxy.droppedRequestHeaders.contains(name) { continue }
             // Two of these leave open which one counts (the gateway checks the first Authorization, the upstream
             // may read the last): refused, as nginx refuses them.
