@@ -28,7 +28,7 @@ extension ProxyHandler {
         if let coding = head.headers.first(name: "transfer-encoding") {
             guard head.headers[canonicalForm: "transfer-encoding"].map({ $0.lowercased() }) == ["chunked"] else {
                 throw ServiceError(
-                    .init(code: 501, reasonPhrase: "Not Implemented"), code: "unsupported-transfer-encoding",
+                    .notImplemented, code: "unsupported-transfer-encoding",
                     message: "Transfer-Encoding \(coding) is not supported; only chunked is")
             }
             headers.add(name: "Transfer-Encoding", value: "chunked")

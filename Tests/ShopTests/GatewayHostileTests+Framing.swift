@@ -133,54 +133,45 @@ extension GatewayHostileTrafficTests {
             ["-c", directory.appendingPathComponent("nginx.conf").path, "-p", directory.path, "-g", "daemon off;"],
             environment: [:], logPath: directory.appendingPathComponent("nginx.log").path)
         defer { _ = upstream.stopNow() }
+        // The routes name nginx itself, so withGatewayProcess's echo upstream is left unused.
         let routes = [
             route("/api/open", rewrite: "/o", service: "up", maxBody: 1000),
             route("/api/open/priv", rewrite: "/p", service: "up", auth: true, methods: ["GET", "POST"]),
             route("/api/rl", service: "up", rateLimit: (1000, 1000), maxBody: 100),
         ].joined(separator: ",").replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(nginxPort)")
-        let table = """
-            {"gateway":"api-gateway","jwt":{"algorithm":"HS256","issuer":"shop","audience":"shop-api"},"routes":[\(routes)]}
-            """
-        let routesFile = directory.appendingPathComponent("routes.json")
-        try Data(table.utf8).write(to: routesFile)
-        let gateway = try await RunningService(
-            "APIGateway", port: try ChildProcess.freePort(),
-            environment: [
-                "ROUTES_FILE": routesFile.path, "JWT_SECRET": jwtSecret, "HTTP_IDLE_TIMEOUT": "2s",
-                "HTTP_BODY_READ_TIMEOUT": "2s", "LOG_LEVEL": "warning",
-            ], directory: directory)
-        defer { gateway.process.signal(SIGKILL) }
         #expect(
             await eventually(.seconds(30)) { (try? RawConnection(port: nginxPort)) != nil },
             "nginx did not start: \(upstream.log)")
-        let script = ExternalTool.packageRoot.appendingPathComponent("scripts/fuzz-gateway")
-        let (status, output, errors) = try await ExternalTool.runCapturingErrors(
-            python,
-            [script.path, "--port", String(gateway.port), "--requests", "3000", "--seconds", "120", "--seed", "7"])
-        #expect(status == 0, "\(errors)")
-        let summary = try #require(
-            try JSONSerialization.jsonObject(with: output) as? [String: Any],
-            "\(String(decoding: output, as: UTF8.self)) \(errors)")
-        let statuses = summary["statuses"] as? [String: Int] ?? [:]
-        #expect(summary["alive"] as? Bool == true, "\(summary)")
-        #expect((summary["sent"] as? Int ?? 0) >= 3000, "\(summary)")
-        #expect((statuses["200"] ?? 0) > 100, "\(statuses)")
-        // 501 is a transfer coding the gateway refuses; no other 5xx is the gateway's to give here.
-        let failures = statuses.filter { $0.key.hasPrefix("5") && $0.key != "501" }
-        #expect(failures.isEmpty, "\(statuses)")
-        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count > 100)
-        // The gateway rewrites /api/open to /o and /api/open/priv to /p, and sets X-Forwarded-For from the
-        // connection: a request line without its paths was never the gateway's (a body read as a request, say), and
-        // every request nginx accepted carries the gateway's X-Forwarded-For. (nginx refuses some the gateway sends,
-        // a URI over its 8 KiB buffer with 414, before it reads their headers.)
-        let foreign = lines.filter { line in
-            let fields = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3, fields[2].wholeMatch(of: /[A-Z]+ \/(o|p|api\/rl)([\/?;].*)?/) != nil else {
-                return true
+        try await withGatewayProcess(routes: routes) { gateway, _ in
+            let script = ExternalTool.packageRoot.appendingPathComponent("scripts/fuzz-gateway")
+            let (status, output, errors) = try await ExternalTool.runCapturingErrors(
+                python,
+                [script.path, "--port", String(gateway.port), "--requests", "3000", "--seconds", "120", "--seed", "7"])
+            #expect(status == 0, "\(errors)")
+            let summary = try #require(
+                try JSONSerialization.jsonObject(with: output) as? [String: Any],
+                "\(String(decoding: output, as: UTF8.self)) \(errors)")
+            let statuses = summary["statuses"] as? [String: Int] ?? [:]
+            #expect(summary["alive"] as? Bool == true, "\(summary)")
+            #expect((summary["sent"] as? Int ?? 0) >= 3000, "\(summary)")
+            #expect((statuses["200"] ?? 0) > 100, "\(statuses)")
+            // 501 is a transfer coding the gateway refuses; no other 5xx is the gateway's to give here.
+            let failures = statuses.filter { $0.key.hasPrefix("5") && $0.key != "501" }
+            #expect(failures.isEmpty, "\(statuses)")
+            let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count > 100)
+            // The gateway rewrites /api/open to /o and /api/open/priv to /p, and sets X-Forwarded-For from the
+            // connection: a request line without its paths was never the gateway's (a body read as a request,
+            // say), and every request nginx accepted carries the gateway's X-Forwarded-For. (nginx refuses some the
+            // gateway sends, a URI over its 8 KiB buffer with 414, before it reads their headers.)
+            let foreign = lines.filter { line in
+                let fields = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+                guard fields.count == 3, fields[2].wholeMatch(of: /[A-Z]+ \/(o|p|api\/rl)([\/?;].*)?/) != nil else {
+                    return true
+                }
+                return fields[1] != "414" && fields[0] != "127.0.0.1"
             }
-            return fields[1] != "414" && fields[0] != "127.0.0.1"
+            #expect(foreign.isEmpty, "requests the gateway did not send: \(foreign.prefix(5))")
         }
-        #expect(foreign.isEmpty, "requests the gateway did not send: \(foreign.prefix(5))")
     }
 }

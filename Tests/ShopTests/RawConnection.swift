@@ -86,10 +86,7 @@ final class RawConnection: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             let text = String(decoding: received, as: UTF8.self)
             if let end = text.range(of: "\r\n\r\n") {
-                let head = text[..<end.lowerBound].lowercased()
-                let length =
-                    head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
-                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                let length = Self.contentLength(ofHead: text[..<end.lowerBound])
                 if text.utf8.count - text[..<end.upperBound].utf8.count >= length { return (text, false) }
             }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -122,18 +119,23 @@ final class RawConnection: @unchecked Sendable {
             if length == nil {
                 head.append(buffer[0])
                 if head.count >= 4, head.suffix(4).elementsEqual("\r\n\r\n".utf8) {
-                    let text = String(decoding: head, as: UTF8.self).lowercased()
-                    length =
-                        text.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
-                        .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
-                        ?? 0
+                    length = Self.contentLength(ofHead: String(decoding: head, as: UTF8.self))
                 }
             } else {
                 received += count
-                if pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.attoseconds) / 1e18) }
+                if pause > .zero {
+                    Thread.sleep(
+                        forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
+                }
             }
         }
         return (String(decoding: head, as: UTF8.self), length, received)
+    }
+
+    /// The `Content-Length` of an answer's head (0 when it has none).
+    private static func contentLength(ofHead head: some StringProtocol) -> Int {
+        head.lowercased().split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
     }
 
     /// Whether the server has closed this connection (without waiting).
