@@ -1,5 +1,6 @@
 import CSupervisorSpawn
 public import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -120,14 +121,41 @@ public final class ChildProcess: @unchecked Sendable {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    /// A TCP port on 127.0.0.1 that was free a moment ago, for a child to listen on.
+    ///
+    /// Taken below the kernel's ephemeral range, never from it: a port from the range (what binding port 0 gives)
+    /// can be taken as the source port of any outgoing connection in the moment before the child binds it, and a
+    /// test that opens thousands of connections beside the others made that happen in CI (`Address already in
+    /// use`). Ports are drawn at random and never handed out twice by one test process.
     public static func freePort() throws -> Int {
+        let lowest = 10_000
+        let below = min(ephemeralRangeStart(), 32_768)
+        guard below - lowest > 1_000 else { return try boundPort(0) }
+        for _ in 0..<200 {
+            let candidate = Int.random(in: lowest..<below)
+            guard handedOut.withLock({ $0.insert(candidate).inserted }) else { continue }
+            if let port = try? boundPort(candidate) { return port }
+        }
+        throw SpawnError(description: "no free port in \(lowest)..<\(below) after 200 tries")
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// The first port of `net.ipv4.ip_local_port_range` (32768 when it cannot be read).
+    private static func ephemeralRangeStart() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    /// Binds `port` (0: any) on 127.0.0.1 without SO_REUSEADDR, so a port still in TIME_WAIT counts as taken, and
+    /// gives back the port bound.
+    private static func boundPort(_ port: Int) throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw SpawnError(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
