@@ -6,14 +6,24 @@ import Synchronization
 /// ready replica (round robin) and bytes are copied both ways, half-closes included.
 ///
 /// `up` runs one at each service's stable address (`127.0.2.N:PORT`, what its name resolves to) and one at
-/// `localhost:PORT` for each public service. A connection to a replica that is no longer ready is closed once it has
-/// been quiet for `idleCloseAfter` (no bytes either way), so a client's pooled keep-alive connection does not keep
-/// sending requests to it; a busy connection is left to finish.
+/// `localhost:PORT` for each public service. When a replica leaves rotation (it stopped being ready, or `up --watch`
+/// is retiring it), its connections move off it without a request being lost:
+/// - an HTTP/1 connection, the moment every request on it has had its whole answer (see `HTTPExchanges`), lets go of
+///   the replica but stays open to the client; the client's next request on it goes to a ready replica. Closing it
+///   instead would race a request the client's pool was sending on it at that moment, and most clients do not retry.
+/// - any other connection is closed once it has been quiet for `idleCloseAfter` (no bytes either way).
+/// A request still underway is left to finish.
 public final class ServiceForward: Sendable {
-    private let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    private let server: NIOAsyncChannel<Accepted, Never>
     private let task: Task<Void, Never>
     public let host: String
     public let port: Int
+
+    /// A client's connection, read through its `ClientObserver`.
+    struct Accepted: Sendable {
+        let connection: NIOAsyncChannel<ClientChunk, ByteBuffer>
+        let exchanges: LinkState
+    }
 
     public static func start(
         service: String, host: String, port: Int, directory: ServiceDirectory,
@@ -25,26 +35,22 @@ public final class ServiceForward: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    let state = LinkState(service: service, directory: directory)
+                    try channel.pipeline.syncOperations.addHandler(ClientObserver(state))
+                    let connection = try NIOAsyncChannel<ClientChunk, ByteBuffer>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(isOutboundHalfClosureEnabled: true))
+                    return Accepted(connection: connection, exchanges: state)
                 }
             }
         let counter = Counter()
         let task = Task<Void, Never> {
             await withDiscardingTaskGroup { connections in
                 try? await server.executeThenClose { inbound in
-                    for try await connection in inbound {
+                    for try await accepted in inbound {
                         connections.addTask {
-                            let ready = directory.all.filter { $0.service == service && $0.isReady }
-                            guard !ready.isEmpty else {
-                                try? await connection.channel.close()
-                                return
-                            }
-                            let target = ready[counter.next() % ready.count]
                             await forward(
-                                connection, to: target, directory: directory, idleCloseAfter: idleCloseAfter,
-                                group: group)
+                                accepted, directory: directory, idleCloseAfter: idleCloseAfter, counter: counter)
                         }
                     }
                 }
@@ -53,10 +59,7 @@ public final class ServiceForward: Sendable {
         return ServiceForward(server: server, task: task, host: host, port: port)
     }
 
-    private init(
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, task: Task<Void, Never>, host: String,
-        port: Int
-    ) {
+    private init(server: NIOAsyncChannel<Accepted, Never>, task: Task<Void, Never>, host: String, port: Int) {
         self.server = server
         self.task = task
         self.host = host
@@ -70,76 +73,278 @@ public final class ServiceForward: Sendable {
     }
 
     private struct LeftUnready: Error {}
+    private struct NoReadyReplica: Error {}
+
+    /// A leg to the next ready replica of the service, on the client connection's event loop (where its answers are
+    /// read for `LinkState`).
+    private static func nextLeg(
+        _ state: LinkState, on eventLoop: any EventLoop, directory: ServiceDirectory, counter: Counter
+    ) async throws -> Leg {
+        let ready = directory.all.filter { $0.service == state.service && $0.isReady }
+        guard !ready.isEmpty else { throw NoReadyReplica() }
+        return try await Leg(to: ready[counter.next() % ready.count], on: eventLoop, state: state)
+    }
 
     private static func forward(
-        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, to target: ServiceDirectory.Replica,
-        directory: ServiceDirectory, idleCloseAfter: Duration, group: any EventLoopGroup
+        _ accepted: Accepted, directory: ServiceDirectory, idleCloseAfter: Duration, counter: Counter
     ) async {
+        let connection = accepted.connection
+        let state = accepted.exchanges
+        let eventLoop = connection.channel.eventLoop
         do {
-            let upstream = try await ClientBootstrap(group: group)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(2))
-                .connect(host: target.address, port: target.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(isOutboundHalfClosureEnabled: true))
-                    }
-                }
-            directory.connectionChanged(to: target.address, by: 1)
-            defer { directory.connectionChanged(to: target.address, by: -1) }
-            let lastActivity = Activity()
-            let quiet =
-                UInt64(idleCloseAfter.components.seconds) * 1_000_000_000
-                + UInt64(idleCloseAfter.components.attoseconds / 1_000_000_000)
+            let first = try await nextLeg(state, on: eventLoop, directory: directory, counter: counter)
+            try await eventLoop.submit { state.attach(first) }.get()
             try await connection.executeThenClose { clientIn, clientOut in
-                try await upstream.executeThenClose { upstreamIn, upstreamOut in
-                    try await withThrowingTaskGroup(of: Void.self) { copies in
-                        copies.addTask {
-                            for try await chunk in clientIn {
-                                lastActivity.touch()
-                                try await upstreamOut.write(chunk)
-                            }
-                            upstreamOut.finish()
-                        }
-                        copies.addTask {
-                            for try await chunk in upstreamIn {
-                                lastActivity.touch()
-                                try await clientOut.write(chunk)
-                            }
-                            clientOut.finish()
-                        }
-                        // The replica's readiness, looked up in memory a few times a second: once it is out of
-                        // rotation, a quiet connection to it is closed (throwing cancels the copies).
-                        copies.addTask {
-                            while true {
-                                try await Task.sleep(for: .milliseconds(250))
-                                let ready = directory.all.contains {
-                                    $0.service == target.service && $0.address == target.address && $0.isReady
-                                }
-                                if !ready, lastActivity.quietFor >= quiet { throw LeftUnready() }
-                            }
-                        }
-                        // Both directions done (or one failed): the watch has nothing left to guard.
-                        _ = try await copies.next()
-                        _ = try await copies.next()
-                        copies.cancelAll()
+                try await withThrowingTaskGroup(of: Void.self) { outer in
+                    outer.addTask {
+                        try await watch(state, on: eventLoop, idleCloseAfter: idleCloseAfter)
                     }
+                    outer.addTask {
+                        try await withThrowingTaskGroup(of: Void.self) { legs in
+                            var leg = first
+                            legs.addTask { try await run(first, to: clientOut, directory: directory) }
+                            var writer = try await first.writer()
+                            for try await chunk in clientIn {
+                                if chunk.startsNewLeg {
+                                    // The replica left rotation with nothing underway: this request goes to the
+                                    // next one ready.
+                                    leg.release()
+                                    let next = try await nextLeg(
+                                        state, on: eventLoop, directory: directory, counter: counter)
+                                    legs.addTask { try await run(next, to: clientOut, directory: directory) }
+                                    writer = try await next.writer()
+                                    try await eventLoop.submit { state.attach(next) }.get()
+                                    leg = next
+                                }
+                                try await writer.write(chunk.bytes)
+                            }
+                            eventLoop.execute { state.clientFinished() }
+                            writer.finish()
+                            try await legs.waitForAll()
+                        }
+                    }
+                    // The connection is over (the watch only ever ends by throwing): the watch has nothing to guard.
+                    _ = try await outer.next()
+                    outer.cancelAll()
                 }
             }
         } catch {
             try? await connection.channel.close()
         }
     }
+
+    /// Copies a leg's answers to the client. A released leg ends quietly; one the replica ended half-closes the
+    /// client's connection, as the replica did.
+    private static func run(
+        _ leg: Leg, to clientOut: NIOAsyncChannelOutboundWriter<ByteBuffer>, directory: ServiceDirectory
+    ) async throws {
+        directory.connectionChanged(to: leg.replica.address, by: 1)
+        defer { directory.connectionChanged(to: leg.replica.address, by: -1) }
+        try await leg.channel.executeThenClose { upstreamIn, upstreamOut in
+            leg.attached(upstreamOut)
+            do {
+                for try await chunk in upstreamIn { try await clientOut.write(chunk) }
+            } catch  where leg.isReleased {
+                return
+            }
+            if !leg.isReleased { clientOut.finish() }
+        }
+    }
+
+    /// A few times a second, on the connection's event loop: releases the replica once it is out of rotation and
+    /// nothing is underway (HTTP/1), or closes the connection once it has been quiet for `idleCloseAfter` (anything
+    /// else).
+    private static func watch(_ state: LinkState, on eventLoop: any EventLoop, idleCloseAfter: Duration) async throws {
+        let quiet =
+            UInt64(idleCloseAfter.components.seconds) * 1_000_000_000
+            + UInt64(idleCloseAfter.components.attoseconds / 1_000_000_000)
+        while true {
+            try await Task.sleep(for: .milliseconds(100))
+            switch try await eventLoop.submit({ state.check(quietFor: quiet) }).get() {
+            case .nothing: break
+            case .release(let leg): leg.release()
+            case .close: throw LeftUnready()
+            }
+        }
+    }
 }
 
-/// When bytes last went through a connection, either way.
-private final class Activity: Sendable {
-    private let last = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
-    func touch() { last.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
-    /// Nanoseconds since then.
-    var quietFor: UInt64 { NIODeadline.now().uptimeNanoseconds &- last.load(ordering: .relaxed) }
+/// A chunk from the client, and whether it begins a request that must go to a new leg.
+struct ClientChunk: Sendable {
+    var bytes: ByteBuffer
+    var startsNewLeg: Bool
+}
+
+/// What a client's connection has carried and which leg it is on. Confined to the connection's event loop (every
+/// leg runs there too); `@unchecked Sendable` only so the tasks can hand it to `eventLoop.submit`.
+final class LinkState: @unchecked Sendable {
+    enum Verdict { case nothing, release(Leg), close }
+    private enum Position {
+        case on(Leg)
+        /// The leg was released: the next chunk begins a request for a new one.
+        case released
+        /// A new leg is being opened for the request under way.
+        case opening
+    }
+
+    let service: String
+    private let directory: ServiceDirectory
+    private var exchanges: HTTPExchanges?
+    private var position = Position.opening
+    private var lastActivity = NIODeadline.now().uptimeNanoseconds
+    private var clientDone = false
+
+    init(service: String, directory: ServiceDirectory) {
+        self.service = service
+        self.directory = directory
+    }
+
+    private var tracked: HTTPExchanges {
+        if let exchanges { return exchanges }
+        let created = HTTPExchanges()  // its decoders' channels belong to this thread: the event loop's
+        exchanges = created
+        return created
+    }
+
+    private func isReady(_ replica: ServiceDirectory.Replica) -> Bool {
+        directory.all.contains { $0.service == replica.service && $0.address == replica.address && $0.isReady }
+    }
+
+    func attach(_ leg: Leg) { position = .on(leg) }
+    func clientFinished() { clientDone = true }
+
+    /// A chunk from the client, read before anything else sees it: a request that begins with nothing underway, on
+    /// a replica out of rotation, starts a new leg.
+    func clientSent(_ bytes: ByteBuffer) -> ClientChunk {
+        lastActivity = NIODeadline.now().uptimeNanoseconds
+        var startsNewLeg = false
+        switch position {
+        case .on(let leg) where tracked.isBetweenExchanges && !isReady(leg.replica):
+            leg.markReleased()
+            position = .opening
+            startsNewLeg = true
+        case .released:
+            position = .opening
+            startsNewLeg = true
+        default:
+            break
+        }
+        tracked.clientSent(bytes)
+        return ClientChunk(bytes: bytes, startsNewLeg: startsNewLeg)
+    }
+
+    func replicaSent(_ bytes: ByteBuffer) {
+        lastActivity = NIODeadline.now().uptimeNanoseconds
+        tracked.replicaSent(bytes)
+    }
+
+    func check(quietFor quiet: UInt64) -> Verdict {
+        guard case .on(let leg) = position, !isReady(leg.replica) else { return .nothing }
+        if tracked.isBetweenExchanges, !clientDone {
+            position = .released
+            leg.markReleased()
+            return .release(leg)
+        }
+        let quietFor = NIODeadline.now().uptimeNanoseconds &- lastActivity
+        return tracked.isOpaque && quietFor >= quiet ? .close : .nothing
+    }
+}
+
+/// Reads the client's bytes into `LinkState` as they arrive, on the event loop, and passes them on tagged.
+final class ClientObserver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ClientChunk
+    private let state: LinkState
+    init(_ state: LinkState) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(wrapInboundOut(state.clientSent(unwrapInboundIn(data))))
+    }
+}
+
+/// Reads a replica's answers into `LinkState` as they arrive, on the event loop, and passes them on.
+final class AnswerObserver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let state: LinkState
+    init(_ state: LinkState) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        state.replicaSent(unwrapInboundIn(data))
+        context.fireChannelRead(data)
+    }
+}
+
+/// One connection from the forwarder to a replica, on behalf of a client's connection.
+final class Leg: Sendable {
+    let replica: ServiceDirectory.Replica
+    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    private let released = Atomic<Bool>(false)
+    private let closing = Atomic<Bool>(false)
+    private let state = Mutex<
+        (
+            writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?,
+            waiter: CheckedContinuation<NIOAsyncChannelOutboundWriter<ByteBuffer>, any Error>?
+        )
+    >((nil, nil))
+
+    init(to replica: ServiceDirectory.Replica, on eventLoop: any EventLoop, state: LinkState) async throws {
+        self.replica = replica
+        channel = try await ClientBootstrap(group: eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(2))
+            .connect(host: replica.address, port: replica.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AnswerObserver(state))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(isOutboundHalfClosureEnabled: true))
+                }
+            }
+    }
+
+    /// The link let go of it: its end is not the client's business.
+    var isReleased: Bool { released.load(ordering: .acquiring) }
+    func markReleased() { released.store(true, ordering: .releasing) }
+
+    /// Lets go of the replica: half-closes towards it, so it sees the connection end once it has sent all it had
+    /// (nothing is underway), and closes it outright a second later in case it does not.
+    func release() {
+        markReleased()
+        guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let channel = channel.channel
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+    }
+
+    /// The writer to the replica, once the leg's task has opened the channel.
+    func attached(_ writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        let waiter = state.withLock { state in
+            state.writer = writer
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: writer)
+    }
+
+    func writer() async throws -> NIOAsyncChannelOutboundWriter<ByteBuffer> {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let writer = state.withLock { state in
+                    if state.writer == nil { state.waiter = continuation }
+                    return state.writer
+                }
+                if let writer { continuation.resume(returning: writer) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
 }
 
 private final class Counter: Sendable {
