@@ -12,6 +12,9 @@ import Synchronization
 ///   the replica but stays open to the client; the client's next request on it goes to a ready replica. Closing it
 ///   instead would race a request the client's pool was sending on it at that moment, and most clients do not retry.
 /// - any other connection is closed once it has been quiet for `idleCloseAfter` (no bytes either way).
+/// A client's connection that was moved off its replica and then sends nothing for `releasedCloseAfter` (60 s, as
+/// long as the idle limits of common servers: nginx 75 s, ServiceKit 30 s) is closed, as its replica would have
+/// closed it: no connection is held open for ever.
 /// A request still underway is left to finish.
 public final class ServiceForward: Sendable {
     private let server: NIOAsyncChannel<Accepted, Never>
@@ -27,7 +30,8 @@ public final class ServiceForward: Sendable {
 
     public static func start(
         service: String, host: String, port: Int, directory: ServiceDirectory,
-        idleCloseAfter: Duration = .seconds(1), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        idleCloseAfter: Duration = .seconds(1), releasedCloseAfter: Duration = .seconds(60),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ServiceForward {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -50,7 +54,8 @@ public final class ServiceForward: Sendable {
                     for try await accepted in inbound {
                         connections.addTask {
                             await forward(
-                                accepted, directory: directory, idleCloseAfter: idleCloseAfter, counter: counter)
+                                accepted, directory: directory, limits: (idleCloseAfter, releasedCloseAfter),
+                                counter: counter)
                         }
                     }
                 }
@@ -86,7 +91,8 @@ public final class ServiceForward: Sendable {
     }
 
     private static func forward(
-        _ accepted: Accepted, directory: ServiceDirectory, idleCloseAfter: Duration, counter: Counter
+        _ accepted: Accepted, directory: ServiceDirectory, limits: (idle: Duration, released: Duration),
+        counter: Counter
     ) async {
         let connection = accepted.connection
         let state = accepted.exchanges
@@ -97,7 +103,7 @@ public final class ServiceForward: Sendable {
             try await connection.executeThenClose { clientIn, clientOut in
                 try await withThrowingTaskGroup(of: Void.self) { outer in
                     outer.addTask {
-                        try await watch(state, on: eventLoop, idleCloseAfter: idleCloseAfter)
+                        try await watch(state, on: eventLoop, limits: limits)
                     }
                     outer.addTask {
                         try await withThrowingTaskGroup(of: Void.self) { legs in
@@ -154,13 +160,17 @@ public final class ServiceForward: Sendable {
     /// A few times a second, on the connection's event loop: releases the replica once it is out of rotation and
     /// nothing is underway (HTTP/1), or closes the connection once it has been quiet for `idleCloseAfter` (anything
     /// else).
-    private static func watch(_ state: LinkState, on eventLoop: any EventLoop, idleCloseAfter: Duration) async throws {
-        let quiet =
-            UInt64(idleCloseAfter.components.seconds) * 1_000_000_000
-            + UInt64(idleCloseAfter.components.attoseconds / 1_000_000_000)
+    private static func watch(
+        _ state: LinkState, on eventLoop: any EventLoop, limits: (idle: Duration, released: Duration)
+    ) async throws {
+        func nanoseconds(_ duration: Duration) -> UInt64 {
+            UInt64(duration.components.seconds) * 1_000_000_000
+                + UInt64(duration.components.attoseconds / 1_000_000_000)
+        }
+        let (idle, released) = (nanoseconds(limits.idle), nanoseconds(limits.released))
         while true {
             try await Task.sleep(for: .milliseconds(100))
-            switch try await eventLoop.submit({ state.check(quietFor: quiet) }).get() {
+            switch try await eventLoop.submit({ state.check(idle: idle, released: released) }).get() {
             case .nothing: break
             case .release(let leg): leg.release()
             case .close: throw LeftUnready()
@@ -238,15 +248,23 @@ final class LinkState: @unchecked Sendable {
         tracked.replicaSent(bytes)
     }
 
-    func check(quietFor quiet: UInt64) -> Verdict {
-        guard case .on(let leg) = position, !isReady(leg.replica) else { return .nothing }
-        if tracked.isBetweenExchanges, !clientDone {
-            position = .released
-            leg.markReleased()
-            return .release(leg)
-        }
+    /// What the watch does now, given the limits (nanoseconds) on a quiet opaque connection and a quiet released one.
+    func check(idle: UInt64, released: UInt64) -> Verdict {
         let quietFor = NIODeadline.now().uptimeNanoseconds &- lastActivity
-        return tracked.isOpaque && quietFor >= quiet ? .close : .nothing
+        switch position {
+        case .released:
+            return quietFor >= released ? .close : .nothing
+        case .opening:
+            return .nothing
+        case .on(let leg):
+            guard !isReady(leg.replica) else { return .nothing }
+            if tracked.isBetweenExchanges, !clientDone {
+                position = .released
+                leg.markReleased()
+                return .release(leg)
+            }
+            return tracked.isOpaque && quietFor >= idle ? .close : .nothing
+        }
     }
 }
 

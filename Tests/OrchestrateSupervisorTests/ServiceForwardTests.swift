@@ -38,6 +38,21 @@ import Testing
         }
     }
 
+    /// A connection moved off its replica that then says nothing is closed after `releasedCloseAfter`, as the
+    /// replica's own idle limit would have closed it: the forward holds nothing open for ever.
+    @Test func aReleasedConnectionThatSaysNothingIsClosedInTheEnd() async throws {
+        try await withReplicas(releasedCloseAfter: .milliseconds(500)) { directory, forwardPort in
+            try await withRawHTTP(port: forwardPort) { connection in
+                let answer = try await connection.ask("GET /who HTTP/1.1\r\nHost: web\r\n\r\n")
+                #expect(answer.body == "old")
+                directory.setReady(true, service: "web", address: "127.0.0.3")
+                directory.setReady(false, service: "web", address: "127.0.0.2")
+                // The read ends when the forward closes it (about 0.5 s); the suite's time limit bounds it.
+                await #expect(throws: RawHTTP.ClosedEarly.self) { _ = try await connection.received(count: 1) }
+            }
+        }
+    }
+
     /// A request underway when its replica leaves rotation is answered by that replica, however long it is quiet.
     @Test func aRequestUnderwayIsLeftToFinish() async throws {
         try await withReplicas { directory, forwardPort in
@@ -129,7 +144,9 @@ import Testing
 
     /// Replica "old" ready on 127.0.0.2 and "new", not yet ready, on 127.0.0.3, both on the same port, with a forward
     /// for the service on 127.0.0.1.
-    private func withReplicas(_ body: (ServiceDirectory, Int) async throws -> Void) async throws {
+    private func withReplicas(
+        releasedCloseAfter: Duration = .seconds(60), _ body: (ServiceDirectory, Int) async throws -> Void
+    ) async throws {
         let port = try ChildProcess.freePort()
         let directory = ServiceDirectory(
             project: "forward",
@@ -140,7 +157,8 @@ import Testing
         let old = try await Replica.start(name: "old", address: "127.0.0.2", port: port)
         let new = try await Replica.start(name: "new", address: "127.0.0.3", port: port)
         let forward = try await ServiceForward.start(
-            service: "web", host: "127.0.0.1", port: try ChildProcess.freePort(), directory: directory)
+            service: "web", host: "127.0.0.1", port: try ChildProcess.freePort(), directory: directory,
+            releasedCloseAfter: releasedCloseAfter)
         do {
             try await body(directory, forward.port)
         } catch {
