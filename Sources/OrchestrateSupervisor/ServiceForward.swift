@@ -115,9 +115,12 @@ public final class ServiceForward: Sendable {
                                     // The replica left rotation with nothing underway: this request goes to the
                                     // next one ready.
                                     leg.release()
+                                    let previous = leg
                                     let next = try await nextLeg(
                                         state, on: eventLoop, directory: directory, counter: counter)
-                                    legs.addTask { try await run(next, to: clientOut, directory: directory) }
+                                    legs.addTask {
+                                        try await run(next, after: previous, to: clientOut, directory: directory)
+                                    }
                                     writer = try await next.writer()
                                     try await eventLoop.submit { state.attach(next) }.get()
                                     leg = next
@@ -139,15 +142,21 @@ public final class ServiceForward: Sendable {
         }
     }
 
-    /// Copies a leg's answers to the client. A released leg ends quietly; one the replica ended half-closes the
+    /// Copies a leg's answers to the client, once the leg before it (if any) has copied all of its own: a client that
+    /// pipelines gets its answers in order. A released leg ends quietly; one the replica ended half-closes the
     /// client's connection, as the replica did.
     private static func run(
-        _ leg: Leg, to clientOut: NIOAsyncChannelOutboundWriter<ByteBuffer>, directory: ServiceDirectory
+        _ leg: Leg, after previous: Leg? = nil, to clientOut: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        directory: ServiceDirectory
     ) async throws {
         directory.connectionChanged(to: leg.replica.address, by: 1)
-        defer { directory.connectionChanged(to: leg.replica.address, by: -1) }
+        defer {
+            directory.connectionChanged(to: leg.replica.address, by: -1)
+            leg.markFinished()
+        }
         try await leg.channel.executeThenClose { upstreamIn, upstreamOut in
             leg.attached(upstreamOut)
+            await previous?.finished()
             do {
                 for try await chunk in upstreamIn { try await clientOut.write(chunk) }
             } catch  where leg.isReleased {
@@ -299,6 +308,7 @@ final class Leg: Sendable {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     private let released = Atomic<Bool>(false)
     private let closing = Atomic<Bool>(false)
+    private let ending = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     private let state = Mutex<
         (
             writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?,
@@ -320,6 +330,26 @@ final class Leg: Sendable {
                         configuration: .init(isOutboundHalfClosureEnabled: true))
                 }
             }
+    }
+
+    /// Its task has ended: every answer it read went to the client.
+    func finished() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = ending.withLock { ending in
+                if !ending.done { ending.waiters.append(continuation) }
+                return ending.done
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    func markFinished() {
+        let waiters = ending.withLock { ending in
+            ending.done = true
+            defer { ending.waiters = [] }
+            return ending.waiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// The link let go of it: its end is not the client's business.
