@@ -97,8 +97,10 @@ public final class ServiceForward: Sendable {
         let connection = accepted.connection
         let state = accepted.exchanges
         let eventLoop = connection.channel.eventLoop
+        var opened: Leg?
         do {
             let first = try await nextLeg(state, on: eventLoop, directory: directory, counter: counter)
+            opened = first
             try await eventLoop.submit { state.attach(first) }.get()
             try await connection.executeThenClose { clientIn, clientOut in
                 try await withThrowingTaskGroup(of: Void.self) { outer in
@@ -138,6 +140,8 @@ public final class ServiceForward: Sendable {
                 }
             }
         } catch {
+            // The first leg, in case its task never ran (closing a closed channel does nothing).
+            try? await opened?.channel.channel.close()
             try? await connection.channel.close()
         }
     }
