@@ -22,7 +22,7 @@ import Synchronization
 /// believes; without it, the client is the peer of the connection and the client's own forwarding headers are
 /// replaced), `RATE_LIMIT_MAX_CLIENTS` (default 100,000 rate-limit buckets; past it, new clients share one),
 /// `METRICS_PORT` (where `/metrics` is served, on the same host; the public port never serves it), and
-/// ServiceKit's `HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT` and `HTTP_MAX_HEADER_BYTES`.
+/// ServiceKit's `HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT`, `HTTP_SEND_TIMEOUT` and `HTTP_MAX_HEADER_BYTES`.
 public enum APIGateway {
     public static let definition = ServiceDefinition(name: "api-gateway", defaultPort: 3000)
 

@@ -205,6 +205,7 @@ extension ProxyHandler {
                 // Paused before the flush: a flush that drains the client's buffer reports it writable at once,
                 // which resumes the reads. Paused after it, they would stay paused for good.
                 connection.pauseReads()
+                startSendTimer(context: context)
                 context.flush()
             }
         case .end:

@@ -15,7 +15,8 @@ import Tracing
 ///
 /// Requests on one connection are answered in order, one at a time (`ResponseOrdering` in front holds pipelined ones
 /// back). The connection is closed after `HTTP_IDLE_TIMEOUT` without a request, when the client stops
-/// sending a body for `HTTP_BODY_READ_TIMEOUT`, and after an answer given before the client finished its body.
+/// sending a body for `HTTP_BODY_READ_TIMEOUT`, when it takes none of an answer for `HTTP_SEND_TIMEOUT`, and after
+/// an answer given before the client finished its body.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -39,6 +40,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince: NIODeadline?
     var idleTimer: Scheduled<Void>?
     var bodyTimer: Scheduled<Void>?
+    /// Runs while the client takes none of an answer (its channel unwritable): `HTTP_SEND_TIMEOUT`.
+    var sendTimer: Scheduled<Void>?
     /// The route timeout's timer (`watchDeadline`), and when it fires.
     var deadlineTimer: (task: Scheduled<Void>, due: NIODeadline)?
     /// `/ready` while its check runs.
@@ -60,6 +63,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         bodyTimer?.cancel()
+        sendTimer?.cancel()
         deadlineTimer?.task.cancel()
         self.context = nil
     }
@@ -67,6 +71,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         bodyTimer?.cancel()
+        sendTimer?.cancel()
         deadlineTimer?.task.cancel()
         if let exchange {
             // The client went away: nothing it did counts against the upstream.
@@ -164,10 +169,24 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let connection = exchange?.connection {
-            connection.resumeReads()
+        if context.channel.isWritable {
+            sendTimer?.cancel()
+            sendTimer = nil
+            exchange?.connection?.resumeReads()
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// The client stopped taking the answer: it has `HTTP_SEND_TIMEOUT` to take some more (its channel writable
+    /// again), or the connection is closed, and the upstream connection with it. A client that never reads cannot
+    /// hold an upstream connection for good.
+    func startSendTimer(context: ChannelHandlerContext) {
+        guard sendTimer == nil else { return }
+        sendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(proxy.limits.sendTimeout)) {
+            [self] in
+            sendTimer = nil
+            context.close(promise: nil)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -12,11 +12,15 @@ import NIOHTTPTypes
 /// - `HTTP_BODY_READ_TIMEOUT` (default 30s): while the server is reading a request body, the client must send some
 ///   of it this often; otherwise the answer is a 408 and the connection is closed. Time the server spends not
 ///   asking for the body (backpressure from a slow upstream) does not count.
+/// - `HTTP_SEND_TIMEOUT` (default 60s, nginx's `send_timeout`): a client that takes none of an answer for this long
+///   (its connection's send buffer full the whole time) is disconnected. Enforced by the gateway, which would
+///   otherwise hold the upstream connection behind the answer; the Hummingbird servers do not enforce it.
 /// - `HTTP_MAX_HEADER_BYTES` (default 32768): a request head larger than this is answered 431 and closed; any
 ///   other malformed request is answered 400 and closed, with the usual JSON error body.
 public struct ServerLimits: Sendable, Equatable {
     public var idleTimeout: Duration = .seconds(30)
     public var bodyReadTimeout: Duration = .seconds(30)
+    public var sendTimeout: Duration = .seconds(60)
     public var maxHeaderBytes = 32 * 1024
 
     public init() {}
@@ -31,6 +35,7 @@ public struct ServerLimits: Sendable, Equatable {
         }
         if let value = try duration("HTTP_IDLE_TIMEOUT") { idleTimeout = value }
         if let value = try duration("HTTP_BODY_READ_TIMEOUT") { bodyReadTimeout = value }
+        if let value = try duration("HTTP_SEND_TIMEOUT") { sendTimeout = value }
         if let text = environment["HTTP_MAX_HEADER_BYTES"], !text.isEmpty {
             guard let value = Int(text), (1024...(1 << 20)).contains(value) else {
                 throw ServiceKitError.configuration(

@@ -43,7 +43,8 @@ public struct ServiceRuntime: Sendable {
     public let internalToken: InternalToken?
     /// The level of the one line logged per request (`REQUEST_LOG_LEVEL`, default info).
     public let requestLogLevel: Logger.Level
-    /// What the server allows a client (`HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT`, `HTTP_MAX_HEADER_BYTES`).
+    /// What the server allows a client (`HTTP_IDLE_TIMEOUT`, `HTTP_BODY_READ_TIMEOUT`, `HTTP_SEND_TIMEOUT`,
+    /// `HTTP_MAX_HEADER_BYTES`).
     public let serverLimits: ServerLimits
 
     /// Reads the configuration and prepares the database and client, without starting anything.

@@ -82,6 +82,29 @@ extension GatewayHostileTrafficTests {
         }
     }
 
+    /// A client that asks for a large answer and then reads none of it is disconnected after `HTTP_SEND_TIMEOUT`
+    /// (1 s here): it cannot hold the upstream connection behind the answer, and others are still served.
+    @Test func aClientThatStopsReadingIsDisconnectedAfterTheSendTimeout() async throws {
+        let routes = [route("/api/echo", rewrite: "/echo"), route("/api/large", rewrite: "/large")]
+            .joined(separator: ",")
+        try await withGatewayProcess(routes: routes, environment: ["HTTP_SEND_TIMEOUT": "1s"]) { gateway, _ in
+            let (large, next) = try await offThePool {
+                let stalled = try RawConnection(port: gateway.port)
+                stalled.send("GET /api/large HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                // Reads nothing for three send timeouts; 8 MiB is more than the two sockets' buffers hold.
+                Thread.sleep(forTimeInterval: 3)
+                let large = stalled.readLargeAnswer(timeout: .seconds(20))
+                let other = try RawConnection(port: gateway.port)
+                other.send("GET /api/echo/after HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+                return (large, other.readAnswer(timeout: .seconds(10)).bytes)
+            }
+            #expect(statusCode(large.head) == 200, "\(large.head)")
+            // Cut off: what the buffers held arrived, the rest was never sent.
+            #expect(large.received < largeAnswerBytes, "\(large)")
+            #expect(statusCode(next) == 200 && next.contains("/echo/after"), "\(next)")
+        }
+    }
+
     /// Headers that two of leave open which one counts are refused as nginx refuses them, and so is an HTTP/1.1
     /// request without exactly one Host (RFC 9112 §3.2); an HTTP/1.0 one may leave Host out.
     @Test func duplicateCredentialsAndAMissingHostAreRefused() async throws {
