@@ -115,12 +115,7 @@ import Testing
     /// out of rotation and it has been quiet for the idle limit, it is closed, and the replica left with none.
     @Test func aConnectionThatIsNotHTTPIsClosedOnceQuiet() async throws {
         let port = try ChildProcess.freePort()
-        let directory = ServiceDirectory(
-            project: "forward",
-            replicas: [
-                .init(service: "echo", index: 0, address: "127.0.0.2", port: port, isReady: true),
-                .init(service: "echo", index: 1, address: "127.0.0.3", port: port, isReady: false),
-            ])
+        let directory = Self.directory(service: "echo", port: port)
         let echo = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { $0.pipeline.addHandler(Echo()) }
             .bind(host: "127.0.0.2", port: port).get()
@@ -142,18 +137,23 @@ import Testing
         await forward.stop()
     }
 
+    /// Two replicas of `service` on `port`: 127.0.0.2 ready, 127.0.0.3 not yet.
+    private static func directory(service: String, port: Int) -> ServiceDirectory {
+        ServiceDirectory(
+            project: "forward",
+            replicas: [
+                .init(service: service, index: 0, address: "127.0.0.2", port: port, isReady: true),
+                .init(service: service, index: 1, address: "127.0.0.3", port: port, isReady: false),
+            ])
+    }
+
     /// Replica "old" ready on 127.0.0.2 and "new", not yet ready, on 127.0.0.3, both on the same port, with a forward
     /// for the service on 127.0.0.1.
     private func withReplicas(
         releasedCloseAfter: Duration = .seconds(60), _ body: (ServiceDirectory, Int) async throws -> Void
     ) async throws {
         let port = try ChildProcess.freePort()
-        let directory = ServiceDirectory(
-            project: "forward",
-            replicas: [
-                .init(service: "web", index: 0, address: "127.0.0.2", port: port, isReady: true),
-                .init(service: "web", index: 1, address: "127.0.0.3", port: port, isReady: false),
-            ])
+        let directory = Self.directory(service: "web", port: port)
         let old = try await Replica.start(name: "old", address: "127.0.0.2", port: port)
         let new = try await Replica.start(name: "new", address: "127.0.0.3", port: port)
         let forward = try await ServiceForward.start(
