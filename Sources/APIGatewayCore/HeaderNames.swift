@@ -3,22 +3,27 @@ import NIOHTTP1
 /// A fixed set of header names, matched without regard to ASCII case (RFC 9110 §5.1) and without lowercasing or
 /// hashing the name asked about: the proxy asks for every header of every request and response.
 struct HeaderNames: Sendable {
-    /// The lowercase names, by their length in bytes.
-    private let byLength: [[[UInt8]]]
+    /// The lowercase names with their places in the list given, by their length in bytes.
+    private let byLength: [[(name: [UInt8], position: Int)]]
 
     init(_ names: [String]) {
         let longest = names.map(\.utf8.count).max() ?? 0
-        var byLength = [[[UInt8]]](repeating: [], count: longest + 1)
-        for name in names { byLength[name.utf8.count].append(Array(name.lowercased().utf8)) }
+        var byLength = [[(name: [UInt8], position: Int)]](repeating: [], count: longest + 1)
+        for (position, name) in names.enumerated() {
+            byLength[name.utf8.count].append((Array(name.lowercased().utf8), position))
+        }
         self.byLength = byLength
     }
 
-    func contains(_ name: String) -> Bool {
+    func contains(_ name: String) -> Bool { position(of: name) != nil }
+
+    /// Where `name` stands in the list the set was made from, or nil when it is not in it.
+    func position(of name: String) -> Int? {
         let count = name.utf8.count
-        guard count < byLength.count else { return false }
+        guard count < byLength.count else { return nil }
         let candidates = byLength[count]
-        if candidates.isEmpty { return false }
-        return candidates.contains { Self.equalIgnoringCase($0, name.utf8) }
+        if candidates.isEmpty { return nil }
+        return candidates.first { Self.equalIgnoringCase($0.name, name.utf8) }?.position
     }
 
     /// `lowercase` is already lowercase; `other` has the same length.

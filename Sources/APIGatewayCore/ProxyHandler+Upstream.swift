@@ -33,20 +33,19 @@ extension ProxyHandler {
             }
             headers.add(name: "Transfer-Encoding", value: "chunked")
         }
-        var unique: [String] = []
+        var seenUnique: UInt32 = 0  // bit n: the n-th of `uniqueRequestHeaders` was seen
         var hosts = 0
         for (name, value) in head.headers {
             if GatewayProxy.host.contains(name) { hosts += 1 }
             if GatewayProxy.droppedRequestHeaders.contains(name) { continue }
             // Two of these leave open which one counts (the gateway checks the first Authorization, the upstream
             // may read the last): refused, as nginx refuses them.
-            if GatewayProxy.uniqueRequestHeaders.contains(name) {
-                let lowercased = name.lowercased()
-                guard !unique.contains(lowercased) else {
+            if let position = GatewayProxy.uniqueRequestHeaders.position(of: name) {
+                guard seenUnique & (1 << position) == 0 else {
                     throw ServiceError(
                         .badRequest, code: "duplicate-header", message: "the request has more than one \(name) header")
                 }
-                unique.append(lowercased)
+                seenUnique |= 1 << position
             }
             if !options.isEmpty, options.contains(name.lowercased()) { continue }
             if !fromTrustedProxy, GatewayProxy.forwardingHeaders.contains(name) { continue }

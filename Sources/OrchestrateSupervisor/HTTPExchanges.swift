@@ -54,7 +54,7 @@ final class HTTPExchanges {
                             HTTPRequestHead(version: head.version, method: head.method, uri: "/")))
                     _ = try answers.readOutbound(as: HTTPClientRequestPart.self)
                 case .body:
-                    requestUnderway = true
+                    break
                 case .end:
                     requestsEnded += 1
                     requestUnderway = false

@@ -25,7 +25,7 @@ public final class ServiceForward: Sendable {
     /// A client's connection, read through its `ClientObserver`.
     struct Accepted: Sendable {
         let connection: NIOAsyncChannel<ClientChunk, ByteBuffer>
-        let exchanges: LinkState
+        let link: LinkState
     }
 
     public static func start(
@@ -44,7 +44,7 @@ public final class ServiceForward: Sendable {
                     let connection = try NIOAsyncChannel<ClientChunk, ByteBuffer>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(isOutboundHalfClosureEnabled: true))
-                    return Accepted(connection: connection, exchanges: state)
+                    return Accepted(connection: connection, link: state)
                 }
             }
         let counter = Counter()
@@ -95,7 +95,7 @@ public final class ServiceForward: Sendable {
         counter: Counter
     ) async {
         let connection = accepted.connection
-        let state = accepted.exchanges
+        let state = accepted.link
         let eventLoop = connection.channel.eventLoop
         var opened: Leg?
         do {
