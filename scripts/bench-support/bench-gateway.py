@@ -8,7 +8,9 @@ pool upstream) and APIGateway (release) on the same route and rewrite, and APIGa
 rate limit on the route (a bucket large enough never to refuse), to show what the features cost. Each round runs
 wrk -t1 -c32 against each proxy in turn (ROUNDS rounds, DURATION seconds each, after a warm-up); the order rotates
 every round. With BASELINE=PATH, a second APIGateway binary (an earlier commit's release build) runs the plain route
-too, in the same rounds. CPU per request is user+sys time of the proxy's processes from /proc, divided by the requests wrk
+too, in the same rounds. With FLOOR=PATH (scripts/bench builds it: scripts/bench-support/nio-floor), two floors run in the
+same rounds as well: a SwiftNIO relay that copies bytes without parsing HTTP, and a SwiftNIO HTTP/1 proxy with
+NIOHTTP1's codecs and nothing else. CPU per request is user+sys time of the proxy's processes from /proc, divided by the requests wrk
 completed: it does not depend on how the two cores are shared, so it is the stable figure on this machine.
 """
 import base64
@@ -117,8 +119,10 @@ def wrk(url, seconds, headers=()):
 
 
 def main():
-    upstream_port, nginx_port, gateway_port, featured_port, baseline_port = (free_port() for _ in range(5))
+    upstream_port, nginx_port, gateway_port, featured_port, baseline_port, relay_port, http_port = (
+        free_port() for _ in range(7))
     baseline = os.environ.get("BASELINE")
+    floor = os.environ.get("FLOOR")
     processes = []
     try:
         nginx_conf(f"{WORK}/upstream", 1, f"server {{ listen 127.0.0.1:{upstream_port}; location / {{ "
@@ -145,6 +149,14 @@ def main():
                                LOG_LEVEL="warning", REQUEST_LOG_LEVEL="debug", JWT_SECRET=SECRET)
             processes.append(subprocess.Popen([binary], env=environment, stdout=open(f"{WORK}/gateway-{port}.log", "w"),
                                               stderr=subprocess.STDOUT))
+        floors = []
+        if floor:
+            for name, port, arguments in (("SwiftNIO relay, no HTTP (floor)", relay_port, ["relay"]),
+                                          ("SwiftNIO HTTP/1 proxy, codecs only (floor)", http_port,
+                                           ["http", "/api/users", "/users"])):
+                process = subprocess.Popen([floor, arguments[0], str(port), str(upstream_port)] + arguments[1:])
+                processes.append(process)
+                floors.append((name, port, lambda process=process: [process.pid], ()))
         bearer = f"Authorization: Bearer {token()}"
         wait_for(f"http://127.0.0.1:{upstream_port}/users/7")
         wait_for(f"http://127.0.0.1:{nginx_port}/api/users/7")
@@ -159,6 +171,9 @@ def main():
         if baseline:
             wait_for(f"http://127.0.0.1:{baseline_port}/api/users/7")
             targets.append(("APIGateway, baseline build", baseline_port, lambda: [processes[4].pid], ()))
+        for name, port, *_ in floors:
+            wait_for(f"http://127.0.0.1:{port}/api/users/7")
+        targets += floors
         results = {name: [] for name, *_ in targets}
         for name, port, _, headers in targets:
             wrk(f"http://127.0.0.1:{port}/api/users/7", 3, headers)  # warm-up
