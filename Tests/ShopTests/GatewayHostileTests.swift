@@ -22,6 +22,10 @@ struct RequestPathTests {
         ("/a//b", "/a/b"), ("/a/./b", "/a/b"), ("/a/b/../c", "/a/c"), ("/a/%2e%2e/b", "/b"), ("/a/.%2E/b", "/b"),
         ("/a%2Fb", "/a/b"), ("/a%2f%2fb", "/a/b"), ("/a/b/.", "/a/b/"), ("/a/b/..", "/a/"), ("/", "/"),
         ("//", "/"), ("/a/", "/a/"), ("/caf%C3%A9", "/café"), ("/%41", "/A"), ("a", "/a"),
+        // Already normal, returned as they are; and dots that are not segments of their own.
+        ("/api/users/7", "/api/users/7"), ("/a.b/c.", "/a.b/c."), ("/a/.b", "/a/.b"),
+        ("/.well-known/x", "/.well-known/x"), ("/a/b/", "/a/b/"), ("/café", "/café"), ("/a/b/./", "/a/b/"),
+        ("/a/..", "/"),
     ])
     func normalizes(raw: String, normalized: String) {
         #expect(RequestPath.normalize(raw) == .success(normalized))
@@ -35,6 +39,8 @@ struct RequestPathTests {
         #expect(RequestPath.normalize("/a%2") == .failure(.badEscape))
         #expect(RequestPath.normalize("/a%00b") == .failure(.nul))
         #expect(RequestPath.normalize("/a%FF") == .failure(.notUTF8))
+        #expect(RequestPath.normalize("/a\u{0}b") == .failure(.nul))
+        #expect(RequestPath.normalize("/a/b\u{0}") == .failure(.nul))
     }
 
     @Test func escapesAsNginxDoes() {
