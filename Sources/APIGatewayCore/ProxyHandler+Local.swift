@@ -13,8 +13,9 @@ extension ProxyHandler {
 
     func startSpan(_ head: HTTPRequestHead, route: String, path: String) -> (any Span)? {
         var parent = ServiceContext.topLevel
-        InstrumentationSystem.instrument.extract(head.headers, into: &parent, using: HTTPHeadersExtractor())
-        let span = InstrumentationSystem.tracer.startSpan(route, context: parent, ofKind: .server)
+        let tracer = loop.tracer
+        tracer.extract(head.headers, into: &parent, using: HTTPHeadersExtractor())
+        let span = tracer.startSpan(route, context: parent, ofKind: .server)
         guard span.isRecording else { return span }
         span.attributes["http.request.method"] = head.method.rawValue
         span.attributes["url.path"] = path
@@ -142,7 +143,7 @@ extension ProxyHandler {
 
     /// A request target's path and query.
     static func split(_ uri: String) -> (path: Substring, query: String?) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri[...], nil) }
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri[...], nil) }
         return (uri[..<mark], String(uri[uri.index(after: mark)...]))
     }
 }

@@ -66,7 +66,7 @@ extension ProxyHandler {
         }
         headers.add(name: "X-Request-ID", value: exchange.requestID)
         if let span = exchange.span {
-            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: HTTPHeadersInjector())
+            loop.tracer.inject(span.context, into: &headers, using: HTTPHeadersInjector())
         }
         if let internalToken = proxy.internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
         for (name, value) in exchange.caller?.headers ?? [] { headers.add(name: name, value: value) }
@@ -216,10 +216,13 @@ extension ProxyHandler {
             if reusable { loop.pool.release(connection) } else { connection.close() }
             let close = exchange.closesAnyway || exchange.closesAfterAnswer
             complete(exchange)
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if close {
                 // The client asked for it, or was answered before its body ended: the rest is not read.
-                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
             afterAnswer()
         }
@@ -367,8 +370,10 @@ extension ProxyHandler {
         handles.counter.increment()
         handles.timer.recordNanoseconds(elapsed)
         if let span {
-            span.attributes["http.response.status_code"] = status
-            if status >= 500 { span.setStatus(.init(code: .error)) }
+            if span.isRecording {
+                span.attributes["http.response.status_code"] = status
+                if status >= 500 { span.setStatus(.init(code: .error)) }
+            }
             span.end()
         }
         let level = proxy.requestLogLevel

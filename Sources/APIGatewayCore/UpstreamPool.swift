@@ -3,11 +3,15 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceKit
+import Tracing
 
-/// What belongs to one event loop, so that no request takes a lock for it: the upstream connections, metric handles
-/// and request ids.
+/// What belongs to one event loop, so that no request takes a lock for it: the upstream connections, metric handles,
+/// request ids and the tracer.
 final class LoopState {
     let pool: UpstreamPool
+    /// The process's tracer, read once per loop: `InstrumentationSystem.tracer` takes a lock on every read (1.6 % of
+    /// the gateway's CPU per request, BENCHMARKS.md "gateway"). Read at the first request, after bootstrap.
+    private(set) lazy var tracer: any Tracer = InstrumentationSystem.tracer
     private var handlesByKey: [HandleKey: Handles] = [:]
     private var meters: [String: Meter] = [:]
     private let idPrefix: String
