@@ -29,6 +29,17 @@ struct Headers: Extractor, Injector {
         return Dictionary(carrier, uniquingKeysWith: { first, _ in first })
     }
 
+    @Test func theTraceparentWrittenIsTheLibrarysForm() {
+        var ids = SystemRandomNumberGenerator()
+        for flags: TraceFlags in [[], .sampled, TraceFlags(rawValue: 0xA5)] {
+            for _ in 0..<100 {
+                let trace = TraceContext(
+                    traceID: .random(using: &ids), spanID: .random(using: &ids), flags: flags, state: .init())
+                #expect(PropagatingTracer.traceParentValue(trace) == trace.traceParentHeaderValue)
+            }
+        }
+    }
+
     @Test func aRequestsTraceContinuesWithANewSpan() throws {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let sent = outgoing([("traceparent", parent), ("tracestate", "vendor=value")])
