@@ -17,13 +17,17 @@ struct HeaderNames: Sendable {
 
     func contains(_ name: String) -> Bool { position(of: name) != nil }
 
+    func contains(_ name: some Collection<UInt8>) -> Bool { position(of: name) != nil }
+
     /// Where `name` stands in the list the set was made from, or nil when it is not in it.
-    func position(of name: String) -> Int? {
-        let count = name.utf8.count
+    func position(of name: String) -> Int? { position(of: name.utf8) }
+
+    func position(of name: some Collection<UInt8>) -> Int? {
+        let count = name.count
         guard count < byLength.count else { return nil }
         let candidates = byLength[count]
         if candidates.isEmpty { return nil }
-        return candidates.first { Self.equalIgnoringCase($0.name, name.utf8) }?.position
+        return candidates.first { Self.equalIgnoringCase($0.name, name) }?.position
     }
 
     /// `lowercase` is already lowercase; `other` has the same length.
@@ -46,15 +50,17 @@ struct HeaderNames: Sendable {
                 guard let first = token.firstIndex(where: { !isSpace($0) }),
                     let last = token.lastIndex(where: { !isSpace($0) })
                 else { continue }
-                let option = String(decoding: token[first...last], as: UTF8.self).lowercased()
-                if option == "close" || option == "keep-alive" { continue }
-                names.insert(option)
+                let option = token[first...last]
+                // Compared in place: nearly every answer says `keep-alive`, and no string need be made for it.
+                if notOptions.contains(option) { continue }
+                names.insert(String(decoding: option, as: UTF8.self).lowercased())
             }
         }
         return names
     }
 
     private static let connection = HeaderNames(["connection"])
+    private static let notOptions = HeaderNames(["close", "keep-alive"])
 
     /// Optional whitespace (RFC 9110 §5.6.3), as around each name of a list.
     private static func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }

@@ -96,6 +96,8 @@ struct HeaderNamesTests {
         ])
         #expect(HeaderNames.connectionOptions(headers) == ["x-secret-hop", "upgrade"])
         #expect(HeaderNames.connectionOptions(HTTPHeaders([("Connection", "close")])).isEmpty)
+        let near = HTTPHeaders([("Connection", "CLOSE, keep-alives, clos")])
+        #expect(HeaderNames.connectionOptions(near) == ["keep-alives", "clos"])
         #expect(HeaderNames.connectionOptions(HTTPHeaders()).isEmpty)
     }
 }
