@@ -70,17 +70,16 @@ extension ProxyHandler {
         }
         if let internalToken = proxy.internalToken { headers.add(name: InternalToken.headerName, value: internalToken) }
         for (name, value) in exchange.caller?.headers ?? [] { headers.add(name: name, value: value) }
-        if let peer {
-            let previous = fromTrustedProxy ? head.headers.first(name: "x-forwarded-for") : nil
+        if let peer, fromTrustedProxy {
+            let previous = head.headers.first(name: "x-forwarded-for")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.map { "\($0), \(peer)" } ?? peer)
-            if !fromTrustedProxy {
-                let host = head.headers.first(name: "host")
-                headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-                headers.replaceOrAdd(name: "Forwarded", value: forwarded(peer: peer, host: host))
-                if let host, GatewayProxy.isSendable(host) {
-                    headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
-                }
-            }
+        } else if let peer {
+            // The client's own forwarding headers were left out above, so these are added, not searched for.
+            let host = head.headers.first(name: "host")
+            headers.add(name: "X-Forwarded-For", value: peer)
+            headers.add(name: "X-Forwarded-Proto", value: "http")
+            headers.add(name: "Forwarded", value: forwarded(peer: peer, host: host))
+            if let host, GatewayProxy.isSendable(host) { headers.add(name: "X-Forwarded-Host", value: host) }
         }
         let target = RouteTable.rewrite(path: exchange.path, query: exchange.query, route: exchange.route.route)
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
