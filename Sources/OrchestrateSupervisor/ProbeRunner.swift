@@ -58,33 +58,12 @@ public struct ProbeRunner: Sendable {
     }
 
     func http(host: String, port: Int, path: String, timeout: Duration) async -> Result {
-        let loop = group.next()
-        let promise = loop.makePromise(of: HTTPResponseStatus.self)
-        let deadline = loop.scheduleTask(in: .nanoseconds(nanoseconds(timeout))) {
-            promise.fail(SupervisorError(.probeTimeout, "timed out"))
-        }
-        defer { deadline.cancel() }
         do {
-            let channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.nanoseconds(nanoseconds(timeout)))
-                .channelInitializer { channel in
-                    channel.pipeline.addHTTPClientHandlers().flatMap {
-                        channel.pipeline.addHandler(StatusHandler(promise: promise))
-                    }
-                }
-                .connect(host: host, port: port).get()
-            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path.isEmpty ? "/" : path)
-            head.headers.add(name: "Host", value: "\(host):\(port)")
-            head.headers.add(name: "User-Agent", value: "orchestrate-probe")
-            head.headers.add(name: "Connection", value: "close")
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            defer { channel.close(promise: nil) }
-            let status = try await promise.futureResult.get()
-            let success = (200..<400).contains(Int(status.code))
-            return Result(success: success, detail: "HTTP \(status.code)")
+            let answer = try await OneShotHTTP.get(
+                host: host, port: port, path: path, userAgent: "orchestrate-probe",
+                timeout: .nanoseconds(nanoseconds(timeout)), bodyLimit: nil, group: group)
+            return Result(success: (200..<400).contains(Int(answer.status.code)), detail: "HTTP \(answer.status.code)")
         } catch {
-            promise.fail(error)
             return Result(success: false, detail: Self.describe(error))
         }
     }
@@ -124,27 +103,5 @@ public struct ProbeRunner: Sendable {
         let text = "\(error)"
         if text.contains("Connection refused") || text.contains("errno: 111") { return "connection refused" }
         return text
-    }
-}
-
-private final class StatusHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    let promise: EventLoopPromise<HTTPResponseStatus>
-
-    init(promise: EventLoopPromise<HTTPResponseStatus>) {
-        self.promise = promise
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = Self.unwrapInboundIn(data) { promise.succeed(head.status) }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(error)
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(ChannelError.eof)
     }
 }

@@ -60,6 +60,21 @@ import Testing
         #expect(MetricsBoard.quantile(0.5, [0.1: 10, 1: 10, .infinity: 10]) == 50)
     }
 
+    /// A real server's answers: the body within the limit is the text; a longer body, a 404 and a server that says
+    /// nothing are none.
+    @Test func aScrapeIsTheBodyOfA200WithinTheLimit() async throws {
+        let text = Self.text(requests: 1, errors: 0, fast: 1, slow: 0, breaker: 0)
+        try await PythonFileServer.with(files: ["metrics": Data(text.utf8)]) { port in
+            #expect(await MetricsScrape.fetch(host: "127.0.0.1", port: port, timeout: .seconds(30)) == text)
+            #expect(await MetricsScrape.fetch(host: "127.0.0.1", port: port, timeout: .seconds(30), limit: 10) == nil)
+            let missing = await MetricsScrape.fetch(host: "127.0.0.1", port: port, path: "/none", timeout: .seconds(30))
+            #expect(missing == nil)
+        }
+        try await SilentServer.with { port in
+            #expect(await MetricsScrape.fetch(host: "127.0.0.1", port: port, timeout: .milliseconds(500)) == nil)
+        }
+    }
+
     @Test func aReplicaThatDoesNotAnswerIsNoText() async throws {
         let port = try ChildProcess.freePort()
         #expect(await MetricsScrape.fetch(host: "127.0.0.1", port: port, timeout: .seconds(2)) == nil)

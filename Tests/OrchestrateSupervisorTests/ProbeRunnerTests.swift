@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import OrchestrateSpec
 import OrchestrateSupervisor
 import OrchestrateTestSupport
@@ -9,24 +11,7 @@ import Testing
     let runner = ProbeRunner()
 
     func withHTTPServer(_ body: (Int) async throws -> Void) async throws {
-        guard let python = ExternalTool.find("python3") else {
-            Issue.record("python3 is missing")
-            return
-        }
-        let directory = try ExternalTool.temporaryDirectory("probe")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try Data("ok".utf8).write(to: directory.appendingPathComponent("health"))
-        let port = try ChildProcess.freePort()
-        let server = try ChildProcess(
-            python.path, ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory.path],
-            environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("server.log").path)
-        defer { server.signal(SIGKILL) }
-        // Bounded wait for the server: 100 × 50 ms.
-        for _ in 0..<100 {
-            if await runner.run(.tcp(port: port), host: "127.0.0.1", port: nil, timeout: .seconds(1)).success { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        try await body(port)
+        try await PythonFileServer.with(files: ["health": Data("ok".utf8)], body)
     }
 
     /// The verdicts, not the timeout, are under test: the timeouts are generous, since with every suite starting at
@@ -51,6 +36,14 @@ import Testing
         #expect(!http.success && !tcp.success)
         #expect(http.detail == "connection refused")
         #expect(tcp.detail != "timed out")
+    }
+
+    /// A server that takes the connection and never answers: the probe fails at its timeout.
+    @Test func anHTTPProbeOfAServerThatSaysNothingTimesOut() async throws {
+        try await SilentServer.with { port in
+            let probe = await runner.run(.http(path: "/"), host: "127.0.0.1", port: port, timeout: .milliseconds(500))
+            #expect(probe == .init(success: false, detail: "timed out"))
+        }
     }
 
     @Test func commandsByExitStatusWithinTheTimeout() async throws {
@@ -97,5 +90,37 @@ import Testing
             "/bin/sh", ["-c", "test ! -e /proc/$$/fd/\(descriptor)"], environment: [:],
             logPath: directory.appendingPathComponent("log").path)
         #expect(await child.wait(timeout: .seconds(10)) == 0)
+    }
+}
+
+/// Python's http.server on 127.0.0.1, serving `files` (name → contents) from a temporary directory.
+enum PythonFileServer {
+    static func with(files: [String: Data], _ body: (Int) async throws -> Void) async throws {
+        let python = try #require(ExternalTool.find("python3"), "python3 is missing")
+        let directory = try ExternalTool.temporaryDirectory("probe")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, contents) in files { try contents.write(to: directory.appendingPathComponent(name)) }
+        let port = try ChildProcess.freePort()
+        let server = try ChildProcess(
+            python.path, ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory.path],
+            environment: ["PATH": "/usr/bin:/bin"], logPath: directory.appendingPathComponent("server.log").path)
+        defer { server.signal(SIGKILL) }
+        // Bounded wait for the server: 100 × 50 ms.
+        let runner = ProbeRunner()
+        for _ in 0..<100 {
+            if await runner.run(.tcp(port: port), host: "127.0.0.1", port: nil, timeout: .seconds(1)).success { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await body(port)
+    }
+}
+
+/// A server on 127.0.0.1 that accepts connections and never says anything.
+enum SilentServer {
+    static func with(_ body: (Int) async throws -> Void) async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        try await body(try #require(server.localAddress?.port))
     }
 }
