@@ -87,7 +87,6 @@ final class DashboardRouter: ChannelInboundHandler {
             value: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
                 + "img-src 'self' data:; frame-ancestors 'none'")
         headers.add(name: "connection", value: "close")
-        for (name, value) in answer.headers { headers.replaceOrAdd(name: name, value: value) }
         let head = HTTPResponseHead(version: request.head.version, status: answer.status, headers: headers)
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
         channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: answer.body))), promise: nil)
@@ -97,7 +96,6 @@ final class DashboardRouter: ChannelInboundHandler {
     struct Answer {
         var status: HTTPResponseStatus
         var contentType = "application/json"
-        var headers: [(String, String)] = []
         var body: [UInt8]
 
         static func json(_ value: some Encodable, _ status: HTTPResponseStatus = .ok) -> Answer {
