@@ -172,7 +172,11 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         #expect(failures.allSatisfy { $0.0 == 503 && $0.2 != nil }, "\(failures)")
         let metrics = try await metricsText(orders.url)
         #expect(metrics.contains(#"circuit_breaker_state{upstream="user-service"} 1.0"#))
-        #expect(metrics.contains(#"circuit_breaker_transitions_total{upstream="user-service",to="open"} 1"#))
+        // Once at least, and never closed: calls slowed by a loaded machine can outlast the reset timeout, so a trial
+        // call (half-open) may fail and open it again.
+        let opened = Self.counter(#"circuit_breaker_transitions_total{upstream="user-service",to="open"}"#, in: metrics)
+        #expect((opened ?? 0) >= 1, "\(metrics)")
+        #expect(metrics.contains(#"circuit_breaker_transitions_total{upstream="user-service",to="closed"} 0"#))
         let listed = try await call(.GET, api + "/orders?userId=\(userID)", headers: bearer)
         #expect((listed.json["items"] as? [Any])?.count == 1, "an order was stored while user-service was down")
 
@@ -184,7 +188,12 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
         }
         let after = try await metricsText(orders.url)
         #expect(after.contains(#"circuit_breaker_state{upstream="user-service"} 0.0"#))
-        #expect(after.contains(#"circuit_breaker_transitions_total{upstream="user-service",to="half-open"} 1"#))
+        // Closed once, through half-open: as often half-open as opened (each opening ends in one trial).
+        let halfOpened = Self.counter(
+            #"circuit_breaker_transitions_total{upstream="user-service",to="half-open"}"#, in: after)
+        let openedInAll = Self.counter(
+            #"circuit_breaker_transitions_total{upstream="user-service",to="open"}"#, in: after)
+        #expect(halfOpened != nil && halfOpened == openedInAll, "\(after)")
         #expect(after.contains(#"circuit_breaker_transitions_total{upstream="user-service",to="closed"} 1"#))
 
         // Every line each service logged is JSON; request lines carry request and trace ids.
@@ -370,6 +379,14 @@ func call(_ method: HTTPMethod, _ url: String, json: String? = nil, headers: [(S
                 }
             }
         }
+    }
+
+    /// The value of the Prometheus sample `name` (with its labels) in `text`.
+    static func counter(_ name: String, in text: String) -> Int? {
+        text.split(separator: "\n").lazy.compactMap { line -> Int? in
+            guard line.hasPrefix(name + " ") else { return nil }
+            return Double(line.dropFirst(name.count + 1)).map { Int($0) }
+        }.first
     }
 
     func metricsText(_ base: String) async throws -> String {
