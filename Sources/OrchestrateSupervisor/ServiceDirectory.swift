@@ -31,6 +31,9 @@ public final class ServiceDirectory: Sendable {
     private let replicas = Mutex<[Replica]>([])
     /// Connections the forwarders hold open to each replica address: what a replica being replaced drains.
     private let open = Mutex<[String: Int]>([:])
+    /// Told of every change to the replicas (one added, removed, or made ready or not): each forwarded connection
+    /// looks again at once, rather than polling.
+    private let observers = Mutex<(next: UInt64, all: [UInt64: @Sendable () -> Void])>((0, [:]))
 
     public init(project: String, replicas: [Replica] = []) {
         self.project = project.lowercased()
@@ -51,6 +54,7 @@ public final class ServiceDirectory: Sendable {
                 replicas.append(replica)
             }
         }
+        changed()
     }
 
     /// Marks a replica ready (its readiness probe passes) or not (it fails, or the replica stopped).
@@ -61,6 +65,7 @@ public final class ServiceDirectory: Sendable {
                 replicas[position].isReady = ready
             }
         }
+        changed()
     }
 
     /// A forwarder opened (+1) or closed (-1) a connection to the address.
@@ -76,6 +81,24 @@ public final class ServiceDirectory: Sendable {
     /// Forgets a replica that no longer runs (retired by a swap, or its service scaled down or removed).
     public func remove(service: String, address: String) {
         replicas.withLock { $0.removeAll { $0.service == service && $0.address == address } }
+        changed()
+    }
+
+    /// Calls `body` after each change to the replicas, until `stopObserving` with what this returns.
+    func observe(_ body: @escaping @Sendable () -> Void) -> UInt64 {
+        observers.withLock { observers in
+            defer { observers.next += 1 }
+            observers.all[observers.next] = body
+            return observers.next
+        }
+    }
+
+    func stopObserving(_ token: UInt64) {
+        _ = observers.withLock { $0.all.removeValue(forKey: token) }
+    }
+
+    private func changed() {
+        for body in observers.withLock({ Array($0.all.values) }) { body() }
     }
 
     /// The answer to a question for `name` of `type`.

@@ -105,7 +105,7 @@ public final class ServiceForward: Sendable {
             try await connection.executeThenClose { clientIn, clientOut in
                 try await withThrowingTaskGroup(of: Void.self) { outer in
                     outer.addTask {
-                        try await watch(state, on: eventLoop, limits: limits)
+                        try await watch(state, on: eventLoop, directory: directory, limits: limits)
                     }
                     outer.addTask {
                         try await withThrowingTaskGroup(of: Void.self) { legs in
@@ -170,25 +170,44 @@ public final class ServiceForward: Sendable {
         }
     }
 
-    /// A few times a second, on the connection's event loop: releases the replica once it is out of rotation and
-    /// nothing is underway (HTTP/1), or closes the connection once it has been quiet for `idleCloseAfter` (anything
-    /// else).
+    /// Releases the replica once it is out of rotation and nothing is underway (HTTP/1), or closes the connection
+    /// once it has been quiet for `idleCloseAfter` (anything else) or, released, for `releasedCloseAfter`. It looks
+    /// (on the connection's event loop) when the directory changes, when the connection moves to another leg or
+    /// carries bytes while its replica is out of rotation, and when a time limit it waits for is due: an idle
+    /// connection costs nothing while its replica stays ready.
     private static func watch(
-        _ state: LinkState, on eventLoop: any EventLoop, limits: (idle: Duration, released: Duration)
+        _ state: LinkState, on eventLoop: any EventLoop, directory: ServiceDirectory,
+        limits: (idle: Duration, released: Duration)
     ) async throws {
         func nanoseconds(_ duration: Duration) -> UInt64 {
             UInt64(duration.components.seconds) * 1_000_000_000
                 + UInt64(duration.components.attoseconds / 1_000_000_000)
         }
         let (idle, released) = (nanoseconds(limits.idle), nanoseconds(limits.released))
-        while true {
-            try await Task.sleep(for: .milliseconds(100))
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let observer = directory.observe { wake.yield() }
+        defer { directory.stopObserving(observer) }
+        try await eventLoop.submit { state.wake = { wake.yield() } }.get()
+        var timer: Scheduled<Void>?
+        defer { timer?.cancel() }
+        wake.yield()
+        // The stream ends only when the task is cancelled: the connection is over.
+        for await _ in wakes {
+            timer?.cancel()
+            timer = nil
             switch try await eventLoop.submit({ state.check(idle: idle, released: released) }).get() {
-            case .nothing: break
-            case .release(let leg): leg.release()
-            case .close: throw LeftUnready()
+            case .nothing(let recheckAfter):
+                if let recheckAfter {
+                    timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(recheckAfter))) { wake.yield() }
+                }
+            case .release(let leg):
+                leg.release()
+                wake.yield()  // for the released connection's own limit
+            case .close:
+                throw LeftUnready()
             }
         }
+        throw CancellationError()
     }
 }
 
@@ -201,7 +220,12 @@ struct ClientChunk: Sendable {
 /// What a client's connection has carried and which leg it is on. Confined to the connection's event loop (every
 /// leg runs there too); `@unchecked Sendable` only so the tasks can hand it to `eventLoop.submit`.
 final class LinkState: @unchecked Sendable {
-    enum Verdict { case nothing, release(Leg), close }
+    enum Verdict {
+        /// Nothing to do; look again after this many nanoseconds (nil: when woken).
+        case nothing(recheckAfter: UInt64?)
+        case release(Leg)
+        case close
+    }
     private enum Position {
         case on(Leg)
         /// The leg was released: the next chunk begins a request for a new one.
@@ -216,6 +240,11 @@ final class LinkState: @unchecked Sendable {
     private var position = Position.opening
     private var lastActivity = NIODeadline.now().uptimeNanoseconds
     private var clientDone = false
+    /// The watch's wake-up, for what only the connection sees: a new leg, and bytes while its replica is out of
+    /// rotation (an exchange that ends, a connection found not to be HTTP/1).
+    var wake: (() -> Void)?
+    /// The last check found the replica out of rotation and the connection still on it.
+    private var onLeftReplica = false
 
     init(service: String, directory: ServiceDirectory) {
         self.service = service
@@ -233,7 +262,11 @@ final class LinkState: @unchecked Sendable {
         directory.all.contains { $0.service == replica.service && $0.address == replica.address && $0.isReady }
     }
 
-    func attach(_ leg: Leg) { position = .on(leg) }
+    func attach(_ leg: Leg) {
+        position = .on(leg)
+        onLeftReplica = false
+        wake?()
+    }
     func clientFinished() { clientDone = true }
 
     /// A chunk from the client, read before anything else sees it: a request that begins with nothing underway, on
@@ -253,30 +286,35 @@ final class LinkState: @unchecked Sendable {
             break
         }
         tracked.clientSent(bytes)
+        if onLeftReplica { wake?() }
         return ClientChunk(bytes: bytes, startsNewLeg: startsNewLeg)
     }
 
     func replicaSent(_ bytes: ByteBuffer) {
         lastActivity = NIODeadline.now().uptimeNanoseconds
         tracked.replicaSent(bytes)
+        if onLeftReplica { wake?() }
     }
 
     /// What the watch does now, given the limits (nanoseconds) on a quiet opaque connection and a quiet released one.
     func check(idle: UInt64, released: UInt64) -> Verdict {
         let quietFor = NIODeadline.now().uptimeNanoseconds &- lastActivity
+        onLeftReplica = false
         switch position {
         case .released:
-            return quietFor >= released ? .close : .nothing
+            return quietFor >= released ? .close : .nothing(recheckAfter: released - quietFor)
         case .opening:
-            return .nothing
+            return .nothing(recheckAfter: nil)  // `attach` wakes the watch
         case .on(let leg):
-            guard !isReady(leg.replica) else { return .nothing }
+            guard !isReady(leg.replica) else { return .nothing(recheckAfter: nil) }
             if tracked.isBetweenExchanges, !clientDone {
                 position = .released
                 leg.markReleased()
                 return .release(leg)
             }
-            return tracked.isOpaque && quietFor >= idle ? .close : .nothing
+            onLeftReplica = true
+            guard tracked.isOpaque else { return .nothing(recheckAfter: nil) }  // the exchange's end wakes it
+            return quietFor >= idle ? .close : .nothing(recheckAfter: idle - quietFor)
         }
     }
 }

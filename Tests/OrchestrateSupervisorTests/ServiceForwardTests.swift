@@ -16,7 +16,7 @@ import Testing
     /// A kept-alive connection that was quiet when its replica left rotation stays open, and its next request is
     /// answered by the replica now ready. (Closing it instead races the request a client's pool sends on it.)
     @Test func aQuietKeptAliveConnectionMovesToTheReadyReplica() async throws {
-        try await withReplicas { directory, forwardPort in
+        try await withReplicas { directory, forwardPort, _ in
             try await withRawHTTP(port: forwardPort) { connection in
                 #expect(try await connection.ask("GET /who HTTP/1.1\r\nHost: web\r\n\r\n").body == "old")
                 directory.setReady(true, service: "web", address: "127.0.0.3")
@@ -41,7 +41,7 @@ import Testing
     /// A connection moved off its replica that then says nothing is closed after `releasedCloseAfter`, as the
     /// replica's own idle limit would have closed it: the forward holds nothing open for ever.
     @Test func aReleasedConnectionThatSaysNothingIsClosedInTheEnd() async throws {
-        try await withReplicas(releasedCloseAfter: .milliseconds(500)) { directory, forwardPort in
+        try await withReplicas(releasedCloseAfter: .milliseconds(500)) { directory, forwardPort, _ in
             try await withRawHTTP(port: forwardPort) { connection in
                 let answer = try await connection.ask("GET /who HTTP/1.1\r\nHost: web\r\n\r\n")
                 #expect(answer.body == "old")
@@ -55,14 +55,23 @@ import Testing
 
     /// A request underway when its replica leaves rotation is answered by that replica, however long it is quiet.
     @Test func aRequestUnderwayIsLeftToFinish() async throws {
-        try await withReplicas { directory, forwardPort in
+        try await withReplicas { directory, forwardPort, old in
             try await withRawHTTP(port: forwardPort) { connection in
                 try await connection.send("GET /slow HTTP/1.1\r\nHost: web\r\n\r\n")
-                try await Task.sleep(for: .milliseconds(200))
+                // The swap comes once the old replica has the request. Bounded: 100 × 50 ms.
+                for _ in 0..<100 where old.slowBegun.values.isEmpty {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(old.slowBegun.values.count == 1)
                 directory.setReady(true, service: "web", address: "127.0.0.3")
                 directory.setReady(false, service: "web", address: "127.0.0.2")
                 #expect(try await connection.answer().body == "old, late")
-                // At once: the request that follows the answer goes to the ready replica.
+                // The answer's end lets go of the old replica, before any other request. Bounded: 50 × 100 ms.
+                for _ in 0..<50 where directory.connections(to: "127.0.0.2") > 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(directory.connections(to: "127.0.0.2") == 0)
+                // The request that follows the answer goes to the ready replica.
                 #expect(try await connection.ask("GET /who HTTP/1.1\r\nHost: web\r\n\r\n").body == "new")
             }
         }
@@ -75,7 +84,7 @@ import Testing
     /// Each loop runs until 20 answers in a row came from the new replica, and then stops, so what is checked does not
     /// depend on how far the other loops had got when loop 0 swapped the replicas (the forward notices within 100 ms).
     @Test func noRequestIsLostAcrossASwap() async throws {
-        try await withReplicas { directory, forwardPort in
+        try await withReplicas { directory, forwardPort, _ in
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
             defer { _ = client.shutdown() }
             let failures = Counted()
@@ -158,9 +167,9 @@ import Testing
     }
 
     /// Replica "old" ready on 127.0.0.2 and "new", not yet ready, on 127.0.0.3, both on the same port, with a forward
-    /// for the service on 127.0.0.1.
+    /// for the service on 127.0.0.1. The body gets the directory, the forward's port and "old".
     private func withReplicas(
-        releasedCloseAfter: Duration = .seconds(60), _ body: (ServiceDirectory, Int) async throws -> Void
+        releasedCloseAfter: Duration = .seconds(60), _ body: (ServiceDirectory, Int, Replica) async throws -> Void
     ) async throws {
         let port = try ChildProcess.freePort()
         let directory = Self.directory(service: "web", port: port)
@@ -170,7 +179,7 @@ import Testing
             service: "web", host: "127.0.0.1", port: try ChildProcess.freePort(), directory: directory,
             releasedCloseAfter: releasedCloseAfter)
         do {
-            try await body(directory, forward.port)
+            try await body(directory, forward.port, old)
         } catch {
             await forward.stop()
             await old.stop()
@@ -186,6 +195,8 @@ import Testing
 /// A Hummingbird server that says its name: `GET /who` (`HEAD /who`: 204), `GET /slow` (after 1.5 s), `POST /echo`.
 private struct Replica {
     let task: Task<Void, any Error>
+    /// One entry for each `GET /slow` it has begun to answer.
+    let slowBegun: Counted
     /// A thousand requests a test: only what is wrong is logged.
     private static let quiet: Logger = {
         var logger = Logger(label: "replica")
@@ -195,9 +206,11 @@ private struct Replica {
 
     static func start(name: String, address: String, port: Int) async throws -> Replica {
         let router = Router()
+        let slowBegun = Counted()
         router.get("/who") { _, _ in name }
         router.head("/who") { _, _ in HTTPResponse.Status.noContent }
         router.get("/slow") { _, _ in
+            slowBegun.add("slow")
             try await Task.sleep(for: .milliseconds(1_500))
             return "\(name), late"
         }
@@ -210,7 +223,7 @@ private struct Replica {
             onServerRunning: { _ in started.yield() }, logger: Self.quiet)
         let task = Task { try await application.runService() }
         for await _ in running { break }
-        return Replica(task: task)
+        return Replica(task: task, slowBegun: slowBegun)
     }
 
     func stop() async {
